@@ -1,0 +1,133 @@
+"""Face detection with five landmarks: YuNet at the image's own size (multiples of 32, capped), decode, NMS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from argus.batching import DynamicBatcher
+from argus.boxes import nms
+from argus.config import Settings
+from argus.imaging import round_up
+from argus.models.manifest import YUNET
+from argus.models.runtime import OnnxModel
+from argus.models.store import ModelStore
+
+STRIDES = (8, 16, 32)
+LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "right_mouth_corner", "left_mouth_corner")
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...]  # five (x, y), in LANDMARK_NAMES order
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    score_threshold: float
+    iou_threshold: float
+    max_detections: int
+
+
+def input_size(height: int, width: int, max_side: int) -> tuple[float, int, int]:
+    """(scale, padded height, padded width): shrink so the longer side fits max_side, pad up to multiples of 32."""
+    scale = min(1.0, max_side / max(height, width))
+    scaled_h, scaled_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return scale, round_up(scaled_h, 32), round_up(scaled_w, 32)
+
+
+def decode(
+    outputs: dict[str, np.ndarray], height: int, width: int, score_threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's outputs (no batch axis) to boxes (K, 4), scores (K,), landmarks (K, 5, 2) in input pixels."""
+    all_boxes, all_scores, all_landmarks = [], [], []
+    for stride in STRIDES:
+        cols = width // stride
+        cls = np.clip(outputs[f"cls_{stride}"][:, 0], 0, 1)
+        obj = np.clip(outputs[f"obj_{stride}"][:, 0], 0, 1)
+        scores = np.sqrt(cls * obj)
+        keep = np.nonzero(scores > score_threshold)[0]
+        if keep.size == 0:
+            continue
+        cells = np.stack([keep % cols, keep // cols], axis=1).astype(np.float32)
+        bbox = outputs[f"bbox_{stride}"][keep]
+        centres = (cells + bbox[:, :2]) * stride
+        sizes = np.exp(bbox[:, 2:4]) * stride
+        all_boxes.append(np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1))
+        all_scores.append(scores[keep])
+        kps = outputs[f"kps_{stride}"][keep].reshape(-1, 5, 2)
+        all_landmarks.append((kps + cells[:, None, :]) * stride)
+    if not all_boxes:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
+    return np.concatenate(all_boxes), np.concatenate(all_scores), np.concatenate(all_landmarks)
+
+
+class YunetModel(OnnxModel):
+    spec = YUNET
+
+    def warmup_input(self) -> np.ndarray:
+        return np.zeros((1, 3, 320, 320), dtype=np.float32)
+
+
+class FaceDetector:
+    """Finds faces and their landmarks in BGR images; same-size images share forward passes."""
+
+    def __init__(self, store: ModelStore, settings: Settings) -> None:
+        self.model = YunetModel(store, settings)
+        self.max_side = settings.face_max_side
+        self.batcher = DynamicBatcher(
+            self.model.run,
+            name=self.model.spec.name,
+            max_batch_size=settings.max_batch_size,
+            max_queue_delay_s=settings.max_queue_delay_ms / 1000,
+            max_queue_size=settings.max_queue_size,
+        )
+        self.defaults = FaceOptions(settings.face_score_threshold, settings.face_nms_iou, settings.max_detections)
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        height, width = image.shape[:2]
+        scale, padded_h, padded_w = input_size(height, width, self.max_side)
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((padded_h, padded_w, 3), dtype=np.float32)
+        canvas[: image.shape[0], : image.shape[1]] = image
+        return np.ascontiguousarray(canvas.transpose(2, 0, 1)), scale
+
+    def detect(self, images: list[np.ndarray], options: FaceOptions) -> list[list[DetectedFace]]:
+        prepared = [self.preprocess(image) for image in images]
+        futures = [self.batcher.submit(tensor) for tensor, _ in prepared]
+        return [
+            self._postprocess(future.result(), tensor.shape[1:], scale, image.shape[:2], options)
+            for image, (tensor, scale), future in zip(images, prepared, futures, strict=True)
+        ]
+
+    def _postprocess(
+        self,
+        outputs: list[np.ndarray],
+        input_hw: tuple[int, ...],
+        scale: float,
+        image_hw: tuple[int, ...],
+        options: FaceOptions,
+    ) -> list[DetectedFace]:
+        named = dict(zip(self.model.output_names, outputs, strict=True))
+        boxes, scores, landmarks = decode(named, input_hw[0], input_hw[1], options.score_threshold)
+        keep = nms(boxes, scores, options.iou_threshold)[: options.max_detections]
+        height, width = image_hw
+        boxes = np.clip(boxes[keep] / scale, 0, [width, height, width, height])
+        landmarks = landmarks[keep] / scale
+        return [
+            DetectedFace(
+                tuple(float(v) for v in box),
+                float(score),
+                tuple((float(x), float(y)) for x, y in points),
+            )
+            for box, score, points in zip(boxes, scores[keep], landmarks, strict=True)
+        ]
+
+    def close(self) -> None:
+        self.batcher.close()

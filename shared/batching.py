@@ -1,0 +1,118 @@
+"""A dynamic batcher in the manner of Triton's: requests that arrive together share one forward pass.
+
+Each submitted item waits at most `max_queue_delay` for others with the same input shape; a batch goes as soon as
+it holds `max_batch_size` items or its oldest item has waited long enough. The queue is bounded: past
+`max_queue_size` waiting items a submit fails with Overloaded instead of growing without end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+from prometheus_client import Gauge, Histogram
+
+from argus.errors import Overloaded
+
+BATCH_SIZE = Histogram(
+    "argus_batch_size", "Items per forward pass", ["model"], buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+)
+QUEUE_DEPTH = Gauge("argus_batch_queue_depth", "Items waiting for a forward pass", ["model"])
+QUEUE_WAIT = Histogram(
+    "argus_batch_queue_wait_seconds",
+    "Time an item waited before its forward pass",
+    ["model"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+
+RunBatch = Callable[[np.ndarray], Sequence[np.ndarray]]
+
+
+@dataclass
+class _Pending:
+    item: np.ndarray
+    enqueued: float
+    future: Future[list[np.ndarray]] = field(default_factory=Future)
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        *,
+        name: str,
+        max_batch_size: int,
+        max_queue_delay_s: float,
+        max_queue_size: int,
+    ) -> None:
+        self._run_batch = run_batch
+        self.name = name
+        self.max_batch_size = max_batch_size
+        self.max_queue_delay_s = max_queue_delay_s
+        self.max_queue_size = max_queue_size
+        self._pending: list[_Pending] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
+        self._worker.start()
+
+    def submit(self, item: np.ndarray) -> Future[list[np.ndarray]]:
+        """Queues one item (no batch axis); the future gives that item's outputs (no batch axis)."""
+        pending = _Pending(item, time.monotonic())
+        with self._cond:
+            if self._closed:
+                raise Overloaded(f"{self.name} is shutting down")
+            if len(self._pending) >= self.max_queue_size:
+                raise Overloaded(
+                    f"{self.name} has {len(self._pending)} items waiting (limit {self.max_queue_size}); retry later"
+                )
+            self._pending.append(pending)
+            QUEUE_DEPTH.labels(self.name).set(len(self._pending))
+            self._cond.notify()
+        return pending.future
+
+    def __call__(self, item: np.ndarray) -> list[np.ndarray]:
+        return self.submit(item).result()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._worker.join(timeout=10)
+
+    def _next_batch(self) -> list[_Pending] | None:
+        with self._cond:
+            while True:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return None  # closed and drained
+                first = self._pending[0]
+                same_shape = [p for p in self._pending if p.item.shape == first.item.shape]
+                wait = first.enqueued + self.max_queue_delay_s - time.monotonic()
+                if len(same_shape) >= self.max_batch_size or wait <= 0 or self._closed:
+                    batch = same_shape[: self.max_batch_size]
+                    taken = {id(p) for p in batch}
+                    self._pending = [p for p in self._pending if id(p) not in taken]
+                    QUEUE_DEPTH.labels(self.name).set(len(self._pending))
+                    return batch
+                self._cond.wait(wait)
+
+    def _loop(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            started = time.monotonic()
+            for pending in batch:
+                QUEUE_WAIT.labels(self.name).observe(started - pending.enqueued)
+            BATCH_SIZE.labels(self.name).observe(len(batch))
+            try:
+                outputs = self._run_batch(np.stack([p.item for p in batch]))
+            except Exception as exc:  # the callers get the error; the batcher keeps serving
+                for pending in batch:
+                    pending.future.set_exception(exc)
+                continue
+            for index, pending in enumerate(batch):
+                pending.future.set_result([output[index] for output in outputs])

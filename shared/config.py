@@ -1,0 +1,79 @@
+"""Settings for every Argus process: environment variables with the ARGUS_ prefix, defaults that run on a laptop."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_mirror() -> Path | None:
+    """In a source checkout the offline model mirror sits beside it, in ../shared/models."""
+    candidate = _REPO_ROOT.parent / "shared" / "models"
+    return candidate if candidate.is_dir() else None
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".cache" / "argus"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARGUS_", env_file=".env", extra="ignore")
+
+    # Where things live.
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Working data: models, databases.")
+    models_dir: Path | None = Field(None, description="Verified model files; defaults to DATA_DIR/models.")
+    models_mirror: Path | None = Field(
+        default_factory=_default_mirror,
+        description="A folder laid out like the model store to copy models from instead of downloading them.",
+    )
+    eval_dir: Path = Field(_REPO_ROOT.parent / "shared" / "eval", description="Evaluation data sets.")
+
+    # Inference.
+    device: Literal["auto", "cpu", "cuda", "tensorrt"] = Field(
+        "auto", description="auto uses the GPU when one is really usable, otherwise the CPU."
+    )
+    require_gpu: bool = Field(False, description="Refuse to start unless inference really runs on a GPU.")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per operator; 0 lets it choose.")
+    inter_op_threads: int = Field(1, ge=0, description="ONNX Runtime threads across operators.")
+    warmup: bool = Field(True, description="Run one inference per model at start so the first request is not slow.")
+
+    # Input limits (bad input gets INVALID_ARGUMENT, never a crash).
+    max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest encoded image accepted.")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest decoded image (width x height).")
+    max_images_per_request: int = Field(32, gt=0, description="Most images in one detection call.")
+    max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="gRPC max receive message size.")
+
+    # Dynamic batching, as in Triton: wait at most this long to fill a batch of at most this many images.
+    max_batch_size: int = Field(8, gt=0)
+    max_queue_delay_ms: float = Field(5.0, ge=0)
+    max_queue_size: int = Field(256, gt=0, description="Images waiting beyond this get RESOURCE_EXHAUSTED.")
+
+    # Detector.
+    object_score_threshold: float = Field(0.3, ge=0, le=1)
+    object_nms_iou: float = Field(0.45, ge=0, le=1)
+    face_score_threshold: float = Field(0.6, ge=0, le=1)
+    face_nms_iou: float = Field(0.3, ge=0, le=1)
+    max_detections: int = Field(300, gt=0)
+    face_max_side: int = Field(1280, ge=32, description="Face detection runs at the image's size, capped here.")
+
+    # Serving.
+    host: str = "127.0.0.1"
+    detector_port: int = 50051
+    metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 turns the HTTP endpoint off.")
+    grpc_workers: int = Field(16, gt=0)
+    detector_address: str = "127.0.0.1:50051"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
