@@ -61,9 +61,7 @@ def resolve_classes(names: list[str], ids: list[int]) -> frozenset[int] | None:
         return None
     unknown_names = [name for name in names if name.strip().lower() not in _CLASS_IDS]
     if unknown_names:
-        raise InvalidInput(
-            f"unknown class name(s) {unknown_names}; use COCO names such as 'person', 'car', 'dog'"
-        )
+        raise InvalidInput(f"unknown class name(s) {unknown_names}; use COCO names such as 'person', 'car', 'dog'")
     bad_ids = [i for i in ids if not 0 <= i < len(COCO_CLASSES)]
     if bad_ids:
         raise InvalidInput(f"class id(s) {bad_ids} out of range; ids run from 0 to {len(COCO_CLASSES) - 1}")
@@ -118,8 +116,7 @@ def postprocess(
     boxes = np.clip(boxes, 0, [width, height, width, height])
     keep = batched_nms(boxes, candidate_scores, class_index, options.iou_threshold)[: options.max_detections]
     return [
-        DetectedObject(int(class_index[i]), float(candidate_scores[i]), tuple(float(v) for v in boxes[i]))
-        for i in keep
+        DetectedObject(int(class_index[i]), float(candidate_scores[i]), tuple(float(v) for v in boxes[i])) for i in keep
     ]
 
 
@@ -173,9 +170,7 @@ class ObjectDetector:
             max_queue_delay_s=settings.max_queue_delay_ms / 1000,
             max_queue_size=settings.max_queue_size,
         )
-        self.defaults = ObjectOptions(
-            settings.object_score_threshold, settings.object_nms_iou, settings.max_detections
-        )
+        self.defaults = ObjectOptions(settings.object_score_threshold, settings.object_nms_iou, settings.max_detections)
 
     @staticmethod
     def preprocess(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from prometheus_client import Gauge
 
 from argus.config import Settings
 from argus.errors import ModelUnavailable
@@ -25,6 +26,12 @@ from argus.models.manifest import ModelSpec
 from argus.models.store import ModelStore
 
 log = logging.getLogger(__name__)
+
+MODEL_PROVIDER = Gauge(
+    "argus_model_loaded",
+    "Models loaded, by the execution provider they run on",
+    ["model", "version", "provider"],
+)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -113,6 +120,7 @@ class OnnxModel:
             raise ModelUnavailable(f"model {self.spec.ref} fell back to the CPU but ARGUS_REQUIRE_GPU is set")
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [output.name for output in self.session.get_outputs()]
+        MODEL_PROVIDER.labels(self.spec.name, self.spec.version, self.provider).set(1)
         log.info("model %s loaded on %s", self.spec.ref, self.provider)
         if settings.warmup:
             started = time.perf_counter()

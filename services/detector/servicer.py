@@ -1,0 +1,117 @@
+"""The DetectorService: protobuf in, domain objects through ObjectDetector and FaceDetector, protobuf out."""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+import numpy as np
+
+from argus.config import Settings
+from argus.errors import InvalidInput
+from argus.imaging import decode_request_images
+from argus.proto.common.v1 import common_pb2
+from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
+from argus.services.detector.faces import LANDMARK_NAMES, DetectedFace, FaceDetector, FaceOptions
+from argus.services.detector.objects import DetectedObject, ObjectDetector, ObjectOptions, resolve_classes
+
+
+def _threshold(value: float, default: float, field: str) -> float:
+    if value == 0:
+        return default
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise InvalidInput(f"options.{field} must be in (0, 1], or 0 for the default; got {value}")
+    return value
+
+
+def _max_detections(value: int, default: int) -> int:
+    if value < 0:
+        raise InvalidInput(f"options.max_detections must be positive, or 0 for the default; got {value}")
+    return min(value, default) if value else default
+
+
+def box_message(box: tuple[float, float, float, float]) -> common_pb2.BoundingBox:
+    return common_pb2.BoundingBox(x1=box[0], y1=box[1], x2=box[2], y2=box[3])
+
+
+def landmarks_message(points: tuple[tuple[float, float], ...]) -> common_pb2.FaceLandmarks:
+    return common_pb2.FaceLandmarks(
+        **{name: common_pb2.Point(x=x, y=y) for name, (x, y) in zip(LANDMARK_NAMES, points, strict=True)}
+    )
+
+
+def _size(image: np.ndarray) -> common_pb2.ImageSize:
+    return common_pb2.ImageSize(width=image.shape[1], height=image.shape[0])
+
+
+class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
+    def __init__(self, objects: ObjectDetector, faces: FaceDetector, settings: Settings) -> None:
+        self.objects = objects
+        self.faces = faces
+        self.settings = settings
+
+    def _decode(self, images: list[common_pb2.Image]) -> list[np.ndarray]:
+        return decode_request_images(
+            [image.data for image in images],
+            max_images=self.settings.max_images_per_request,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+        )
+
+    def DetectObjects(  # noqa: N802 (gRPC method name)
+        self, request: detector_pb2.DetectObjectsRequest, context: grpc.ServicerContext
+    ) -> detector_pb2.DetectObjectsResponse:
+        defaults = self.objects.defaults
+        options = ObjectOptions(
+            _threshold(request.options.score_threshold, defaults.score_threshold, "score_threshold"),
+            _threshold(request.options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
+            _max_detections(request.options.max_detections, defaults.max_detections),
+            resolve_classes(list(request.class_names), list(request.class_ids)),
+        )
+        images = self._decode(list(request.images))
+        detections = self.objects.detect(images, options)
+        return detector_pb2.DetectObjectsResponse(
+            model=self.objects.model.spec.ref,
+            results=[
+                detector_pb2.ImageObjects(
+                    image_name=source.name, image_size=_size(image), objects=[_object(d) for d in found]
+                )
+                for source, image, found in zip(request.images, images, detections, strict=True)
+            ],
+        )
+
+    def DetectFaces(  # noqa: N802 (gRPC method name)
+        self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
+    ) -> detector_pb2.DetectFacesResponse:
+        defaults = self.faces.defaults
+        options = FaceOptions(
+            _threshold(request.options.score_threshold, defaults.score_threshold, "score_threshold"),
+            _threshold(request.options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
+            _max_detections(request.options.max_detections, defaults.max_detections),
+        )
+        images = self._decode(list(request.images))
+        detections = self.faces.detect(images, options)
+        return detector_pb2.DetectFacesResponse(
+            model=self.faces.model.spec.ref,
+            results=[
+                detector_pb2.ImageFaces(
+                    image_name=source.name, image_size=_size(image), faces=[_face(f) for f in found]
+                )
+                for source, image, found in zip(request.images, images, detections, strict=True)
+            ],
+        )
+
+
+def _object(detection: DetectedObject) -> detector_pb2.DetectedObject:
+    return detector_pb2.DetectedObject(
+        class_id=detection.class_id,
+        class_name=detection.class_name,
+        score=detection.score,
+        box=box_message(detection.box),
+    )
+
+
+def _face(face: DetectedFace) -> detector_pb2.DetectedFace:
+    return detector_pb2.DetectedFace(
+        box=box_message(face.box), score=face.score, landmarks=landmarks_message(face.landmarks)
+    )

@@ -1,0 +1,249 @@
+"""The `argus` command: serve services, manage models, call a running detector, evaluate accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from argus.config import get_settings
+from argus.errors import ArgusError
+from argus.models.store import ModelState, ModelStore, resolve_specs
+
+log = logging.getLogger("argus")
+
+
+def _store() -> ModelStore:
+    settings = get_settings()
+    return ModelStore(settings.resolved_models_dir, settings.models_mirror)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# --- models ------------------------------------------------------------------------------------------------------
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    store = _store()
+    specs = resolve_specs(args.names)
+    entries = [
+        {
+            "name": spec.name,
+            "version": spec.version,
+            "task": spec.task,
+            "licence": spec.licence,
+            "state": store.state(spec).value,
+            "file": str(store.path(spec)),
+            "sha256": spec.sha256,
+            "url": spec.url,
+        }
+        for spec in specs
+    ]
+    if args.json:
+        _print_json(entries)
+    else:
+        print(
+            _table(
+                [[e["name"], e["version"], e["task"], e["licence"], e["state"]] for e in entries],
+                ["model", "version", "task", "licence", "state"],
+            )
+        )
+        print(f"\nstore: {store.root}\nmirror: {store.mirror or '(none: downloads by URL)'}")
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    store = _store()
+    for spec in resolve_specs(args.names):
+        result = store.pull(spec)
+        print(f"{spec.ref}: {result.source} -> {store.path(spec)}")
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    store = _store()
+    failed = 0
+    for spec in resolve_specs(args.names):
+        state = store.state(spec)
+        failed += state is not ModelState.PRESENT
+        print(f"{spec.ref}: {'ok' if state is ModelState.PRESENT else state.value}")
+    return 1 if failed else 0
+
+
+# --- serve --------------------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from argus.server import run_until_signalled
+    from argus.services.detector.server import start_detector_server
+
+    settings = get_settings()
+    starters: dict[str, Callable[..., Any]] = {"detector": start_detector_server}
+    running = starters[args.service](settings, _store(), args.port)
+    for binding in running.bindings:
+        for ref, provider in binding.models.items():
+            log.info("%s: model %s runs on %s", args.service, ref, provider)
+    log.info("%s serving on %s:%d", args.service, settings.host, running.port)
+    run_until_signalled(running, args.service)
+    return 0
+
+
+# --- detect -------------------------------------------------------------------------------------------------------
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from argus.client import DetectorClient
+
+    settings = get_settings()
+    classes: list[str | int] = [int(c) if c.isdigit() else c for c in args.classes.split(",")] if args.classes else []
+    with DetectorClient(args.address or settings.detector_address, args.timeout) as client:
+        if args.faces:
+            response = client.detect_faces(args.images, score_threshold=args.score)
+        else:
+            response = client.detect_objects(args.images, score_threshold=args.score, classes=classes)
+    if args.json:
+        _print_json(MessageToDict(response, preserving_proto_field_name=True))
+        return 0
+    for result in response.results:
+        size = f"{result.image_size.width}x{result.image_size.height}"
+        found = result.faces if args.faces else result.objects
+        print(f"{result.image_name} ({size}): {len(found)} {'faces' if args.faces else 'objects'}")
+        for item in found:
+            box = item.box
+            label = "face" if args.faces else item.class_name
+            print(f"  {label:<14} {item.score:.2f}  [{box.x1:.0f}, {box.y1:.0f}, {box.x2:.0f}, {box.y2:.0f}]")
+    return 0
+
+
+# --- eval ---------------------------------------------------------------------------------------------------------
+
+
+def cmd_eval_coco(args: argparse.Namespace) -> int:
+    from argus.services.detector.evaluation import evaluate_coco
+    from argus.services.detector.objects import ObjectDetector
+
+    settings = get_settings()
+    data = args.data or settings.eval_dir / "coco128"
+    detector = ObjectDetector(_store(), settings)
+    try:
+        result = evaluate_coco(detector, Path(data), limit=args.limit)
+    finally:
+        detector.close()
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        for key, value in result.as_dict().items():
+            print(f"{key:<16} {value:.4f}" if isinstance(value, float) else f"{key:<16} {value}")
+    return 0
+
+
+def cmd_eval_widerface(args: argparse.Namespace) -> int:
+    from argus.services.detector.evaluation import evaluate_widerface
+    from argus.services.detector.faces import FaceDetector
+
+    settings = get_settings()
+    data = args.data or settings.eval_dir / "widerface_val_subset"
+    detector = FaceDetector(_store(), settings)
+    try:
+        result = evaluate_widerface(detector, Path(data), limit=args.limit)
+    finally:
+        detector.close()
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        for key, value in result.as_dict().items():
+            print(f"{key:<16} {value:.4f}" if isinstance(value, float) else f"{key:<16} {value}")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="argus", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run a service until Ctrl-C")
+    serve.add_argument("service", choices=["detector"])
+    serve.add_argument("--port", type=int, default=None, help="override the configured port (0: any free port)")
+    serve.set_defaults(func=cmd_serve)
+
+    models = commands.add_parser("models", help="list, pull or verify model files")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    for name, func, text in (
+        ("list", cmd_models_list, "models in the manifest and whether they are in the store"),
+        ("pull", cmd_models_pull, "copy from the mirror or download, checking sha256"),
+        ("verify", cmd_models_verify, "check the store's files against the manifest"),
+    ):
+        sub = model_commands.add_parser(name, help=text)
+        sub.add_argument("names", nargs="*", help="model names (default: all)")
+        if name == "list":
+            sub.add_argument("--json", action="store_true")
+        sub.set_defaults(func=func)
+
+    detect = commands.add_parser("detect", help="detect objects (or faces) with a running detector")
+    detect.add_argument("images", nargs="+", type=Path)
+    detect.add_argument("--faces", action="store_true", help="detect faces with landmarks instead of objects")
+    detect.add_argument("--classes", help="comma-separated class names or ids to keep, e.g. person,car")
+    detect.add_argument("--score", type=float, default=0.0, help="score threshold (default: the server's)")
+    detect.add_argument("--address", help="detector address (default: ARGUS_DETECTOR_ADDRESS)")
+    detect.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
+    detect.add_argument("--json", action="store_true")
+    detect.set_defaults(func=cmd_detect)
+
+    evaluate = commands.add_parser("eval", help="accuracy on the evaluation data sets")
+    eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)
+    coco = eval_commands.add_parser("coco", help="AP@0.5 and AP@0.5:0.95 (COCO json or YOLO-format folder)")
+    coco.add_argument("--data", type=Path, help="data folder (default: EVAL_DIR/coco128)")
+    coco.add_argument("--limit", type=int, help="first N images only")
+    coco.add_argument("--json", action="store_true")
+    coco.set_defaults(func=cmd_eval_coco)
+    wider = eval_commands.add_parser("widerface", help="face recall at IoU 0.5 on the WIDER FACE subset")
+    wider.add_argument("--data", type=Path, help="data folder (default: EVAL_DIR/widerface_val_subset)")
+    wider.add_argument("--limit", type=int, help="first N images only")
+    wider.add_argument("--json", action="store_true")
+    wider.set_defaults(func=cmd_eval_widerface)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except ArgusError as exc:
+        print(f"argus: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"argus: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as exc:
+        print(f"argus: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""What every Argus gRPC server has: status mapping, metrics, health checking, reflection, clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram, start_http_server
+
+from argus.config import Settings
+from argus.errors import ArgusError
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("argus_grpc_requests_total", "RPCs handled", ["method", "code"])
+LATENCY = Histogram(
+    "argus_grpc_latency_seconds",
+    "RPC handling time",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def _finish(method: str, started: float, code: grpc.StatusCode) -> None:
+    REQUESTS.labels(method, code.name).inc()
+    LATENCY.labels(method).observe(time.perf_counter() - started)
+
+
+def _fail(context: grpc.ServicerContext, exc: Exception, method: str) -> grpc.StatusCode:
+    """Aborts the call with the status the exception stands for; returns that status for the metrics."""
+    if isinstance(exc, ArgusError):
+        context.abort(exc.status, str(exc))
+    code = context.code()  # already set when the servicer aborted the call itself
+    if code in (None, grpc.StatusCode.OK):
+        log.exception("unexpected error in %s", method)
+        context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; the server log has the details")
+    return code
+
+
+class ServiceInterceptor(grpc.ServerInterceptor):
+    """Maps domain errors to gRPC status codes and records each call's code and latency.
+
+    Servicers stay thin: they raise InvalidInput, NotFound, ... and never touch status codes themselves.
+    """
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = continuation(details)
+        if handler is None or details.method.startswith(("/grpc.health", "/grpc.reflection")):
+            return handler
+        method = details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    @staticmethod
+    def _unary(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return behaviour(request, context)
+            except Exception as exc:
+                code = exc.status if isinstance(exc, ArgusError) else grpc.StatusCode.INTERNAL
+                code = _fail(context, exc, method)
+                raise
+            finally:
+                _finish(method, started, code)
+
+        return call
+
+    @staticmethod
+    def _stream(behaviour: Callable[..., Iterator[Any]], method: str) -> Callable[..., Iterator[Any]]:
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                yield from behaviour(request, context)
+            except Exception as exc:
+                code = exc.status if isinstance(exc, ArgusError) else grpc.StatusCode.INTERNAL
+                code = _fail(context, exc, method)
+                raise
+            finally:
+                _finish(method, started, code)
+
+        return call
+
+
+@dataclass
+class ServiceBinding:
+    """One gRPC service to host: its full name (for health and reflection) and how to register it."""
+
+    full_name: str
+    register: Callable[[grpc.Server], None]
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)  # model ref -> execution provider actually used
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    bindings: list[ServiceBinding]
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *(binding.full_name for binding in self.bindings)]:
+            self.health.set(name, status)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.set_serving(False)
+        self.server.stop(grace_s).wait()
+        for binding in self.bindings:
+            for hook in binding.on_stop:
+                hook()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+_metrics_started: set[int] = set()
+
+
+def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) -> RunningServer:
+    """Starts a server hosting the bindings plus health checking and reflection; port 0 picks a free one."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
+        interceptors=[ServiceInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for binding in bindings:
+        binding.register(server)
+    reflection.enable_server_reflection(
+        [binding.full_name for binding in bindings] + [health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    bound = server.add_insecure_port(f"{settings.host}:{port}")
+    if bound == 0:
+        raise OSError(f"could not bind {settings.host}:{port}; is another process using the port?")
+    server.start()
+    if settings.metrics_port and settings.metrics_port not in _metrics_started:
+        start_http_server(settings.metrics_port, addr=settings.host)
+        _metrics_started.add(settings.metrics_port)
+    running = RunningServer(server, bound, health_servicer, bindings)
+    running.set_serving(True)
+    return running
+
+
+def run_until_signalled(running: RunningServer, name: str) -> None:
+    """Blocks until SIGINT or SIGTERM, then reports NOT_SERVING and drains in-flight calls before exiting."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s: signal %d, shutting down", name, signum)
+        threading.Thread(target=running.stop, daemon=True).start()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    running.wait()
+    running.server.wait_for_termination(timeout=10)

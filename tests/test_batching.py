@@ -1,0 +1,131 @@
+"""The dynamic batcher: concurrent items share passes, shapes never mix, the queue is bounded, errors stay local."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from argus.batching import DynamicBatcher
+from argus.errors import Overloaded
+
+
+class Recorder:
+    """A fake model: doubles its input and remembers each batch's shape."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.batches: list[tuple[int, ...]] = []
+        self.gate = gate
+        self.entered = threading.Event()
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.batches.append(batch.shape)
+        return [batch * 2, batch.sum(axis=tuple(range(1, batch.ndim)))]
+
+
+def make(run: Recorder, **overrides: float) -> DynamicBatcher:
+    options = {"max_batch_size": 4, "max_queue_delay_s": 0.2, "max_queue_size": 16} | overrides
+    return DynamicBatcher(run, name="test", **options)  # type: ignore[arg-type]
+
+
+def test_items_submitted_together_share_one_pass_and_get_their_own_outputs() -> None:
+    run = Recorder()
+    batcher = make(run)
+    try:
+        futures = [batcher.submit(np.full((2, 3), i, dtype=np.float32)) for i in range(4)]
+        results = [f.result(timeout=5) for f in futures]
+    finally:
+        batcher.close()
+    assert run.batches == [(4, 2, 3)]
+    for i, (doubled, total) in enumerate(results):
+        np.testing.assert_array_equal(doubled, np.full((2, 3), 2 * i))
+        assert total == 6 * i
+
+
+def test_batches_never_exceed_the_maximum() -> None:
+    run = Recorder()
+    batcher = make(run, max_batch_size=3)
+    try:
+        futures = [batcher.submit(np.zeros(2)) for _ in range(7)]
+        for future in futures:
+            future.result(timeout=5)
+    finally:
+        batcher.close()
+    assert sorted(shape[0] for shape in run.batches) == [1, 3, 3]
+
+
+def test_a_lone_item_waits_at_most_the_queue_delay() -> None:
+    run = Recorder()
+    batcher = make(run, max_queue_delay_s=0.01)
+    try:
+        doubled, _ = batcher(np.ones(3))
+    finally:
+        batcher.close()
+    np.testing.assert_array_equal(doubled, [2, 2, 2])
+    assert run.batches == [(1, 3)]
+
+
+def test_different_shapes_go_in_different_batches() -> None:
+    run = Recorder()
+    batcher = make(run)
+    try:
+        futures = [batcher.submit(np.zeros(shape)) for shape in [(2, 2), (3, 3), (2, 2), (3, 3)]]
+        for future in futures:
+            future.result(timeout=5)
+    finally:
+        batcher.close()
+    assert sorted(run.batches) == [(2, 2, 2), (2, 3, 3)]
+
+
+def test_concurrent_callers_are_batched() -> None:
+    run = Recorder()
+    batcher = make(run, max_batch_size=8, max_queue_delay_s=0.05)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: batcher(np.full(4, i)), range(32)))
+    finally:
+        batcher.close()
+    assert sum(shape[0] for shape in run.batches) == 32
+    assert max(shape[0] for shape in run.batches) > 1
+
+
+def test_full_queue_is_overloaded_not_unbounded() -> None:
+    gate = threading.Event()
+    run = Recorder(gate)
+    batcher = make(run, max_batch_size=1, max_queue_delay_s=0, max_queue_size=2)
+    try:
+        first = batcher.submit(np.zeros(1))
+        assert run.entered.wait(5)  # the worker took it and now blocks on the gate
+        queued = [batcher.submit(np.zeros(1)) for _ in range(2)]
+        with pytest.raises(Overloaded, match="limit 2"):
+            batcher.submit(np.zeros(1))
+        gate.set()
+        for future in [first, *queued]:
+            future.result(timeout=5)
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_a_failing_pass_fails_its_callers_and_the_batcher_keeps_serving() -> None:
+    calls = []
+
+    def flaky(batch: np.ndarray) -> list[np.ndarray]:
+        calls.append(batch.shape)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return [batch]
+
+    batcher = DynamicBatcher(flaky, name="flaky", max_batch_size=2, max_queue_delay_s=0.01, max_queue_size=8)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            batcher(np.zeros(1))
+        (out,) = batcher(np.ones(1))
+    finally:
+        batcher.close()
+    np.testing.assert_array_equal(out, [1])
