@@ -32,7 +32,10 @@ class Settings(BaseSettings):
         default_factory=_default_mirror,
         description="A folder laid out like the model store to copy models from instead of downloading them.",
     )
-    eval_dir: Path = Field(_REPO_ROOT.parent / "shared" / "eval", description="Evaluation data sets.")
+    eval_dir: Path = Field(
+        default_factory=lambda: _REPO_ROOT.parent / "shared" / "eval",
+        description="Evaluation data sets (LFW, COCO, WIDER FACE); defaults to ../shared/eval beside a checkout.",
+    )
 
     # Inference.
     device: Literal["auto", "cpu", "cuda", "tensorrt"] = Field(
@@ -50,24 +53,24 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="gRPC max receive message size.")
 
     # Dynamic batching, as in Triton: wait at most this long to fill a batch of at most this many images.
-    max_batch_size: int = Field(8, gt=0)
-    max_queue_delay_ms: float = Field(5.0, ge=0)
+    max_batch_size: int = Field(8, gt=0, description="Most images in one forward pass.")
+    max_queue_delay_ms: float = Field(5.0, ge=0, description="Longest an image waits for others to share its pass.")
     max_queue_size: int = Field(256, gt=0, description="Images waiting beyond this get RESOURCE_EXHAUSTED.")
 
     # Detector.
-    object_score_threshold: float = Field(0.3, ge=0, le=1)
-    object_nms_iou: float = Field(0.45, ge=0, le=1)
-    face_score_threshold: float = Field(0.6, ge=0, le=1)
-    face_nms_iou: float = Field(0.3, ge=0, le=1)
-    max_detections: int = Field(300, gt=0)
+    object_score_threshold: float = Field(0.3, ge=0, le=1, description="Default minimum objectness x class score.")
+    object_nms_iou: float = Field(0.45, ge=0, le=1, description="Default class-wise NMS IoU for objects.")
+    face_score_threshold: float = Field(0.6, ge=0, le=1, description="Default minimum face score.")
+    face_nms_iou: float = Field(0.3, ge=0, le=1, description="Default NMS IoU for faces.")
+    max_detections: int = Field(300, gt=0, description="Most detections returned per image.")
     face_max_side: int = Field(1280, ge=32, description="Face detection runs at the image's size, capped here.")
 
     # Serving.
-    host: str = "127.0.0.1"
-    detector_port: int = 50051
+    host: str = Field("127.0.0.1", description="Interface the servers bind; 0.0.0.0 in containers.")
+    detector_port: int = Field(50051, description="Detector gRPC port.")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 turns the HTTP endpoint off.")
-    grpc_workers: int = Field(16, gt=0)
-    detector_address: str = "127.0.0.1:50051"
+    grpc_workers: int = Field(16, gt=0, description="Threads serving gRPC calls per server.")
+    detector_address: str = Field("127.0.0.1:50051", description="Where clients and other services reach the detector.")
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -15,7 +15,9 @@ from argus.proto.detector.v1 import detector_pb2_grpc
 from argus.server import RunningServer
 
 
+@pytest.fixture
 def free_port() -> int:
+    """A loopback port nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -33,6 +35,11 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def images_dir(shared_dir: Path) -> Path:
     return shared_dir / "images"
+
+
+@pytest.fixture(scope="session")
+def eval_dir(shared_dir: Path) -> Path:
+    return shared_dir / "eval"
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ def test_pull_refuses_a_mirror_file_with_the_wrong_hash(tmp_path: Path) -> None:
     (mirror / "tiny").mkdir(parents=True)
     (mirror / "tiny" / "model.onnx").write_bytes(b"tampered")
     store = ModelStore(tmp_path / "store", mirror)
-    with pytest.raises(ModelUnavailable, match="refusing tiny@.*sha256 is"):
+    with pytest.raises(ModelUnavailable, match=r"refusing tiny@.*sha256 is"):
         store.pull(spec_for(PAYLOAD))
     assert store.state(spec_for(PAYLOAD)) is ModelState.MISSING
     assert list((tmp_path / "store" / "tiny").iterdir()) == []  # no partial file left behind

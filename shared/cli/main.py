@@ -133,6 +133,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the service answers SERVING: for container health checks and scripts."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(args.address or get_settings().detector_address) as channel:
+        response = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+        )
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    print(status)
+    return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 # --- eval ---------------------------------------------------------------------------------------------------------
 
 
@@ -209,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
     detect.add_argument("--json", action="store_true")
     detect.set_defaults(func=cmd_detect)
+
+    check = commands.add_parser("health", help="ask a running service for its gRPC health status")
+    check.add_argument("--address", help="service address (default: ARGUS_DETECTOR_ADDRESS)")
+    check.add_argument("--service", default="", help="service name to check (default: the whole server)")
+    check.add_argument("--timeout", type=float, default=3.0)
+    check.set_defaults(func=cmd_health)
 
     evaluate = commands.add_parser("eval", help="accuracy on the evaluation data sets")
     eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)

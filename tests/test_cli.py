@@ -1,0 +1,88 @@
+"""The `argus` command as a user runs it: real processes, a real server, a clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ARGUS = [sys.executable, "-m", "argus.cli.main"]
+
+
+def run_argus(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ARGUS, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def argus_env(models_dir: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "ARGUS_MODELS_DIR": str(models_dir), "ARGUS_DEVICE": "cpu", **extra}
+
+
+def test_models_pull_verify_and_list(tmp_path: Path) -> None:
+    env = argus_env(tmp_path / "models")
+    missing = run_argus("models", "verify", env=env)
+    assert missing.returncode == 1 and "yolox-nano@0.1.1rc0: missing" in missing.stdout
+    pulled = run_argus("models", "pull", "yunet-s", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "yunet-s@2023mar-dynamic: mirror" in pulled.stdout
+    listed = json.loads(run_argus("models", "list", "--json", env=env).stdout)
+    states = {entry["name"]: entry["state"] for entry in listed}
+    assert states == {"yolox-nano": "missing", "yunet-s": "present", "mobilefacenet": "missing"}
+    unknown = run_argus("models", "pull", "nope", env=env)
+    assert unknown.returncode == 2 and "unknown model" in unknown.stderr
+
+
+def test_serve_without_models_says_how_to_get_them(tmp_path: Path) -> None:
+    result = run_argus("serve", "detector", "--port", "0", env=argus_env(tmp_path / "empty"))
+    assert result.returncode == 2
+    assert "run `argus models pull yolox-nano`" in result.stderr
+
+
+def wait_serving(address: str, process: subprocess.Popen[str], timeout_s: float = 60) -> None:
+    channel = grpc.insecure_channel(address)
+    health = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.2)
+        raise TimeoutError(f"detector at {address} did not become SERVING")
+    finally:
+        channel.close()
+
+
+def test_serve_detect_and_stop_cleanly(models_dir: Path, images_dir: Path, free_port: int) -> None:
+    port = free_port
+    env = argus_env(models_dir, ARGUS_DETECTOR_ADDRESS=f"127.0.0.1:{port}")
+    server = subprocess.Popen(
+        [*ARGUS, "serve", "detector", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_serving(f"127.0.0.1:{port}", server)
+        objects = run_argus("detect", str(images_dir / "objects/bus.jpg"), "--json", env=env)
+        assert objects.returncode == 0, objects.stderr
+        found = json.loads(objects.stdout)["results"][0]["objects"]
+        assert {o["class_name"] for o in found} == {"bus", "person"}
+        faces = run_argus("detect", "--faces", str(images_dir / "faces/two_people.jpg"), env=env)
+        assert faces.returncode == 0 and "two_people.jpg (1126x661): 2 faces" in faces.stdout
+        healthy = run_argus("health", env=env)
+        assert healthy.returncode == 0 and healthy.stdout.strip() == "SERVING"
+        bad = run_argus("detect", str(Path(__file__)), env=env)
+        assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    assert server.returncode == 0, stderr
+    assert "runs on CPUExecutionProvider" in stderr
+    assert "shutting down" in stderr

@@ -1,0 +1,37 @@
+"""The committed stubs match the .proto files, and the package list matches the folders."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from argus import protogen
+
+REPO = Path(protogen.__file__).resolve().parent.parent
+
+
+def test_generated_stubs_match_the_protos(tmp_path: Path) -> None:
+    fresh = {p.relative_to(tmp_path): p.read_text() for p in protogen.generate(tmp_path)}
+    committed = {p.relative_to(protogen.STUB_ROOT): p.read_text() for p in protogen.STUB_ROOT.rglob("*_pb2*.py*")}
+    assert fresh.keys() == committed.keys(), "stubs added or removed: run `python -m argus.protogen`"
+    stale = [str(name) for name in fresh if fresh[name] != committed[name]]
+    assert not stale, f"stubs out of date with protos/: {stale}; run `python -m argus.protogen`"
+
+
+def test_every_proto_is_versioned_and_named_after_its_path() -> None:
+    for proto in protogen.proto_files():
+        relative = proto.relative_to(protogen.PROTO_ROOT)
+        package = ".".join(relative.parent.parts)
+        assert relative.parts[0] == "argus" and relative.parent.name.startswith("v"), relative
+        assert f"package {package};" in proto.read_text(), relative
+
+
+def test_package_list_covers_every_python_folder() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    roots = {Path(folder): name for name, folder in config["package-dir"].items()}
+    found = set()
+    for folder, package in roots.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(REPO / folder)
+            found.add(".".join([package, *relative.parts]))
+    assert found == set(config["packages"])

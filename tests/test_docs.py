@@ -1,0 +1,26 @@
+"""The README stays true: every setting is documented, and its commands exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from argus.cli.main import build_parser
+from argus.config import Settings
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    documented = set(re.findall(r"^\| `(ARGUS_[A-Z_]+)` \|", README, re.MULTILINE))
+    assert documented == {f"ARGUS_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_readme_argus_commands_parse() -> None:
+    parser = build_parser()
+    commands = re.findall(r"^(?:\.venv/bin/)?argus ([^#\n]+?)\s*(?:#.*)?$", README, re.MULTILINE)
+    assert len(commands) >= 8
+    for command in commands:
+        words = [w for w in command.split() if not w.startswith("[")]
+        words = [w for w in words if w not in {"NAME", "...]", "DIR]", "N]"}]
+        parser.parse_args(words)
