@@ -65,16 +65,41 @@ class Settings(BaseSettings):
     max_detections: int = Field(300, gt=0, description="Most detections returned per image.")
     face_max_side: int = Field(1280, ge=32, description="Face detection runs at the image's size, capped here.")
 
+    # Embedder.
+    flip_augmentation: bool = Field(
+        True, description="Embed each face and its mirror image and average them (measured better on LFW)."
+    )
+
+    # Face database.
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the face database; defaults to SQLite at DATA_DIR/facedb.sqlite3."
+    )
+    min_face_size: int = Field(32, ge=0, description="Enrollment refuses faces whose shorter side is smaller (px).")
+    min_sharpness: float = Field(
+        15.0, ge=0, description="Enrollment refuses faces blurrier than this (variance of the Laplacian)."
+    )
+    calibration_file: Path | None = Field(
+        None, description="Threshold and probability calibration from `argus calibrate`; defaults to the shipped one."
+    )
+
     # Serving.
     host: str = Field("127.0.0.1", description="Interface the servers bind; 0.0.0.0 in containers.")
     detector_port: int = Field(50051, description="Detector gRPC port.")
+    embedder_port: int = Field(50052, description="Embedder gRPC port.")
+    facedb_port: int = Field(50053, description="Face database gRPC port.")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 turns the HTTP endpoint off.")
     grpc_workers: int = Field(16, gt=0, description="Threads serving gRPC calls per server.")
     detector_address: str = Field("127.0.0.1:50051", description="Where clients and other services reach the detector.")
+    embedder_address: str = Field("127.0.0.1:50052", description="Where clients and facedb reach the embedder.")
+    facedb_address: str = Field("127.0.0.1:50053", description="Where clients reach the face database.")
 
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'facedb.sqlite3'}"
 
 
 @lru_cache
