@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
+from argus.messages import landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
+from argus.proto.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from argus.proto.facedb.v1 import facedb_pb2, facedb_pb2_grpc
 
 ImageSource = bytes | str | Path
+Landmarks = common_pb2.FaceLandmarks | Sequence[Sequence[float]]
 
 
 def image_message(source: ImageSource) -> common_pb2.Image:
@@ -73,6 +78,152 @@ class DetectorClient:
         self.channel.close()
 
     def __enter__(self) -> DetectorClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def landmarked_face(image: ImageSource, landmarks: Landmarks) -> embedder_pb2.FaceInput:
+    """A FaceInput from a photo and its five landmarks: a FaceLandmarks message (as DetectFaces returns it) or
+    five (x, y) points in the order right eye, left eye, nose tip, right mouth corner, left mouth corner."""
+    if not isinstance(landmarks, common_pb2.FaceLandmarks):
+        landmarks = landmarks_message(landmarks)
+    return embedder_pb2.FaceInput(
+        landmarked=embedder_pb2.LandmarkedFace(image=image_message(image), landmarks=landmarks)
+    )
+
+
+def aligned_face(crop: ImageSource) -> embedder_pb2.FaceInput:
+    """A FaceInput from a 112x112 crop already aligned to the template (e.g. a returned aligned_png)."""
+    return embedder_pb2.FaceInput(aligned=image_message(crop))
+
+
+class EmbedderClient:
+    """Calls an EmbedderService. Every call has a deadline; errors arrive as grpc.RpcError with the status."""
+
+    def __init__(self, address: str = "127.0.0.1:50052", timeout_s: float = 30.0) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self.stub = embedder_pb2_grpc.EmbedderServiceStub(self.channel)
+        self.timeout_s = timeout_s
+
+    def embed(
+        self, faces: Sequence[embedder_pb2.FaceInput], return_aligned: bool = False
+    ) -> embedder_pb2.EmbedResponse:
+        """Embeds many faces in one call (they share forward passes); one embedding per face, in order."""
+        request = embedder_pb2.EmbedRequest(faces=list(faces), return_aligned=return_aligned)
+        return self.stub.Embed(request, timeout=self.timeout_s)
+
+    def embed_landmarked(
+        self, image: ImageSource, landmarks: Landmarks, *, return_aligned: bool = False
+    ) -> embedder_pb2.EmbedResponse:
+        return self.embed([landmarked_face(image, landmarks)], return_aligned)
+
+    def embed_aligned(self, crops: Sequence[ImageSource]) -> embedder_pb2.EmbedResponse:
+        return self.embed([aligned_face(crop) for crop in crops])
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> EmbedderClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class FaceDbClient:
+    """Calls a FaceDatabaseService: enrollment, verification, identification and subject management."""
+
+    def __init__(self, address: str = "127.0.0.1:50053", timeout_s: float = 30.0) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self.stub = facedb_pb2_grpc.FaceDatabaseServiceStub(self.channel)
+        self.timeout_s = timeout_s
+
+    def create_collection(self, name: str, threshold: float = 0.0) -> facedb_pb2.Collection:
+        request = facedb_pb2.CreateCollectionRequest(name=name, threshold=threshold)
+        return self.stub.CreateCollection(request, timeout=self.timeout_s)
+
+    def list_collections(self) -> list[facedb_pb2.Collection]:
+        response = self.stub.ListCollections(facedb_pb2.ListCollectionsRequest(), timeout=self.timeout_s)
+        return list(response.collections)
+
+    def delete_collection(self, name: str) -> facedb_pb2.DeleteCollectionResponse:
+        return self.stub.DeleteCollection(facedb_pb2.DeleteCollectionRequest(name=name), timeout=self.timeout_s)
+
+    def enroll(
+        self,
+        collection: str,
+        subject_id: str,
+        images: Sequence[ImageSource],
+        *,
+        display_name: str = "",
+        metadata: dict[str, Any] | None = None,
+        take_largest_face: bool = False,
+    ) -> facedb_pb2.EnrollResponse:
+        """Adds one or more photos of one person; all are enrolled or, if any is unusable, none."""
+        request = facedb_pb2.EnrollRequest(
+            collection=collection,
+            subject_id=subject_id,
+            images=[image_message(image) for image in images],
+            display_name=display_name,
+            take_largest_face=take_largest_face,
+        )
+        if metadata:
+            request.metadata.update(metadata)
+        return self.stub.Enroll(request, timeout=self.timeout_s)
+
+    def verify(self, collection: str, subject_id: str, image: ImageSource) -> facedb_pb2.VerifyResponse:
+        request = facedb_pb2.VerifyRequest(collection=collection, subject_id=subject_id, image=image_message(image))
+        return self.stub.Verify(request, timeout=self.timeout_s)
+
+    def compare(self, image_a: ImageSource, image_b: ImageSource, threshold: float = 0.0) -> facedb_pb2.CompareResponse:
+        request = facedb_pb2.CompareRequest(
+            image_a=image_message(image_a), image_b=image_message(image_b), threshold=threshold
+        )
+        return self.stub.Compare(request, timeout=self.timeout_s)
+
+    def identify(
+        self, collection: str, image: ImageSource, *, top_k: int = 1, threshold: float = 0.0
+    ) -> facedb_pb2.IdentifyResponse:
+        request = facedb_pb2.IdentifyRequest(
+            collection=collection, image=image_message(image), top_k=top_k, threshold=threshold
+        )
+        return self.stub.Identify(request, timeout=self.timeout_s)
+
+    def get_subject(self, collection: str, subject_id: str) -> facedb_pb2.Subject:
+        request = facedb_pb2.GetSubjectRequest(collection=collection, subject_id=subject_id)
+        return self.stub.GetSubject(request, timeout=self.timeout_s)
+
+    def list_subjects(
+        self, collection: str, *, page_size: int = 0, page_token: str = ""
+    ) -> facedb_pb2.ListSubjectsResponse:
+        request = facedb_pb2.ListSubjectsRequest(collection=collection, page_size=page_size, page_token=page_token)
+        return self.stub.ListSubjects(request, timeout=self.timeout_s)
+
+    def iter_subjects(self, collection: str, page_size: int = 100) -> Iterator[facedb_pb2.Subject]:
+        """Every subject of a collection, fetching page after page."""
+        token = ""
+        while True:
+            page = self.list_subjects(collection, page_size=page_size, page_token=token)
+            yield from page.subjects
+            token = page.next_page_token
+            if not token:
+                return
+
+    def delete_face(self, collection: str, face_id: int) -> None:
+        self.stub.DeleteFace(
+            facedb_pb2.DeleteFaceRequest(collection=collection, face_id=face_id), timeout=self.timeout_s
+        )
+
+    def delete_subject(self, collection: str, subject_id: str) -> int:
+        request = facedb_pb2.DeleteSubjectRequest(collection=collection, subject_id=subject_id)
+        return self.stub.DeleteSubject(request, timeout=self.timeout_s).deleted_faces
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> FaceDbClient:
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     min_sharpness: float = Field(
         15.0, ge=0, description="Enrollment refuses faces blurrier than this (variance of the Laplacian)."
     )
+    search_threads: int = Field(
+        1, ge=1, description="FAISS threads per search; concurrent requests already use the cores (see bench)."
+    )
     calibration_file: Path | None = Field(
         None, description="Threshold and probability calibration from `argus calibrate`; defaults to the shipped one."
     )

@@ -19,6 +19,12 @@ class NotFound(ArgusError):
     status = grpc.StatusCode.NOT_FOUND
 
 
+class AlreadyExists(ArgusError):
+    """Creating something whose name is taken, e.g. a collection."""
+
+    status = grpc.StatusCode.ALREADY_EXISTS
+
+
 class Overloaded(ArgusError):
     status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
@@ -27,3 +33,9 @@ class ModelUnavailable(ArgusError):
     """A model file is missing or fails its checksum; the message says how to get it."""
 
     status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class DependencyUnavailable(ArgusError):
+    """A service or database this one relies on does not answer; the caller may retry."""
+
+    status = grpc.StatusCode.UNAVAILABLE

@@ -1,9 +1,12 @@
-"""Fixtures that start real things: a model store filled from the mirror, a detector server on a free port."""
+"""Fixtures that start real things: a model store filled from the mirror, the detector, embedder and face
+database servers, and a PostgreSQL server of the test run's own."""
 
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -12,6 +15,8 @@ import pytest
 from argus.config import Settings
 from argus.models.store import ModelStore
 from argus.proto.detector.v1 import detector_pb2_grpc
+from argus.proto.embedder.v1 import embedder_pb2_grpc
+from argus.proto.facedb.v1 import facedb_pb2_grpc
 from argus.server import RunningServer
 
 
@@ -87,3 +92,196 @@ def detector_channel(detector_server: RunningServer) -> Iterator[grpc.Channel]:
 @pytest.fixture(scope="session")
 def detector_stub(detector_channel: grpc.Channel) -> detector_pb2_grpc.DetectorServiceStub:
     return detector_pb2_grpc.DetectorServiceStub(detector_channel)
+
+
+@pytest.fixture(scope="session")
+def embedder_server(settings: Settings, store: ModelStore) -> Iterator[RunningServer]:
+    from argus.services.embedder.server import start_embedder_server
+
+    running = start_embedder_server(settings, store, port=0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def embedder_channel(embedder_server: RunningServer) -> Iterator[grpc.Channel]:
+    channel = grpc.insecure_channel(embedder_server.address)
+    grpc.channel_ready_future(channel).result(timeout=10)
+    yield channel
+    channel.close()
+
+
+@pytest.fixture(scope="session")
+def embedder_stub(embedder_channel: grpc.Channel) -> embedder_pb2_grpc.EmbedderServiceStub:
+    return embedder_pb2_grpc.EmbedderServiceStub(embedder_channel)
+
+
+# PostgreSQL: a real server for the face database tests, started by the tests themselves.
+
+
+class _OwnPostgres:
+    """A throw-away PostgreSQL server: initdb and pg_ctl in a temp dir, on a free loopback port.
+
+    initdb refuses to run as root, so as root the server binaries run as the postgres user (runuser).
+    """
+
+    def __init__(self) -> None:
+        import glob
+        import os
+        import tempfile
+
+        def major(initdb: str) -> int:
+            name = Path(initdb).parent.parent.name
+            return int(name) if name.isdigit() else 0
+
+        initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=major)
+        if not initdbs:
+            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+        self.bindir = Path(initdbs[-1]).parent
+        self.as_user: list[str] = []
+        self.root = Path(tempfile.mkdtemp(prefix="argus-pg-"))
+        if os.geteuid() == 0:
+            import pwd
+
+            account = pwd.getpwnam("postgres")
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data, self.log = self.root / "data", self.root / "server.log"
+
+    def _run(self, *args: str) -> None:
+        import subprocess
+
+        done = subprocess.run([*self.as_user, *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{Path(args[0]).name} exited with {done.returncode}: {done.stderr[-2000:]} {log}")
+
+    def start(self) -> str:
+        """Starts the server; returns the URL of its `postgres` database."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        try:
+            initdb = str(self.bindir / "initdb")
+            self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+            # Durability is pointless for a throw-away server; without it a CREATE DATABASE per test is quick.
+            options = f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+            pg_ctl = str(self.bindir / "pg_ctl")
+            self._run(pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+        except BaseException:
+            self.stop()
+            raise
+        return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    def stop(self) -> None:
+        import shutil
+        import subprocess
+
+        if (self.data / "postmaster.pid").exists():
+            pg_ctl = str(self.bindir / "pg_ctl")
+            stop = [*self.as_user, pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"]
+            subprocess.run(stop, capture_output=True, timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _pg_admin(url: str):
+    """An autocommit connection to the server's `postgres` database, for CREATE and DROP DATABASE."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return psycopg.connect(
+        host=parsed.host, port=parsed.port, user=parsed.username, dbname="postgres", autocommit=True, connect_timeout=10
+    )
+
+
+def _with_database(url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database on a real PostgreSQL server: our own instance when the server binaries are installed, else the
+    machine's server on 127.0.0.1:5432 (trust auth). Fails, never skips, when neither works."""
+    server: _OwnPostgres | None = None
+    try:
+        server = _OwnPostgres()
+        admin_url = server.start()
+    except Exception as own_error:
+        server = None
+        admin_url = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        try:
+            _pg_admin(admin_url).close()
+        except Exception as system_error:
+            pytest.fail(
+                "PostgreSQL is needed for the face database tests and none could be had: starting our own server "
+                f"failed ({own_error}); the server on 127.0.0.1:5432 is unusable ({system_error}). "
+                "Install the PostgreSQL server package, or run one with trust auth on 127.0.0.1:5432."
+            )
+    name = f"argus_{uuid.uuid4().hex[:12]}"
+    try:
+        with _pg_admin(admin_url) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        yield _with_database(admin_url, name)
+        with _pg_admin(admin_url) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@contextmanager
+def new_postgres_database(postgres_url: str) -> Iterator[str]:
+    """An empty database of its own on the postgres_url server, dropped afterwards."""
+    name = f"argus_t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin(postgres_url) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(postgres_url, name)
+    finally:
+        with _pg_admin(postgres_url) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """An empty database for one test."""
+    with new_postgres_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def facedb_settings(settings: Settings, detector_server: RunningServer, embedder_server: RunningServer) -> Settings:
+    """Settings for a face database that calls the test session's detector and embedder servers."""
+    return settings.model_copy(
+        update={"detector_address": detector_server.address, "embedder_address": embedder_server.address}
+    )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def facedb_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Each face database test module runs once on SQLite and once on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('facedb') / 'facedb.sqlite3'}"
+        return
+    with new_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def facedb_server(facedb_settings: Settings, facedb_database_url: str) -> Iterator[RunningServer]:
+    from argus.services.facedb.server import start_facedb_server
+
+    running = start_facedb_server(facedb_settings.model_copy(update={"database_url": facedb_database_url}), port=0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def facedb_stub(facedb_server: RunningServer) -> Iterator[facedb_pb2_grpc.FaceDatabaseServiceStub]:
+    channel = grpc.insecure_channel(facedb_server.address)
+    grpc.channel_ready_future(channel).result(timeout=10)
+    yield facedb_pb2_grpc.FaceDatabaseServiceStub(channel)
+    channel.close()

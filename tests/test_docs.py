@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from argus.cli.main import build_parser
@@ -18,9 +19,10 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
 def test_readme_argus_commands_parse() -> None:
     parser = build_parser()
-    commands = re.findall(r"^(?:\.venv/bin/)?argus ([^#\n]+?)\s*(?:#.*)?$", README, re.MULTILINE)
-    assert len(commands) >= 8
+    lines = re.findall(r"^((?:\.venv/bin/)?argus [^#\n]+?)\s*(?:#.*)?$", README, re.MULTILINE)
+    commands = [part.split("argus ", 1)[1] for line in lines for part in line.split("&") if "argus " in part]
+    assert len(commands) >= 12
     for command in commands:
-        words = [w for w in command.split() if not w.startswith("[")]
+        words = [w for w in shlex.split(command) if not w.startswith("[")]
         words = [w for w in words if w not in {"NAME", "...]", "DIR]", "N]"}]
         parser.parse_args(words)

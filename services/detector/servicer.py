@@ -10,9 +10,10 @@ import numpy as np
 from argus.config import Settings
 from argus.errors import InvalidInput
 from argus.imaging import decode_request_images
+from argus.messages import box_message, landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
-from argus.services.detector.faces import LANDMARK_NAMES, DetectedFace, FaceDetector, FaceOptions
+from argus.services.detector.faces import DetectedFace, FaceDetector, FaceOptions
 from argus.services.detector.objects import DetectedObject, ObjectDetector, ObjectOptions, resolve_classes
 
 
@@ -28,16 +29,6 @@ def _max_detections(value: int, default: int) -> int:
     if value < 0:
         raise InvalidInput(f"options.max_detections must be positive, or 0 for the default; got {value}")
     return min(value, default) if value else default
-
-
-def box_message(box: tuple[float, float, float, float]) -> common_pb2.BoundingBox:
-    return common_pb2.BoundingBox(x1=box[0], y1=box[1], x2=box[2], y2=box[3])
-
-
-def landmarks_message(points: tuple[tuple[float, float], ...]) -> common_pb2.FaceLandmarks:
-    return common_pb2.FaceLandmarks(
-        **{name: common_pb2.Point(x=x, y=y) for name, (x, y) in zip(LANDMARK_NAMES, points, strict=True)}
-    )
 
 
 def _size(image: np.ndarray) -> common_pb2.ImageSize:
@@ -58,7 +49,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
             max_pixels=self.settings.max_image_pixels,
         )
 
-    def DetectObjects(  # noqa: N802 (gRPC method name)
+    def DetectObjects(
         self, request: detector_pb2.DetectObjectsRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectObjectsResponse:
         defaults = self.objects.defaults
@@ -80,7 +71,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
             ],
         )
 
-    def DetectFaces(  # noqa: N802 (gRPC method name)
+    def DetectFaces(
         self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectFacesResponse:
         defaults = self.faces.defaults

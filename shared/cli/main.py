@@ -1,9 +1,8 @@
-"""The `argus` command: serve services, manage models, call a running detector, evaluate accuracy."""
+"""The `argus` command: serve the services, manage models, call running services, evaluate accuracy."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -11,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 
+from argus.cli import evaluation, faces
+from argus.cli.output import print_json, table
 from argus.config import get_settings
 from argus.errors import ArgusError
 from argus.models.store import ModelState, ModelStore, resolve_specs
@@ -23,19 +23,6 @@ log = logging.getLogger("argus")
 def _store() -> ModelStore:
     settings = get_settings()
     return ModelStore(settings.resolved_models_dir, settings.models_mirror)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=False))
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(line.rstrip() for line in lines)
 
 
 # --- models ------------------------------------------------------------------------------------------------------
@@ -58,10 +45,10 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         for spec in specs
     ]
     if args.json:
-        _print_json(entries)
+        print_json(entries)
     else:
         print(
-            _table(
+            table(
                 [[e["name"], e["version"], e["task"], e["licence"], e["state"]] for e in entries],
                 ["model", "version", "task", "licence", "state"],
             )
@@ -94,10 +81,16 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from argus.server import run_until_signalled
     from argus.services.detector.server import start_detector_server
+    from argus.services.embedder.server import start_embedder_server
+    from argus.services.facedb.server import start_facedb_server
 
     settings = get_settings()
-    starters: dict[str, Callable[..., Any]] = {"detector": start_detector_server}
-    running = starters[args.service](settings, _store(), args.port)
+    starters: dict[str, Callable[[], Any]] = {
+        "detector": lambda: start_detector_server(settings, _store(), args.port),
+        "embedder": lambda: start_embedder_server(settings, _store(), args.port),
+        "facedb": lambda: start_facedb_server(settings, args.port),
+    }
+    running = starters[args.service]()
     for binding in running.bindings:
         for ref, provider in binding.models.items():
             log.info("%s: model %s runs on %s", args.service, ref, provider)
@@ -120,7 +113,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         else:
             response = client.detect_objects(args.images, score_threshold=args.score, classes=classes)
     if args.json:
-        _print_json(MessageToDict(response, preserving_proto_field_name=True))
+        print_json(response)
         return 0
     for result in response.results:
         size = f"{result.image_size.width}x{result.image_size.height}"
@@ -146,47 +139,6 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
-# --- eval ---------------------------------------------------------------------------------------------------------
-
-
-def cmd_eval_coco(args: argparse.Namespace) -> int:
-    from argus.services.detector.evaluation import evaluate_coco
-    from argus.services.detector.objects import ObjectDetector
-
-    settings = get_settings()
-    data = args.data or settings.eval_dir / "coco128"
-    detector = ObjectDetector(_store(), settings)
-    try:
-        result = evaluate_coco(detector, Path(data), limit=args.limit)
-    finally:
-        detector.close()
-    if args.json:
-        _print_json(result.as_dict())
-    else:
-        for key, value in result.as_dict().items():
-            print(f"{key:<16} {value:.4f}" if isinstance(value, float) else f"{key:<16} {value}")
-    return 0
-
-
-def cmd_eval_widerface(args: argparse.Namespace) -> int:
-    from argus.services.detector.evaluation import evaluate_widerface
-    from argus.services.detector.faces import FaceDetector
-
-    settings = get_settings()
-    data = args.data or settings.eval_dir / "widerface_val_subset"
-    detector = FaceDetector(_store(), settings)
-    try:
-        result = evaluate_widerface(detector, Path(data), limit=args.limit)
-    finally:
-        detector.close()
-    if args.json:
-        _print_json(result.as_dict())
-    else:
-        for key, value in result.as_dict().items():
-            print(f"{key:<16} {value:.4f}" if isinstance(value, float) else f"{key:<16} {value}")
-    return 0
-
-
 # --- parser -------------------------------------------------------------------------------------------------------
 
 
@@ -196,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run a service until Ctrl-C")
-    serve.add_argument("service", choices=["detector"])
+    serve.add_argument("service", choices=["detector", "embedder", "facedb"])
     serve.add_argument("--port", type=int, default=None, help="override the configured port (0: any free port)")
     serve.set_defaults(func=cmd_serve)
 
@@ -229,18 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=3.0)
     check.set_defaults(func=cmd_health)
 
-    evaluate = commands.add_parser("eval", help="accuracy on the evaluation data sets")
-    eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)
-    coco = eval_commands.add_parser("coco", help="AP@0.5 and AP@0.5:0.95 (COCO json or YOLO-format folder)")
-    coco.add_argument("--data", type=Path, help="data folder (default: EVAL_DIR/coco128)")
-    coco.add_argument("--limit", type=int, help="first N images only")
-    coco.add_argument("--json", action="store_true")
-    coco.set_defaults(func=cmd_eval_coco)
-    wider = eval_commands.add_parser("widerface", help="face recall at IoU 0.5 on the WIDER FACE subset")
-    wider.add_argument("--data", type=Path, help="data folder (default: EVAL_DIR/widerface_val_subset)")
-    wider.add_argument("--limit", type=int, help="first N images only")
-    wider.add_argument("--json", action="store_true")
-    wider.set_defaults(func=cmd_eval_widerface)
+    faces.register(commands)
+
+    evaluation.register(commands)
     return parser
 
 

@@ -1,0 +1,215 @@
+"""What a cosine similarity means: the accept threshold and the probability that two faces are the same person.
+
+A threshold alone answers "same or not"; access control and review queues also want "how sure", so a logistic
+regression on the cosine turns a score into a calibrated probability (the binary-classification view of
+verification). Both are fitted on labelled pairs (LFW pairsDevTest for the shipped file) by `argus calibrate`,
+stored as a small JSON file next to this module and loaded once per process. Only numpy is needed at serving time;
+scikit-learn is imported when fitting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from datetime import date
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+from argus.config import Settings
+from argus.errors import ModelUnavailable
+
+CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+
+# Inverse regularisation strength of the logistic fit. A 1-d cosine feature needs a large coefficient (about 20-30)
+# for a sharp sigmoid; sklearn's default C=1 would shrink it and flatten the probabilities. C=100 is practically
+# unregularised on a thousand pairs yet keeps the fit finite when the pairs happen to be perfectly separable.
+LOGISTIC_C = 100.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A threshold and a probability curve for one embedding model, with where they came from."""
+
+    model: str  # model ref, e.g. mobilefacenet@foamliu-1.0: a calibration is only valid for its own model
+    threshold: float  # cosine at or above which two faces are the same person (accuracy-maximising)
+    coef: float  # P(same | cosine s) = sigmoid(coef * s + intercept)
+    intercept: float
+    pairs_file: str  # the labelled pairs it was fitted on (file name only)
+    pairs: int
+    accuracy: float  # accuracy at `threshold` on those same pairs (optimistic: fitted there)
+    flip_augmentation: bool  # embeddings were made with flip test-time augmentation
+    created: str  # ISO date
+
+    @overload
+    def probability(self, similarity: float) -> float: ...
+
+    @overload
+    def probability(self, similarity: np.ndarray) -> np.ndarray: ...
+
+    def probability(self, similarity: float | np.ndarray) -> float | np.ndarray:
+        """Probability that a pair with this cosine similarity is the same person."""
+        z = self.coef * np.asarray(similarity, dtype=np.float64) + self.intercept
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic sigmoid, without exp overflow warnings
+        return float(p) if np.ndim(p) == 0 else p
+
+    @property
+    def even_odds_similarity(self) -> float:
+        """The cosine at which the probability is exactly one half."""
+        return -self.intercept / self.coef if self.coef else math.nan
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        """Parses and checks a calibration; unknown keys are ignored so newer files stay readable."""
+        try:
+            data: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"calibration is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError("calibration JSON must be an object")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"calibration lacks {', '.join(missing)}")
+        try:
+            calibration = cls(
+                model=str(data["model"]),
+                threshold=float(data["threshold"]),
+                coef=float(data["coef"]),
+                intercept=float(data["intercept"]),
+                pairs_file=str(data["pairs_file"]),
+                pairs=int(data["pairs"]),
+                accuracy=float(data["accuracy"]),
+                flip_augmentation=bool(data["flip_augmentation"]),
+                created=str(data["created"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"calibration has a field of the wrong type: {exc}") from None
+        if not all(math.isfinite(v) for v in (calibration.threshold, calibration.coef, calibration.intercept)):
+            raise ValueError("calibration threshold, coef and intercept must be finite numbers")
+        return calibration
+
+    def save(self, path: Path) -> None:
+        """Writes atomically, so a reader never sees half a file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w") as stream:
+                stream.write(self.to_json())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        return cls.from_json(Path(path).read_text())
+
+
+def accuracy_threshold(similarities: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """(threshold, accuracy): the cosine threshold that classifies the most pairs right (same when s >= threshold).
+
+    Candidates sit midway between consecutive distinct scores (plus below the lowest and above the highest). When
+    adjacent candidates tie, the threshold is the middle of that plateau of scores; when separate plateaus tie, the
+    widest wins. This keeps the choice stable instead of hugging whichever score happens to come first.
+    """
+    scores = np.asarray(similarities, dtype=np.float64).ravel()
+    labels = np.asarray(same, dtype=bool).ravel()
+    if scores.shape != labels.shape:
+        raise ValueError(f"{scores.size} similarities but {labels.size} labels")
+    if scores.size == 0:
+        raise ValueError("no pairs to choose a threshold from")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("similarities must be finite")
+    unique, inverse = np.unique(scores, return_inverse=True)
+    m = unique.size
+    same_counts = np.bincount(inverse, weights=labels.astype(np.float64), minlength=m)
+    diff_counts = np.bincount(inverse, weights=(~labels).astype(np.float64), minlength=m)
+    same_below = np.concatenate([[0.0], np.cumsum(same_counts)])
+    diff_below = np.concatenate([[0.0], np.cumsum(diff_counts)])
+    # Candidate k (0..m) accepts every score >= unique[k]: sames at or above it and differents below it are right.
+    correct = (labels.sum() - same_below) + diff_below
+    best = correct.max()
+    runs = _runs(np.flatnonzero(correct == best))
+    upper_end = np.nextafter(unique[-1], np.inf)
+    # Candidate k holds for thresholds in (unique[k-1], unique[k]]; the open ends are closed at the extreme scores.
+    lows = [unique[k0 - 1] if k0 > 0 else unique[0] for k0, _ in runs]
+    highs = [unique[k1] if k1 < m else upper_end for _, k1 in runs]
+    widest = int(np.argmax(np.subtract(highs, lows)))
+    low, high = lows[widest], highs[widest]
+    threshold = 0.5 * (low + high)
+    if threshold <= low and high > low:  # the plateau is one float wide
+        threshold = high
+    return float(threshold), float(best / scores.size)
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted integer indices to (first, last) of each run of consecutive values."""
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [indices.size - 1]])
+    return [(int(indices[s]), int(indices[e])) for s, e in zip(starts, ends, strict=True)]
+
+
+def fit_calibration(
+    similarities: np.ndarray,
+    same: np.ndarray,
+    model: str,
+    *,
+    pairs_file: str = "",
+    flip_augmentation: bool = True,
+    created: date | None = None,
+) -> Calibration:
+    """Fits the accept threshold (accuracy-maximising) and P(same | cosine) (logistic regression) on labelled pairs."""
+    from sklearn.linear_model import LogisticRegression
+
+    scores = np.asarray(similarities, dtype=np.float64).ravel()
+    labels = np.asarray(same, dtype=bool).ravel()
+    threshold, accuracy = accuracy_threshold(scores, labels)
+    if labels.all() or not labels.any():
+        raise ValueError("calibration needs both same-person and different-person pairs")
+    regression = LogisticRegression(C=LOGISTIC_C, max_iter=1000).fit(scores[:, None], labels)
+    return Calibration(
+        model=model,
+        threshold=threshold,
+        coef=float(regression.coef_[0, 0]),
+        intercept=float(regression.intercept_[0]),
+        pairs_file=Path(pairs_file).name if pairs_file else "",
+        pairs=int(scores.size),
+        accuracy=accuracy,
+        flip_augmentation=flip_augmentation,
+        created=(created or date.today()).isoformat(),
+    )
+
+
+def default_calibration_path(model_ref: str) -> Path:
+    """The calibration shipped with the package for a model: calibration/<model name>.json beside this module."""
+    name = model_ref.split("@", 1)[0]
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"{model_ref!r} is not a model reference like name@version")
+    return CALIBRATION_DIR / f"{name}.json"
+
+
+def load_calibration(settings: Settings, model_ref: str) -> Calibration:
+    """settings.calibration_file when set, else the shipped file; refuses a file made for another model."""
+    path = settings.calibration_file or default_calibration_path(model_ref)
+    advice = "run `argus calibrate` to make one, or point ARGUS_CALIBRATION_FILE at one"
+    if not path.is_file():
+        raise ModelUnavailable(f"no calibration for {model_ref}: {path} does not exist; {advice}")
+    try:
+        calibration = Calibration.load(path)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"calibration file {path} is unreadable ({exc}); {advice}") from None
+    if calibration.model != model_ref:
+        raise ModelUnavailable(
+            f"calibration file {path} was fitted for {calibration.model}, not {model_ref}; thresholds do not "
+            f"carry over between models: {advice}"
+        )
+    return calibration

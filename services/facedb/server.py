@@ -1,0 +1,35 @@
+"""Wires the face database to its storage, its analyzer (the detector and embedder services) and a gRPC server."""
+
+from __future__ import annotations
+
+import faiss
+import grpc
+
+from argus.config import Settings
+from argus.proto.facedb.v1 import facedb_pb2, facedb_pb2_grpc
+from argus.server import RunningServer, ServiceBinding, start_server
+from argus.services.facedb.calibration import load_calibration
+from argus.services.facedb.database import FaceDatabase
+from argus.services.facedb.pipeline import FaceAnalyzer, RemoteFaceAnalyzer
+from argus.services.facedb.servicer import FaceDatabaseServicer
+from argus.services.facedb.storage import FaceStore
+
+SERVICE_NAME = facedb_pb2.DESCRIPTOR.services_by_name["FaceDatabaseService"].full_name
+
+
+def start_facedb_server(
+    settings: Settings, port: int | None = None, analyzer: FaceAnalyzer | None = None
+) -> RunningServer:
+    """Migrates the database, rebuilds the indexes from it, then serves; port None: the configured one."""
+    faiss.omp_set_num_threads(settings.search_threads)
+    analyzer = analyzer or RemoteFaceAnalyzer(settings)
+    store = FaceStore(settings.resolved_database_url)
+    database = FaceDatabase(store, analyzer, load_calibration(settings, analyzer.model_ref), settings)
+    database.start()
+    servicer = FaceDatabaseServicer(database)
+
+    def register(server: grpc.Server) -> None:
+        facedb_pb2_grpc.add_FaceDatabaseServiceServicer_to_server(servicer, server)
+
+    binding = ServiceBinding(SERVICE_NAME, register, on_stop=[store.close])
+    return start_server(settings, [binding], settings.facedb_port if port is None else port)

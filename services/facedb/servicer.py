@@ -1,0 +1,178 @@
+"""The FaceDatabaseService: protobuf in and out, FaceDatabase underneath."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from argus.messages import box_message
+from argus.proto.facedb.v1 import facedb_pb2 as pb
+from argus.proto.facedb.v1 import facedb_pb2_grpc
+from argus.services.facedb.database import FaceDatabase, IdentifiedFace, Probe
+from argus.services.facedb.storage import CollectionRecord, FaceRecord, SubjectRecord
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _collection(record: CollectionRecord, database: FaceDatabase) -> pb.Collection:
+    return pb.Collection(
+        name=record.name,
+        threshold=database.threshold_of(record),
+        model=record.model,
+        subject_count=record.subject_count,
+        face_count=record.face_count,
+        created_at=_timestamp(record.created_at),
+    )
+
+
+def _face(record: FaceRecord) -> pb.Face:
+    return pb.Face(
+        face_id=record.id,
+        box=box_message(record.box),
+        detection_score=record.detection_score,
+        face_size=record.face_size,
+        sharpness=record.sharpness,
+        model=f"{record.model_name}@{record.model_version}",
+        created_at=_timestamp(record.created_at),
+    )
+
+
+def _subject(record: SubjectRecord, collection: str) -> pb.Subject:
+    metadata = struct_pb2.Struct()
+    metadata.update(record.metadata or {})
+    return pb.Subject(
+        collection=collection,
+        subject_id=record.external_id,
+        display_name=record.display_name,
+        metadata=metadata,
+        faces=[_face(face) for face in record.faces],
+        created_at=_timestamp(record.created_at),
+    )
+
+
+def _probe(probe: Probe) -> pb.ProbeFace | None:
+    if probe.face is None:
+        return None
+    return pb.ProbeFace(
+        box=box_message(probe.face.box), detection_score=probe.face.score, faces_in_image=probe.faces_in_image
+    )
+
+
+def _outcome(face_found: bool, match: bool) -> pb.ProbeOutcome:
+    if not face_found:
+        return pb.NO_FACE
+    return pb.MATCH if match else pb.NO_MATCH
+
+
+def _identified(face: IdentifiedFace) -> pb.IdentifiedFace:
+    return pb.IdentifiedFace(
+        box=box_message(face.face.box),
+        detection_score=face.face.score,
+        unknown=face.unknown,
+        candidates=[
+            pb.Candidate(
+                subject_id=c.subject_id,
+                display_name=c.display_name,
+                similarity=c.similarity,
+                probability=c.probability,
+                face_id=c.face_id,
+            )
+            for c in face.candidates
+        ],
+    )
+
+
+class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
+    def __init__(self, database: FaceDatabase) -> None:
+        self.db = database
+
+    def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
+        return _collection(self.db.create_collection(request.name, request.threshold), self.db)
+
+    def ListCollections(
+        self, request: pb.ListCollectionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListCollectionsResponse:
+        return pb.ListCollectionsResponse(
+            collections=[_collection(record, self.db) for record in self.db.list_collections()]
+        )
+
+    def DeleteCollection(
+        self, request: pb.DeleteCollectionRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteCollectionResponse:
+        subjects, faces = self.db.delete_collection(request.name)
+        return pb.DeleteCollectionResponse(deleted_subjects=subjects, deleted_faces=faces)
+
+    def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
+        enrollment = self.db.enroll(
+            request.collection,
+            request.subject_id,
+            [image.data for image in request.images],
+            display_name=request.display_name,
+            metadata=json_format.MessageToDict(request.metadata) if request.HasField("metadata") else None,
+            take_largest_face=request.take_largest_face,
+        )
+        return pb.EnrollResponse(
+            subject=_subject(enrollment.subject, request.collection),
+            face_ids=enrollment.face_ids,
+            created_subject=enrollment.created_subject,
+        )
+
+    def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
+        decision = self.db.verify(request.collection, request.subject_id, request.image.data)
+        return pb.VerifyResponse(
+            outcome=_outcome(decision.face_found, decision.match),
+            match=decision.match,
+            similarity=decision.similarity,
+            threshold=decision.threshold,
+            probability=decision.probability,
+            probe=_probe(decision.probe),
+            best_face_id=decision.best_face_id,
+            detail="" if decision.face_found else "no face was found in the probe image",
+        )
+
+    def Compare(self, request: pb.CompareRequest, context: grpc.ServicerContext) -> pb.CompareResponse:
+        result = self.db.compare(request.image_a.data, request.image_b.data, request.threshold)
+        missing = [name for name, probe in (("image_a", result.a), ("image_b", result.b)) if probe.face is None]
+        return pb.CompareResponse(
+            outcome=_outcome(not missing, result.match),
+            match=result.match,
+            similarity=result.similarity,
+            threshold=result.threshold,
+            probability=result.probability,
+            face_a=_probe(result.a),
+            face_b=_probe(result.b),
+            detail=f"no face was found in {' and '.join(missing)}" if missing else "",
+        )
+
+    def Identify(self, request: pb.IdentifyRequest, context: grpc.ServicerContext) -> pb.IdentifyResponse:
+        result = self.db.identify(request.collection, request.image.data, request.top_k, request.threshold)
+        return pb.IdentifyResponse(
+            faces=[_identified(face) for face in result.faces],
+            faces_found=len(result.faces),
+            threshold=result.threshold,
+            gallery_size=result.gallery_size,
+        )
+
+    def GetSubject(self, request: pb.GetSubjectRequest, context: grpc.ServicerContext) -> pb.Subject:
+        return _subject(self.db.get_subject(request.collection, request.subject_id), request.collection)
+
+    def ListSubjects(self, request: pb.ListSubjectsRequest, context: grpc.ServicerContext) -> pb.ListSubjectsResponse:
+        subjects, token, total = self.db.list_subjects(request.collection, request.page_size, request.page_token)
+        return pb.ListSubjectsResponse(
+            subjects=[_subject(s, request.collection) for s in subjects], next_page_token=token, total=total
+        )
+
+    def DeleteFace(self, request: pb.DeleteFaceRequest, context: grpc.ServicerContext) -> pb.DeleteFaceResponse:
+        self.db.delete_face(request.collection, request.face_id)
+        return pb.DeleteFaceResponse()
+
+    def DeleteSubject(
+        self, request: pb.DeleteSubjectRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteSubjectResponse:
+        return pb.DeleteSubjectResponse(deleted_faces=self.db.delete_subject(request.collection, request.subject_id))

@@ -1,0 +1,656 @@
+"""The face database's storage: collections, subjects and faces in SQL (SQLite or PostgreSQL), behind one repository.
+
+The database is the source of truth; the FAISS index (index.py) is a cache derived from it and rebuilt at start.
+`FaceStore` hands out frozen dataclasses, never ORM objects, so nothing outside it can lazy-load from a closed
+session or change a row by accident. The schema is created and upgraded by Alembic (`FaceStore.migrate`), never by
+`create_all`, so a deployed database and a fresh one always have the same shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from argus.errors import AlreadyExists, InvalidInput, NotFound
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+MAX_COLLECTION_NAME = 64
+MAX_EXTERNAL_ID = 128
+MAX_DISPLAY_NAME = 256
+MAX_MODEL_REF = 128
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+# Embeddings are stored as little-endian float32 bytes whatever the machine, so a database file can move.
+EMBEDDING_DTYPE = np.dtype("<f4")
+
+# Any constant works; it only has to be the same in every process migrating the same PostgreSQL database.
+_MIGRATION_LOCK_KEY = 0x41524755  # "ARGU"
+_IN_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
+
+# Deterministic constraint names: the hand-written migration uses the same ones, so the two can be compared.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware in UTC, also from SQLite, which stores no offset."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Collection(Base):
+    """A gallery searched as one: every face in it comes from the same embedding model."""
+
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("name", name="uq_collections_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_COLLECTION_NAME))
+    # None: use the calibrated default of the model, so a recalibration reaches existing collections.
+    threshold: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(MAX_MODEL_REF))  # "name@version", e.g. mobilefacenet@foamliu-1.0
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    subjects: Mapped[list[Subject]] = relationship(back_populates="collection", passive_deletes=True)
+
+
+class Subject(Base):
+    """A person, known by the client's own ID (unique within the collection)."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("collection_id", "external_id", name="uq_subjects_collection_id_external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(MAX_EXTERNAL_ID))
+    display_name: Mapped[str] = mapped_column(String(MAX_DISPLAY_NAME))
+    # `metadata` is reserved on declarative classes; the column keeps the natural name.
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    collection: Mapped[Collection] = relationship(back_populates="subjects")
+    faces: Mapped[list[Face]] = relationship(back_populates="subject", passive_deletes=True, order_by="Face.id")
+
+
+class Face(Base):
+    """One enrolled face. Its id is also its FAISS id, so it must never be reused (AUTOINCREMENT on SQLite)."""
+
+    __tablename__ = "faces"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    # Denormalised from the subject: rebuilding a collection's index reads one indexed column, no join.
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32, `dimension` values
+    dimension: Mapped[int] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    detection_score: Mapped[float] = mapped_column(Float)
+    face_size: Mapped[float] = mapped_column(Float)
+    sharpness: Mapped[float] = mapped_column(Float)
+    # PNG of the aligned crop: lets a later model re-embed the gallery without the original photos.
+    aligned_crop: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    subject: Mapped[Subject] = relationship(back_populates="faces")
+
+
+# Records handed out by FaceStore: plain, frozen, detached from any session.
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    name: str
+    threshold: float | None  # None: the model's calibrated default applies
+    model: str
+    created_at: datetime
+    subject_count: int = 0
+    face_count: int = 0
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    face_id: int
+    external_id: str  # the subject's client-chosen ID
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in source pixels
+    detection_score: float
+    face_size: float
+    sharpness: float
+    model_name: str
+    model_version: str
+    dimension: int
+    created_at: datetime
+
+    @property
+    def id(self) -> int:
+        """The same as face_id: the face's database and FAISS id."""
+        return self.face_id
+
+    @property
+    def model(self) -> str:
+        return f"{self.model_name}@{self.model_version}"
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    collection: str
+    external_id: str
+    display_name: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    faces: tuple[FaceRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to enroll, as the pipeline measured it."""
+
+    embedding: np.ndarray  # (d,) float32, unit length
+    model_name: str
+    model_version: str
+    box: tuple[float, float, float, float]
+    detection_score: float
+    face_size: float
+    sharpness: float
+    aligned_crop: bytes | None = None
+
+    @property
+    def model(self) -> str:
+        return f"{self.model_name}@{self.model_version}"
+
+
+class _SubjectRace(Exception):
+    """Another transaction created the same subject between our look-up and our insert: try once more."""
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Plain postgresql:// (or postgres://) URLs get the psycopg 3 driver, the one Argus installs."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, wal: bool) -> None:
+    # SQLite ignores foreign keys (and so ON DELETE CASCADE) unless each connection asks for them.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if wal:  # readers do not block the writer, and the other way round
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def create_store_engine(url: URL) -> Engine:
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    memory = url.database in (None, "", ":memory:")
+    if memory:
+        # One connection shared by every thread: each new connection to :memory: would be a new, empty database.
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, wal=not memory))
+    return engine
+
+
+def alembic_config(url: URL) -> Any:
+    """Alembic's configuration built in code: no alembic.ini to ship or to find."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # configparser interpolates %; a password may contain one.
+    config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
+    return config
+
+
+def encode_page_token(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"s{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> int:
+    """The last subject id of the previous page; anything this server did not issue is InvalidInput."""
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        raw = ""
+    if len(raw) < 2 or raw[0] != "s" or not raw[1:].isdigit():
+        raise InvalidInput(
+            f"page_token {token!r} was not issued by this server; pass the next_page_token of the previous "
+            "response, or an empty token for the first page"
+        )
+    return int(raw[1:])
+
+
+def _check_name(kind: str, value: str, limit: int) -> None:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise InvalidInput(f"{kind} must be 1 to {limit} characters, got {value!r}")
+
+
+def _embedding_bytes(vector: np.ndarray) -> tuple[bytes, int]:
+    array = np.asarray(vector, dtype=np.float32)
+    if array.ndim != 1 or array.size == 0:
+        raise InvalidInput(f"an embedding must be a non-empty 1-D vector, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise InvalidInput("an embedding contains NaN or infinite values")
+    return array.astype(EMBEDDING_DTYPE, copy=False).tobytes(), int(array.size)
+
+
+def _face_record(face: Face, external_id: str) -> FaceRecord:
+    return FaceRecord(
+        face_id=face.id,
+        external_id=external_id,
+        box=(face.x1, face.y1, face.x2, face.y2),
+        detection_score=face.detection_score,
+        face_size=face.face_size,
+        sharpness=face.sharpness,
+        model_name=face.model_name,
+        model_version=face.model_version,
+        dimension=face.dimension,
+        created_at=face.created_at,
+    )
+
+
+def _subject_record(collection: str, subject: Subject, faces: Iterable[Face]) -> SubjectRecord:
+    return SubjectRecord(
+        collection=collection,
+        external_id=subject.external_id,
+        display_name=subject.display_name,
+        metadata=dict(subject.metadata_ or {}),
+        created_at=subject.created_at,
+        faces=tuple(_face_record(face, subject.external_id) for face in faces),
+    )
+
+
+def _stack(rows: Sequence[tuple[int, bytes, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(id, embedding bytes, dimension) rows as an int64 id array and a float32 (N, d) matrix."""
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    if not rows:
+        return ids, np.empty((0, 0), dtype=np.float32)
+    dimension = rows[0][2]
+    vectors = np.empty((len(rows), dimension), dtype=np.float32)
+    for i, (face_id, blob, dim) in enumerate(rows):
+        if dim != dimension or len(blob) != dimension * EMBEDDING_DTYPE.itemsize:
+            raise ValueError(f"face {face_id} has a {dim}-dimensional embedding among {dimension}-dimensional ones")
+        vectors[i] = np.frombuffer(blob, dtype=EMBEDDING_DTYPE)
+    return ids, vectors
+
+
+class FaceStore:
+    """Repository over the face database. Each public method is one transaction; results are frozen records."""
+
+    def __init__(self, url: str | URL) -> None:
+        self.url = normalize_url(url)
+        self.engine = create_store_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> FaceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest Alembic revision; safe to run at every start, and from several processes."""
+        from alembic import command
+
+        config = alembic_config(self.url)
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Two replicas starting together must not both create the tables; the lock ends with the transaction.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # Collections.
+
+    @staticmethod
+    def _collection(session: Session, name: str) -> Collection:
+        collection = session.scalar(select(Collection).where(Collection.name == name))
+        if collection is None:
+            known = session.scalars(select(Collection.name).order_by(Collection.name).limit(11)).all()
+            listing = ", ".join(repr(n) for n in known[:10]) + (", ..." if len(known) > 10 else "")
+            hint = f"existing collections: {listing}" if known else "there are no collections yet"
+            raise NotFound(f"collection {name!r} does not exist ({hint}); create it with CreateCollection")
+        return collection
+
+    def create_collection(self, name: str, threshold: float | None, model: str) -> CollectionRecord:
+        _check_name("a collection name", name, MAX_COLLECTION_NAME)
+        _check_name("a model reference", model, MAX_MODEL_REF)
+        if threshold is not None and not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
+            raise InvalidInput(f"threshold is a cosine similarity between -1 and 1, got {threshold}")
+        try:
+            with self._transaction() as session:
+                collection = Collection(name=name, threshold=threshold, model=model)
+                session.add(collection)
+                session.flush()
+                return CollectionRecord(collection.name, collection.threshold, collection.model, collection.created_at)
+        except IntegrityError:
+            raise AlreadyExists(f"collection {name!r} already exists") from None
+
+    def _counted(self, session: Session, where: Any = None) -> list[CollectionRecord]:
+        subjects = (
+            select(func.count(Subject.id)).where(Subject.collection_id == Collection.id).correlate(Collection)
+        ).scalar_subquery()
+        faces = (
+            select(func.count(Face.id)).where(Face.collection_id == Collection.id).correlate(Collection)
+        ).scalar_subquery()
+        statement = select(Collection, subjects, faces).order_by(Collection.name)
+        if where is not None:
+            statement = statement.where(where)
+        return [
+            CollectionRecord(c.name, c.threshold, c.model, c.created_at, int(n_subjects), int(n_faces))
+            for c, n_subjects, n_faces in session.execute(statement)
+        ]
+
+    def get_collection(self, name: str) -> CollectionRecord:
+        with self._transaction() as session:
+            self._collection(session, name)
+            return self._counted(session, Collection.name == name)[0]
+
+    def list_collections(self) -> list[CollectionRecord]:
+        with self._transaction() as session:
+            return self._counted(session)
+
+    def delete_collection(self, name: str) -> tuple[int, int]:
+        """Removes the collection; the foreign keys cascade to its subjects and faces. Returns what went with it."""
+        with self._transaction() as session:
+            collection = self._collection(session, name)
+            n_subjects = session.scalar(select(func.count(Subject.id)).where(Subject.collection_id == collection.id))
+            n_faces = session.scalar(select(func.count(Face.id)).where(Face.collection_id == collection.id))
+            session.execute(delete(Collection).where(Collection.id == collection.id))
+            return int(n_subjects or 0), int(n_faces or 0)
+
+    # Subjects and faces.
+
+    @staticmethod
+    def _subject(session: Session, collection: Collection, external_id: str) -> Subject:
+        subject = session.scalar(
+            select(Subject).where(Subject.collection_id == collection.id, Subject.external_id == external_id)
+        )
+        if subject is None:
+            raise NotFound(f"subject {external_id!r} does not exist in collection {collection.name!r}")
+        return subject
+
+    def add_faces(
+        self,
+        collection: str,
+        external_id: str,
+        display_name: str,
+        metadata: Mapping[str, Any] | None,
+        faces: Sequence[NewFace],
+    ) -> tuple[SubjectRecord, list[int], bool]:
+        """Adds faces to a subject, creating it when new, all in one transaction: every face lands or none does.
+
+        On an existing subject a non-empty display name or metadata replaces the stored one. Returns the subject
+        with all its faces, the new face ids in the order given, and whether the subject was created.
+        """
+        _check_name("a subject ID", external_id, MAX_EXTERNAL_ID)
+        if len(display_name) > MAX_DISPLAY_NAME:
+            raise InvalidInput(f"display_name is longer than {MAX_DISPLAY_NAME} characters")
+        if metadata:
+            try:
+                json.dumps(dict(metadata), allow_nan=False)
+            except (TypeError, ValueError) as error:
+                raise InvalidInput(f"metadata must be plain JSON: {error}") from None
+        if not faces:
+            raise InvalidInput("at least one face is needed to enroll a subject")
+        encoded = [_embedding_bytes(face.embedding) for face in faces]
+        if len({dimension for _, dimension in encoded}) != 1:
+            raise InvalidInput("the faces' embeddings have different dimensions")
+        for _attempt in range(2):
+            try:
+                return self._add_faces_once(collection, external_id, display_name, metadata, faces, encoded)
+            except _SubjectRace:
+                continue
+        raise AlreadyExists(f"subject {external_id!r} is being created by another request; retry")
+
+    def _add_faces_once(
+        self,
+        collection_name: str,
+        external_id: str,
+        display_name: str,
+        metadata: Mapping[str, Any] | None,
+        faces: Sequence[NewFace],
+        encoded: list[tuple[bytes, int]],
+    ) -> tuple[SubjectRecord, list[int], bool]:
+        with self._transaction() as session:
+            collection = self._collection(session, collection_name)
+            for face in faces:
+                if face.model != collection.model:
+                    raise InvalidInput(
+                        f"collection {collection.name!r} holds {collection.model} embeddings, not {face.model}"
+                    )
+            dimension = encoded[0][1]
+            stored = session.scalar(select(Face.dimension).where(Face.collection_id == collection.id).limit(1))
+            if stored is not None and stored != dimension:
+                raise InvalidInput(
+                    f"collection {collection.name!r} holds {stored}-dimensional embeddings, not {dimension}"
+                )
+            subject = session.scalar(
+                select(Subject).where(Subject.collection_id == collection.id, Subject.external_id == external_id)
+            )
+            created = subject is None
+            if subject is None:
+                subject = Subject(
+                    collection_id=collection.id,
+                    external_id=external_id,
+                    display_name=display_name,
+                    metadata_=dict(metadata or {}),
+                )
+                session.add(subject)
+                try:
+                    session.flush()
+                except IntegrityError:
+                    # No SAVEPOINT: pysqlite mishandles them. Leaving the block rolls the whole transaction back.
+                    raise _SubjectRace from None
+            else:
+                if display_name:
+                    subject.display_name = display_name
+                if metadata:
+                    subject.metadata_ = dict(metadata)
+            rows = [
+                Face(
+                    subject_id=subject.id,
+                    collection_id=collection.id,
+                    embedding=blob,
+                    dimension=dim,
+                    model_name=face.model_name,
+                    model_version=face.model_version,
+                    x1=face.box[0],
+                    y1=face.box[1],
+                    x2=face.box[2],
+                    y2=face.box[3],
+                    detection_score=face.detection_score,
+                    face_size=face.face_size,
+                    sharpness=face.sharpness,
+                    aligned_crop=face.aligned_crop,
+                )
+                for face, (blob, dim) in zip(faces, encoded, strict=True)
+            ]
+            session.add_all(rows)
+            session.flush()
+            new_ids = [row.id for row in rows]
+            all_faces = session.scalars(select(Face).where(Face.subject_id == subject.id).order_by(Face.id)).all()
+            return _subject_record(collection.name, subject, all_faces), new_ids, created
+
+    def get_subject(self, collection: str, external_id: str) -> SubjectRecord:
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            subject = self._subject(session, found, external_id)
+            faces = session.scalars(select(Face).where(Face.subject_id == subject.id).order_by(Face.id)).all()
+            return _subject_record(found.name, subject, faces)
+
+    def list_subjects(
+        self, collection: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+    ) -> tuple[list[SubjectRecord], str, int]:
+        """One page of subjects (with their faces) in creation order, the token of the next page ("" on the last
+        one) and the collection's subject count. Keyset pagination: pages stay correct while subjects come and go.
+        """
+        if page_size == 0:
+            page_size = DEFAULT_PAGE_SIZE
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"page_size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
+        after = decode_page_token(page_token) if page_token else 0
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            total = session.scalar(select(func.count(Subject.id)).where(Subject.collection_id == found.id)) or 0
+            subjects = session.scalars(
+                select(Subject)
+                .where(Subject.collection_id == found.id, Subject.id > after)
+                .order_by(Subject.id)
+                .limit(page_size + 1)
+                .options(selectinload(Subject.faces))
+            ).all()
+            more = len(subjects) > page_size
+            subjects = subjects[:page_size]
+            records = [_subject_record(found.name, subject, subject.faces) for subject in subjects]
+            next_token = encode_page_token(subjects[-1].id) if more else ""
+            return records, next_token, int(total)
+
+    def delete_face(self, collection: str, face_id: int) -> FaceRecord:
+        """Removes one face; its subject stays, even with no faces left."""
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            row = session.execute(
+                select(Face, Subject.external_id)
+                .join(Subject, Subject.id == Face.subject_id)
+                .where(Face.id == face_id, Face.collection_id == found.id)
+            ).first()
+            if row is None:
+                raise NotFound(f"face {face_id} does not exist in collection {found.name!r}")
+            face, external_id = row
+            record = _face_record(face, external_id)
+            session.execute(delete(Face).where(Face.id == face_id))
+            return record
+
+    def delete_subject(self, collection: str, external_id: str) -> list[int]:
+        """Removes a subject and (by cascade) its faces; returns the removed face ids for the index."""
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            subject = self._subject(session, found, external_id)
+            ids = list(session.scalars(select(Face.id).where(Face.subject_id == subject.id).order_by(Face.id)))
+            session.execute(delete(Subject).where(Subject.id == subject.id))
+            return ids
+
+    # What the index needs.
+
+    def embeddings(self, collection: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every face of a collection: int64 ids and a float32 (N, d) matrix, (0, 0) when empty. Rebuilds the index."""
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            rows = session.execute(
+                select(Face.id, Face.embedding, Face.dimension).where(Face.collection_id == found.id).order_by(Face.id)
+            ).all()
+            return _stack([tuple(row) for row in rows])  # type: ignore[misc]
+
+    def subject_faces(self, collection: str, external_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """One subject's face ids and embeddings: what 1:1 verification compares against."""
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            subject = self._subject(session, found, external_id)
+            rows = session.execute(
+                select(Face.id, Face.embedding, Face.dimension).where(Face.subject_id == subject.id).order_by(Face.id)
+            ).all()
+            return _stack([tuple(row) for row in rows])  # type: ignore[misc]
+
+    def face_owners(self, collection: str, face_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """face id -> (external id, display name) for the ids that are in the collection; others are left out."""
+        wanted = sorted({int(face_id) for face_id in face_ids})
+        owners: dict[int, tuple[str, str]] = {}
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = session.execute(
+                    select(Face.id, Subject.external_id, Subject.display_name)
+                    .join(Subject, Subject.id == Face.subject_id)
+                    .where(Face.collection_id == found.id, Face.id.in_(chunk))
+                )
+                for face_id, external_id, display_name in rows:
+                    owners[int(face_id)] = (external_id, display_name)
+        return owners

@@ -1,0 +1,224 @@
+"""Face commands over a running face database: collections, enroll, verify, identify, compare, subjects."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from argus.cli.output import as_dict, print_json, table
+from argus.client import FaceDbClient
+from argus.config import get_settings
+from argus.proto.facedb.v1 import facedb_pb2
+
+
+def _client(args: argparse.Namespace) -> FaceDbClient:
+    return FaceDbClient(args.address or get_settings().facedb_address, args.timeout)
+
+
+def _outcome(value: int) -> str:
+    return facedb_pb2.ProbeOutcome.Name(value)
+
+
+def cmd_collections_create(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        collection = client.create_collection(args.name, args.threshold)
+    if args.json:
+        print_json(collection)
+    else:
+        print(f"created {collection.name} (threshold {collection.threshold:.3f}, model {collection.model})")
+    return 0
+
+
+def cmd_collections_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        collections = client.list_collections()
+    if args.json:
+        print_json([as_dict(collection) for collection in collections])
+        return 0
+    rows = [[c.name, c.subject_count, c.face_count, f"{c.threshold:.3f}", c.model] for c in collections]
+    print(table(rows, ["collection", "subjects", "faces", "threshold", "model"]))
+    return 0
+
+
+def cmd_collections_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.delete_collection(args.name)
+    print(f"deleted {args.name}: {result.deleted_subjects} subjects, {result.deleted_faces} faces")
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    metadata = json.loads(args.metadata) if args.metadata else None
+    with _client(args) as client:
+        response = client.enroll(
+            args.collection,
+            args.subject_id,
+            args.images,
+            display_name=args.name or "",
+            metadata=metadata,
+            take_largest_face=args.largest,
+        )
+    if args.json:
+        print_json(response)
+    else:
+        verb = "created" if response.created_subject else "added to"
+        ids = ", ".join(map(str, response.face_ids))
+        print(f"{verb} {response.subject.subject_id}: face(s) {ids}; {len(response.subject.faces)} in all")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.verify(args.collection, args.subject_id, args.image)
+    if args.json:
+        print_json(response)
+    elif response.outcome == facedb_pb2.NO_FACE:
+        print(f"NO_FACE: {response.detail}")
+    else:
+        print(
+            f"{_outcome(response.outcome)}: similarity {response.similarity:.3f} "
+            f"(threshold {response.threshold:.3f}), probability {response.probability:.3f}"
+        )
+    return 0 if response.match else 3
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.compare(args.image_a, args.image_b, args.threshold)
+    if args.json:
+        print_json(response)
+    elif response.outcome == facedb_pb2.NO_FACE:
+        print(f"NO_FACE: {response.detail}")
+    else:
+        print(
+            f"{_outcome(response.outcome)}: similarity {response.similarity:.3f} "
+            f"(threshold {response.threshold:.3f}), probability {response.probability:.3f}"
+        )
+    return 0 if response.match else 3
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.identify(args.collection, args.image, top_k=args.top_k, threshold=args.threshold)
+    if args.json:
+        print_json(response)
+        return 0
+    print(f"{response.faces_found} face(s); gallery {response.gallery_size}; threshold {response.threshold:.3f}")
+    for number, face in enumerate(response.faces):
+        box = face.box
+        where = f"[{box.x1:.0f}, {box.y1:.0f}, {box.x2:.0f}, {box.y2:.0f}]"
+        best = face.candidates[0] if face.candidates else None
+        verdict = "unknown" if face.unknown else f"{best.subject_id} ({best.display_name})" if best else "unknown"
+        print(f"face {number} {where}: {verdict}")
+        for candidate in face.candidates:
+            print(f"    {candidate.subject_id:<24} {candidate.similarity:.3f}  p={candidate.probability:.3f}")
+    return 0
+
+
+def cmd_subjects_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        subjects = list(client.iter_subjects(args.collection))
+    if args.json:
+        print_json([as_dict(subject) for subject in subjects])
+        return 0
+    rows = [[s.subject_id, s.display_name, len(s.faces)] for s in subjects]
+    print(table(rows, ["subject", "name", "faces"]))
+    return 0
+
+
+def cmd_subjects_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        subject = client.get_subject(args.collection, args.subject_id)
+    if args.json:
+        print_json(subject)
+        return 0
+    print(f"{subject.subject_id} ({subject.display_name}): {len(subject.faces)} face(s)")
+    for face in subject.faces:
+        print(f"    face {face.face_id}: size {face.face_size:.0f} px, score {face.detection_score:.2f}")
+    return 0
+
+
+def cmd_subjects_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        deleted = client.delete_subject(args.collection, args.subject_id)
+    print(f"deleted {args.subject_id} and {deleted} face(s)")
+    return 0
+
+
+def cmd_subjects_delete_face(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.delete_face(args.collection, args.face_id)
+    print(f"deleted face {args.face_id}")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", help="face database address (default: ARGUS_FACEDB_ADDRESS)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
+    parser.add_argument("--json", action="store_true", help="print the response as JSON")
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    collections = commands.add_parser("collections", help="create, list or delete face collections")
+    sub = collections.add_subparsers(dest="collections_command", required=True)
+    create = sub.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--threshold", type=float, default=0.0, help="cosine threshold (default: calibrated)")
+    create.set_defaults(func=cmd_collections_create)
+    listing = sub.add_parser("list")
+    listing.set_defaults(func=cmd_collections_list)
+    delete = sub.add_parser("delete")
+    delete.add_argument("name")
+    delete.set_defaults(func=cmd_collections_delete)
+    for parser in (create, listing, delete):
+        _common(parser)
+
+    enroll = commands.add_parser("enroll", help="enroll a person from one or more photos")
+    enroll.add_argument("collection")
+    enroll.add_argument("subject_id")
+    enroll.add_argument("images", nargs="+", type=Path)
+    enroll.add_argument("--name", help="display name")
+    enroll.add_argument("--metadata", help="JSON object stored with the subject")
+    enroll.add_argument("--largest", action="store_true", help="with several faces, enroll the largest")
+    enroll.set_defaults(func=cmd_enroll)
+
+    verify = commands.add_parser("verify", help="1:1: is this photo that subject? (exit 0 match, 3 no match)")
+    verify.add_argument("collection")
+    verify.add_argument("subject_id")
+    verify.add_argument("image", type=Path)
+    verify.set_defaults(func=cmd_verify)
+
+    compare = commands.add_parser("compare", help="1:1 between two photos (exit 0 match, 3 no match)")
+    compare.add_argument("image_a", type=Path)
+    compare.add_argument("image_b", type=Path)
+    compare.add_argument("--threshold", type=float, default=0.0)
+    compare.set_defaults(func=cmd_compare)
+
+    identify = commands.add_parser("identify", help="1:K: who is each face in this photo?")
+    identify.add_argument("collection")
+    identify.add_argument("image", type=Path)
+    identify.add_argument("--top-k", type=int, default=3)
+    identify.add_argument("--threshold", type=float, default=0.0)
+    identify.set_defaults(func=cmd_identify)
+
+    subjects = commands.add_parser("subjects", help="list, show or delete enrolled people")
+    sub = subjects.add_subparsers(dest="subjects_command", required=True)
+    s_list = sub.add_parser("list")
+    s_list.add_argument("collection")
+    s_list.set_defaults(func=cmd_subjects_list)
+    s_get = sub.add_parser("get")
+    s_get.add_argument("collection")
+    s_get.add_argument("subject_id")
+    s_get.set_defaults(func=cmd_subjects_get)
+    s_delete = sub.add_parser("delete")
+    s_delete.add_argument("collection")
+    s_delete.add_argument("subject_id")
+    s_delete.set_defaults(func=cmd_subjects_delete)
+    s_face = sub.add_parser("delete-face")
+    s_face.add_argument("collection")
+    s_face.add_argument("face_id", type=int)
+    s_face.set_defaults(func=cmd_subjects_delete_face)
+
+    for parser in (enroll, verify, compare, identify, s_list, s_get, s_delete, s_face):
+        _common(parser)

@@ -1,0 +1,149 @@
+"""Threshold and probability calibration: hand-worked thresholds, the logistic curve, the JSON file and its loading."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from argus.config import Settings
+from argus.errors import ModelUnavailable
+from argus.models.manifest import MOBILEFACENET
+from argus.services.facedb.calibration import (
+    Calibration,
+    accuracy_threshold,
+    default_calibration_path,
+    fit_calibration,
+    load_calibration,
+)
+
+
+def test_threshold_separable_is_the_midpoint_of_the_gap() -> None:
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
+    same = np.array([False, False, False, True, True, True])
+    assert accuracy_threshold(scores, same) == pytest.approx((0.45, 1.0))
+
+
+def test_threshold_picks_the_widest_of_two_tied_plateaus() -> None:
+    # Accepting >= 0.35 and accepting >= 0.6 both get 5 of 6 right; the gaps are (0.2, 0.35] and (0.4, 0.6].
+    scores = np.array([0.1, 0.2, 0.35, 0.4, 0.6, 0.8])
+    same = np.array([False, False, True, False, True, True])
+    threshold, accuracy = accuracy_threshold(scores, same)
+    assert accuracy == pytest.approx(5 / 6)
+    assert threshold == pytest.approx(0.5)
+
+
+def test_threshold_is_the_middle_of_an_adjacent_plateau() -> None:
+    # A same and a different pair share 0.5: thresholds in (0.3, 0.5] and (0.5, 0.7] all get 5 of 6 right.
+    scores = np.array([0.1, 0.3, 0.5, 0.5, 0.7, 0.9])
+    same = np.array([False, False, True, False, True, True])
+    threshold, accuracy = accuracy_threshold(scores, same)
+    assert accuracy == pytest.approx(5 / 6)
+    assert threshold == pytest.approx(0.5)
+
+
+def test_threshold_at_the_ends() -> None:
+    assert accuracy_threshold(np.array([0.2, 0.4]), np.array([True, True])) == pytest.approx((0.2, 1.0))
+    threshold, accuracy = accuracy_threshold(np.array([0.2, 0.4]), np.array([False, False]))
+    assert accuracy == 1.0 and threshold > 0.4
+
+
+def test_threshold_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        accuracy_threshold(np.array([0.1, 0.2]), np.array([True]))
+    with pytest.raises(ValueError):
+        accuracy_threshold(np.array([]), np.array([], dtype=bool))
+    with pytest.raises(ValueError):
+        accuracy_threshold(np.array([np.nan, 0.2]), np.array([True, False]))
+
+
+def _synthetic(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Same pairs around 0.6, different around 0.0, overlapping enough that many pairs pin the threshold down."""
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate([rng.normal(0.6, 0.2, 1000), rng.normal(0.0, 0.2, 1000)])
+    return scores, np.arange(2000) < 1000
+
+
+def test_fit_calibration_threshold_and_probability() -> None:
+    scores, same = _synthetic()
+    calibration = fit_calibration(scores, same, "m@1", pairs_file="some/dir/pairs.txt", created=date(2025, 1, 2))
+    assert calibration.threshold == pytest.approx(0.3, abs=0.05)
+    assert calibration.pairs == 2000 and calibration.pairs_file == "pairs.txt" and calibration.created == "2025-01-02"
+    assert calibration.accuracy == pytest.approx(np.mean((scores >= calibration.threshold) == same))
+    assert calibration.coef > 10  # nearly unregularised: a sharp sigmoid, not sklearn's default shrinkage
+    grid = np.linspace(-1, 1, 201)
+    probabilities = calibration.probability(grid)
+    assert isinstance(probabilities, np.ndarray) and probabilities.shape == grid.shape
+    assert np.all(np.diff(probabilities) > 0)
+    assert probabilities[0] < 0.01 and probabilities[-1] > 0.99
+    at_threshold = calibration.probability(calibration.threshold)
+    assert isinstance(at_threshold, float) and 0.4 < at_threshold < 0.6
+    assert calibration.probability(0.3) == pytest.approx(0.5, abs=0.05)  # the classes are symmetric about 0.3
+    assert calibration.even_odds_similarity == pytest.approx(calibration.threshold, abs=0.05)
+
+
+def test_fit_calibration_survives_separable_pairs_and_needs_both_classes() -> None:
+    calibration = fit_calibration(np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8]), np.arange(6) >= 3, "m@1")
+    assert np.isfinite(calibration.coef) and calibration.probability(0.8) > calibration.probability(0.1)
+    with pytest.raises(ValueError):
+        fit_calibration(np.array([0.1, 0.2]), np.array([True, True]), "m@1")
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    calibration = Calibration("m@1", 0.3, 21.0, -6.0, "pairsDevTest.txt", 1000, 0.985, True, "2025-01-02")
+    assert Calibration.from_json(calibration.to_json()) == calibration
+    path = tmp_path / "nested" / "m.json"
+    calibration.save(path)
+    assert Calibration.load(path) == calibration
+    assert json.loads(path.read_text())["threshold"] == 0.3
+    assert [p.name for p in path.parent.iterdir()] == ["m.json"]  # no temporary file left behind
+
+
+def test_from_json_rejects_bad_files() -> None:
+    good = json.loads(Calibration("m@1", 0.3, 21.0, -6.0, "p", 10, 0.9, False, "2025-01-02").to_json())
+    with pytest.raises(ValueError, match="JSON"):
+        Calibration.from_json("{not json")
+    with pytest.raises(ValueError, match="threshold"):
+        Calibration.from_json(json.dumps({k: v for k, v in good.items() if k != "threshold"}))
+    with pytest.raises(ValueError):
+        Calibration.from_json(json.dumps({**good, "coef": "steep"}))
+    with pytest.raises(ValueError):
+        Calibration.from_json(json.dumps({**good, "intercept": float("nan")}))
+    assert Calibration.from_json(json.dumps({**good, "added_later": 1})).model == "m@1"
+
+
+def test_default_path_is_named_after_the_model() -> None:
+    path = default_calibration_path("mobilefacenet@foamliu-1.0")
+    assert path.name == "mobilefacenet.json" and path.parent.name == "calibration"
+    with pytest.raises(ValueError):
+        default_calibration_path("../evil@1")
+
+
+def test_load_calibration_honours_the_setting_and_refuses_other_models(tmp_path: Path) -> None:
+    mine = Calibration("m@1", 0.3, 21.0, -6.0, "p", 10, 0.9, True, "2025-01-02")
+    mine.save(tmp_path / "mine.json")
+    assert load_calibration(Settings(calibration_file=tmp_path / "mine.json"), "m@1") == mine
+    with pytest.raises(ModelUnavailable, match="not other@2"):
+        load_calibration(Settings(calibration_file=tmp_path / "mine.json"), "other@2")
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        load_calibration(Settings(calibration_file=tmp_path / "absent.json"), "m@1")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ModelUnavailable, match="unreadable"):
+        load_calibration(Settings(calibration_file=tmp_path / "broken.json"), "m@1")
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        load_calibration(Settings(calibration_file=None), "no-such-model@1")
+
+
+def test_shipped_calibration_loads_and_is_plausible() -> None:
+    calibration = load_calibration(Settings(calibration_file=None), MOBILEFACENET.ref)
+    assert calibration.model == MOBILEFACENET.ref
+    assert 0.1 < calibration.threshold < 0.5
+    assert calibration.pairs_file == "pairsDevTest.txt" and calibration.pairs == 1000
+    assert calibration.accuracy > 0.97
+    # Fitted with the embedder as it runs by default: flip augmentation changes the scores a little.
+    assert calibration.flip_augmentation == Settings.model_fields["flip_augmentation"].default
+    assert 0.3 < calibration.probability(calibration.threshold) < 0.7
+    assert calibration.probability(0.0) < 0.01 and calibration.probability(0.6) > 0.99

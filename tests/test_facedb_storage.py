@@ -1,0 +1,456 @@
+"""The face database's storage and index, on SQLite and on a real PostgreSQL server (no gRPC here)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from argus.errors import AlreadyExists, InvalidInput, NotFound
+from argus.services.facedb.index import FaceIndex, IndexRegistry
+from argus.services.facedb.storage import (
+    Base,
+    FaceStore,
+    NewFace,
+    decode_page_token,
+    encode_page_token,
+    normalize_url,
+)
+
+MODEL = "mobilefacenet@foamliu-1.0"
+DIM = 128
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind: a temp SQLite file, or a fresh database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'facedb.sqlite3'}"
+    return request.getfixturevalue("fresh_postgres_url")
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[FaceStore]:
+    store = FaceStore(database_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+def unit(rng: np.random.Generator, n: int, d: int = DIM) -> np.ndarray:
+    vectors = rng.standard_normal((n, d)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def new_face(vector: np.ndarray, *, score: float | None = 0.9, model: str = MODEL) -> NewFace:
+    name, version = model.split("@")
+    return NewFace(
+        embedding=vector,
+        model_name=name,
+        model_version=version,
+        box=(10.0, 20.0, 110.0, 140.0),
+        detection_score=score,  # type: ignore[arg-type]
+        face_size=100.0,
+        sharpness=42.5,
+        aligned_crop=b"\x89PNG fake",
+    )
+
+
+def face_count(store: FaceStore) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM faces")).scalar_one()
+
+
+# Schema.
+
+
+def test_migrate_creates_the_schema_of_the_models(db: FaceStore) -> None:
+    inspector = sa.inspect(db.engine)
+    assert {"collections", "subjects", "faces", "alembic_version"} <= set(inspector.get_table_names())
+    assert {ix["name"] for ix in inspector.get_indexes("faces")} >= {"ix_faces_collection_id", "ix_faces_subject_id"}
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+        # The comparison is not blind: remove an index and it notices.
+        conn.execute(sa.text("DROP INDEX ix_faces_subject_id"))
+        assert any(diff[0] == "add_index" for diff in compare_metadata(context, Base.metadata))
+        conn.rollback()
+    db.migrate()  # running it again at the next start changes nothing
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+
+
+def test_plain_postgresql_urls_get_the_psycopg_driver() -> None:
+    assert normalize_url("postgresql://u:p@h:5/d").drivername == "postgresql+psycopg"
+    assert normalize_url("postgres://u@h/d").drivername == "postgresql+psycopg"
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_sqlite_parent_folder_is_created(tmp_path: Path) -> None:
+    with FaceStore(f"sqlite:///{tmp_path / 'a' / 'b' / 'facedb.sqlite3'}") as store:
+        store.migrate()
+        assert store.list_collections() == []
+
+
+# Collections.
+
+
+def test_collections_create_list_delete_with_counts(db: FaceStore) -> None:
+    rng = np.random.default_rng(0)
+    created = db.create_collection("staff", None, MODEL)
+    assert (created.name, created.threshold, created.model, created.subject_count) == ("staff", None, MODEL, 0)
+    assert created.created_at.tzinfo is not None and created.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    db.create_collection("visitors", 0.42, MODEL)
+    db.add_faces("staff", "alice", "Alice", {}, [new_face(v) for v in unit(rng, 3)])
+    db.add_faces("staff", "bob", "Bob", {}, [new_face(v) for v in unit(rng, 2)])
+    listed = {c.name: c for c in db.list_collections()}
+    assert list(listed) == ["staff", "visitors"]
+    assert (listed["staff"].subject_count, listed["staff"].face_count) == (2, 5)
+    assert (listed["visitors"].subject_count, listed["visitors"].face_count) == (0, 0)
+    assert listed["visitors"].threshold == pytest.approx(0.42)
+    assert db.get_collection("staff") == listed["staff"]
+    assert db.get_collection("staff").created_at.tzinfo == UTC
+    assert db.delete_collection("staff") == (2, 5)
+    assert [c.name for c in db.list_collections()] == ["visitors"]
+    assert face_count(db) == 0
+    with pytest.raises(NotFound):
+        db.delete_collection("staff")
+
+
+def test_duplicate_collection_is_already_exists(db: FaceStore) -> None:
+    db.create_collection("staff", None, MODEL)
+    with pytest.raises(AlreadyExists, match="'staff' already exists"):
+        db.create_collection("staff", 0.5, MODEL)
+    assert len(db.list_collections()) == 1
+
+
+def test_collection_arguments_are_checked(db: FaceStore) -> None:
+    with pytest.raises(InvalidInput):
+        db.create_collection("", None, MODEL)
+    with pytest.raises(InvalidInput):
+        db.create_collection("x" * 65, None, MODEL)
+    with pytest.raises(InvalidInput):
+        db.create_collection("ok", 1.5, MODEL)
+
+
+def test_not_found_messages_name_what_is_missing(db: FaceStore) -> None:
+    with pytest.raises(NotFound, match=r"'ghosts'.*no collections yet"):
+        db.get_collection("ghosts")
+    db.create_collection("staff", None, MODEL)
+    with pytest.raises(NotFound, match=r"'ghosts'.*'staff'"):
+        db.get_subject("ghosts", "alice")
+    with pytest.raises(NotFound, match=r"'alice'.*'staff'"):
+        db.get_subject("staff", "alice")
+    with pytest.raises(NotFound, match=r"'alice'.*'staff'"):
+        db.delete_subject("staff", "alice")
+    with pytest.raises(NotFound, match=r"face 12345.*'staff'"):
+        db.delete_face("staff", 12345)
+    with pytest.raises(NotFound, match="'ghosts'"):
+        db.embeddings("ghosts")
+
+
+# Subjects and faces.
+
+
+def test_add_faces_creates_then_extends_a_subject(db: FaceStore) -> None:
+    rng = np.random.default_rng(1)
+    db.create_collection("staff", None, MODEL)
+    subject, ids, created = db.add_faces("staff", "alice", "Alice", {"team": "red"}, [new_face(unit(rng, 1)[0])])
+    assert created and len(ids) == 1
+    assert (subject.collection, subject.external_id, subject.display_name) == ("staff", "alice", "Alice")
+    assert subject.metadata == {"team": "red"}
+    assert [f.face_id for f in subject.faces] == ids
+    face = subject.faces[0]
+    assert face.box == (10.0, 20.0, 110.0, 140.0) and face.model == MODEL and face.dimension == DIM
+    assert face.external_id == "alice" and face.created_at.tzinfo == UTC
+
+    # Empty name and metadata keep what is stored.
+    subject, more, created = db.add_faces("staff", "alice", "", None, [new_face(v) for v in unit(rng, 2)])
+    assert not created and len(more) == 2 and min(more) > max(ids)
+    assert subject.display_name == "Alice" and subject.metadata == {"team": "red"}
+    assert [f.face_id for f in subject.faces] == ids + more
+
+    # Non-empty ones replace it.
+    subject, _, _ = db.add_faces("staff", "alice", "Alice Smith", {"team": "blue"}, [new_face(unit(rng, 1)[0])])
+    assert subject.display_name == "Alice Smith" and subject.metadata == {"team": "blue"}
+    assert db.get_subject("staff", "alice") == subject
+    assert len(subject.faces) == 4
+
+
+def test_add_faces_is_all_or_nothing(db: FaceStore) -> None:
+    rng = np.random.default_rng(2)
+    db.create_collection("staff", None, MODEL)
+    # The second face breaks a NOT NULL constraint in the database, after the subject and the first face went in.
+    broken = [new_face(unit(rng, 1)[0]), new_face(unit(rng, 1)[0], score=None)]
+    with pytest.raises(sa.exc.IntegrityError):
+        db.add_faces("staff", "alice", "Alice", {}, broken)
+    with pytest.raises(NotFound):
+        db.get_subject("staff", "alice")
+    assert face_count(db) == 0
+    # Same on an existing subject: its name and faces stay as they were.
+    db.add_faces("staff", "alice", "Alice", {}, [new_face(unit(rng, 1)[0])])
+    with pytest.raises(sa.exc.IntegrityError):
+        db.add_faces("staff", "alice", "Renamed", {"x": 1}, broken)
+    subject = db.get_subject("staff", "alice")
+    assert subject.display_name == "Alice" and subject.metadata == {} and len(subject.faces) == 1
+    assert face_count(db) == 1
+
+
+def test_add_faces_refuses_another_model_or_dimension(db: FaceStore) -> None:
+    rng = np.random.default_rng(3)
+    db.create_collection("staff", None, MODEL)
+    with pytest.raises(InvalidInput, match=r"mobilefacenet@foamliu-1\.0"):
+        db.add_faces("staff", "alice", "", {}, [new_face(unit(rng, 1)[0], model="arcface@2.0")])
+    db.add_faces("staff", "alice", "", {}, [new_face(unit(rng, 1)[0])])
+    with pytest.raises(InvalidInput, match="128-dimensional"):
+        db.add_faces("staff", "bob", "", {}, [new_face(unit(rng, 1, 64)[0])])
+    with pytest.raises(InvalidInput):
+        db.add_faces("staff", "bob", "", {}, [])
+    with pytest.raises(InvalidInput):
+        db.add_faces("staff", "x" * 129, "", {}, [new_face(unit(rng, 1)[0])])
+    with pytest.raises(InvalidInput):
+        db.add_faces("staff", "bob", "", {"bad": object()}, [new_face(unit(rng, 1)[0])])
+    assert db.get_collection("staff").subject_count == 1
+
+
+def test_deletes_cascade_to_faces(db: FaceStore) -> None:
+    rng = np.random.default_rng(4)
+    db.create_collection("staff", None, MODEL)
+    _, alice_ids, _ = db.add_faces("staff", "alice", "", {}, [new_face(v) for v in unit(rng, 3)])
+    _, bob_ids, _ = db.add_faces("staff", "bob", "", {}, [new_face(v) for v in unit(rng, 2)])
+
+    removed = db.delete_face("staff", alice_ids[0])
+    assert removed.face_id == removed.id == alice_ids[0] and removed.external_id == "alice"
+    assert [f.face_id for f in db.get_subject("staff", "alice").faces] == alice_ids[1:]
+    with pytest.raises(NotFound):
+        db.delete_face("staff", alice_ids[0])
+
+    assert db.delete_subject("staff", "alice") == alice_ids[1:]
+    assert face_count(db) == len(bob_ids)
+    with pytest.raises(NotFound):
+        db.get_subject("staff", "alice")
+
+    # The database itself cascades (on SQLite only with PRAGMA foreign_keys, which the store turns on).
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM collections WHERE name = 'staff'"))
+    assert face_count(db) == 0
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM subjects")).scalar_one() == 0
+
+
+def test_a_face_belongs_to_one_collection(db: FaceStore) -> None:
+    rng = np.random.default_rng(5)
+    db.create_collection("a", None, MODEL)
+    db.create_collection("b", None, MODEL)
+    _, ids, _ = db.add_faces("a", "alice", "", {}, [new_face(unit(rng, 1)[0])])
+    with pytest.raises(NotFound):
+        db.delete_face("b", ids[0])
+    assert db.face_owners("b", ids) == {}
+    db.add_faces("b", "alice", "Other Alice", {}, [new_face(unit(rng, 1)[0])])  # same external ID, other collection
+    assert db.face_owners("a", ids) == {ids[0]: ("alice", "")}
+
+
+def test_pagination_walks_every_subject_once(db: FaceStore) -> None:
+    rng = np.random.default_rng(6)
+    db.create_collection("staff", None, MODEL)
+    db.create_collection("other", None, MODEL)
+    vectors = unit(rng, 23)
+    for i, vector in enumerate(vectors):
+        db.add_faces("staff", f"person-{i:02d}", f"Person {i}", {}, [new_face(vector)])
+    db.add_faces("other", "stranger", "", {}, [new_face(vectors[0])])
+
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        subjects, token, total = db.list_subjects("staff", page_size=5, page_token=token)
+        assert total == 23
+        assert all(len(s.faces) == 1 for s in subjects)
+        seen += [s.external_id for s in subjects]
+        pages += 1
+        if not token:
+            break
+    assert pages == 5
+    assert seen == [f"person-{i:02d}" for i in range(23)]
+
+    everyone, token, total = db.list_subjects("staff", page_size=1000)
+    assert len(everyone) == 23 and token == "" and total == 23
+    # Deleting a subject already listed does not shift the next page.
+    first, token, _ = db.list_subjects("staff", page_size=5)
+    db.delete_subject("staff", first[0].external_id)
+    second, _, total = db.list_subjects("staff", page_size=5, page_token=token)
+    assert second[0].external_id == "person-05" and total == 22
+
+
+def test_bad_page_token_and_page_size_are_invalid_input(db: FaceStore) -> None:
+    db.create_collection("staff", None, MODEL)
+    for token in ["nope!", "Zm9v", "czEyYQ", "===="]:
+        with pytest.raises(InvalidInput, match="page_token"):
+            db.list_subjects("staff", page_size=10, page_token=token)
+    with pytest.raises(InvalidInput, match="page_size"):
+        db.list_subjects("staff", page_size=1001)
+    assert decode_page_token(encode_page_token(123456789)) == 123456789
+    assert db.list_subjects("staff", page_size=0) == ([], "", 0)
+
+
+def test_embeddings_round_trip_bit_exact(db: FaceStore) -> None:
+    rng = np.random.default_rng(7)
+    db.create_collection("staff", None, MODEL)
+    assert [a.shape for a in db.embeddings("staff")] == [(0,), (0, 0)]
+    alice = unit(rng, 3)
+    bob = unit(rng, 2)
+    _, alice_ids, _ = db.add_faces("staff", "alice", "Alice", {}, [new_face(v) for v in alice])
+    _, bob_ids, _ = db.add_faces("staff", "bob", "Bob", {}, [new_face(v) for v in bob])
+
+    ids, vectors = db.embeddings("staff")
+    assert ids.dtype == np.int64 and vectors.dtype == np.float32 and vectors.shape == (5, DIM)
+    assert ids.tolist() == alice_ids + bob_ids
+    assert vectors.tobytes() == np.concatenate([alice, bob]).tobytes()
+
+    ids, vectors = db.subject_faces("staff", "bob")
+    assert ids.tolist() == bob_ids and vectors.tobytes() == bob.tobytes()
+
+    owners = db.face_owners("staff", [*alice_ids[:1], *bob_ids, 999_999])
+    assert owners == {alice_ids[0]: ("alice", "Alice"), bob_ids[0]: ("bob", "Bob"), bob_ids[1]: ("bob", "Bob")}
+
+
+def test_face_ids_are_never_reused(db: FaceStore) -> None:
+    rng = np.random.default_rng(8)
+    db.create_collection("staff", None, MODEL)
+    _, ids, _ = db.add_faces("staff", "alice", "", {}, [new_face(v) for v in unit(rng, 2)])
+    db.delete_face("staff", ids[-1])
+    _, again, _ = db.add_faces("staff", "alice", "", {}, [new_face(unit(rng, 1)[0])])
+    assert again[0] > ids[-1]  # a stale index entry can never point at a new face
+
+
+# Index.
+
+
+def test_search_finds_the_exact_nearest_by_inner_product() -> None:
+    rng = np.random.default_rng(10)
+    gallery = unit(rng, 500, 64)
+    ids = np.arange(1000, 1500, dtype=np.int64)
+    index = FaceIndex()
+    index.add(ids[:200], gallery[:200])
+    index.add(ids[200:], gallery[200:])
+    assert index.size == 500 and index.dimension == 64
+    queries = unit(rng, 20, 64)
+    similarities, found = index.search(queries * 3.0, 5)  # queries are normalised too
+    truth = queries @ gallery.T
+    expected = np.argsort(-truth, axis=1)[:, :5]
+    assert found.shape == (20, 5) and found.dtype == np.int64
+    np.testing.assert_array_equal(found, ids[expected])
+    np.testing.assert_allclose(similarities, np.take_along_axis(truth, expected, axis=1), atol=1e-5)
+
+
+def test_remove_makes_a_face_unfindable() -> None:
+    rng = np.random.default_rng(11)
+    gallery = unit(rng, 50, 32)
+    index = FaceIndex(32)
+    index.rebuild(np.arange(50), gallery)
+    assert index.search(gallery[7], 1)[1][0, 0] == 7
+    assert index.remove([7, 12345]) == 1
+    assert 7 not in index and index.size == 49
+    _, found = index.search(gallery[7], 49)
+    assert 7 not in found
+    assert index.remove([7]) == 0
+    index.add([7], gallery[7:8])  # and back
+    assert index.search(gallery[7], 1)[1][0, 0] == 7
+    index.add([7], gallery[7:8])  # replaying an add does not duplicate it
+    assert index.size == 50
+
+
+def test_k_beyond_size_and_empty_index() -> None:
+    rng = np.random.default_rng(12)
+    empty = FaceIndex()
+    similarities, found = empty.search(unit(rng, 3, 16), 10)
+    assert similarities.shape == (3, 0) and found.shape == (3, 0)
+    index = FaceIndex()
+    index.add([5, 6, 7], unit(rng, 3, 16))
+    similarities, found = index.search(unit(rng, 2, 16), 10)
+    assert found.shape == (2, 3) and (found >= 0).all()
+    assert (np.diff(similarities, axis=1) <= 1e-6).all()  # best first
+    index.rebuild([], np.empty((0, 0), dtype=np.float32))
+    assert index.size == 0 and index.search(unit(rng, 1, 16), 1)[1].shape == (1, 0)
+
+
+def test_index_refuses_bad_input() -> None:
+    index = FaceIndex(8)
+    with pytest.raises(InvalidInput):
+        index.add([1], np.ones((1, 9), dtype=np.float32))
+    with pytest.raises(InvalidInput):
+        index.add([1], np.zeros((1, 8), dtype=np.float32))
+    with pytest.raises(InvalidInput):
+        index.add([1, 2], np.ones((1, 8), dtype=np.float32))
+    with pytest.raises(InvalidInput):
+        index.add([1, 1], np.ones((2, 8), dtype=np.float32))
+    with pytest.raises(InvalidInput):
+        index.search(np.ones(8, dtype=np.float32), 0)
+
+
+def test_index_is_safe_under_concurrent_writes_and_searches() -> None:
+    rng = np.random.default_rng(13)
+    gallery = unit(rng, 400, 32)
+    index = FaceIndex()
+    index.add(np.arange(200), gallery[:200])
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for i in range(200, 400):
+                index.add([i], gallery[i : i + 1])
+                index.remove([i - 200])
+        except BaseException as error:
+            errors.append(error)
+
+    def reader() -> None:
+        try:
+            for _ in range(200):
+                _, found = index.search(gallery[:4], 3)
+                assert (found >= 0).all()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer), *(threading.Thread(target=reader) for _ in range(3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert index.size == 200 and sorted(np.asarray(index.search(gallery[399], 200)[1][0]).tolist()) == list(
+        range(200, 400)
+    )
+
+
+def test_registry_rebuilds_from_the_store(db: FaceStore) -> None:
+    rng = np.random.default_rng(14)
+    db.create_collection("staff", None, MODEL)
+    db.create_collection("empty", None, MODEL)
+    vectors = unit(rng, 12)
+    for i in range(4):
+        db.add_faces("staff", f"p{i}", "", {}, [new_face(v) for v in vectors[3 * i : 3 * i + 3]])
+    registry = IndexRegistry()
+    registry.get("stale")  # an index for a collection the store does not have goes away
+    assert registry.rebuild_all(db) == {"empty": 0, "staff": 12}
+    assert registry.names() == ["empty", "staff"]
+
+    ids, stored = db.embeddings("staff")
+    index = registry.get("staff")
+    similarities, found = index.search(stored, 1)
+    np.testing.assert_array_equal(found[:, 0], ids)  # every stored face finds itself first
+    np.testing.assert_allclose(similarities[:, 0], 1.0, atol=1e-5)
+    assert registry.get("empty").search(stored[:1], 5)[1].shape == (1, 0)
+
+    removed = db.delete_subject("staff", "p0")
+    index.remove(removed)
+    fresh = registry.rebuild("staff", db)
+    assert fresh.size == index.size == 9
+    registry.drop("staff")
+    assert "staff" not in registry
