@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     min_sharpness: float = Field(
         15.0, ge=0, description="Enrollment refuses faces blurrier than this (variance of the Laplacian)."
     )
+    open_set_far: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="Identify's default threshold lets a stranger be taken for somebody with at most this "
+        "probability, at the collection's current size.",
+    )
     search_threads: int = Field(
         1, ge=1, description="FAISS threads per search; concurrent requests already use the cores (see bench)."
     )

@@ -147,3 +147,67 @@ def test_shipped_calibration_loads_and_is_plausible() -> None:
     assert calibration.flip_augmentation == Settings.model_fields["flip_augmentation"].default
     assert 0.3 < calibration.probability(calibration.threshold) < 0.7
     assert calibration.probability(0.0) < 0.01 and calibration.probability(0.6) > 0.99
+
+
+# --------------------------------------------------------------------------- open-set thresholds (impostor tail)
+
+
+def test_impostor_tail_quantiles_and_exponential_extrapolation() -> None:
+    from argus.services.facedb.calibration import TAIL_SAMPLES, fit_impostor_tail
+
+    # 100,000 impostor scores spread evenly over [-1, 1): P(S >= s) = (1 - s) / 2 until the tail takes over.
+    scores = np.linspace(-1, 1, 100_000, endpoint=False)
+    tail = fit_impostor_tail(scores)
+    assert tail.pairs == 100_000 and tail.rate == pytest.approx(TAIL_SAMPLES / 100_000)
+    assert tail.score_at(0.5) == pytest.approx(0.0, abs=1e-3)
+    assert tail.score_at(0.1) == pytest.approx(0.8, abs=1e-3)
+    # above the start the tail is exponential with the mean excess as its scale
+    assert tail.start == pytest.approx(0.98, abs=1e-3)
+    assert tail.scale == pytest.approx(0.01, abs=1e-3)
+    assert tail.score_at(tail.rate / np.e) == pytest.approx(tail.start + tail.scale)
+
+
+def test_gallery_threshold_grows_with_the_gallery() -> None:
+    from argus.services.facedb.calibration import fit_impostor_tail
+
+    tail = fit_impostor_tail(np.random.default_rng(0).normal(0.0, 0.1, 200_000))
+    # one enrolled person: the single-face quantile; many: each stranger has many chances to look like someone
+    assert tail.gallery_threshold(1, 0.01) == pytest.approx(tail.score_at(0.01))
+    thresholds = [tail.gallery_threshold(n, 0.01) for n in (1, 10, 100, 1000, 10_000)]
+    assert thresholds == sorted(thresholds) and thresholds[-1] > thresholds[0] + 0.1
+    # P(max of N >= t) = 1 - (1 - p)^N with p the per-face rate at t
+    n, far = 100, 0.05
+    per_face = 1 - (1 - far) ** (1 / n)
+    assert tail.gallery_threshold(n, far) == pytest.approx(tail.score_at(per_face))
+    with pytest.raises(ValueError, match="too few"):
+        fit_impostor_tail(np.zeros(100))
+
+
+def test_identify_threshold_never_falls_below_the_verify_threshold() -> None:
+    from dataclasses import replace
+
+    from argus.services.facedb.calibration import fit_impostor_tail
+
+    tail = fit_impostor_tail(np.random.default_rng(1).normal(0.0, 0.1, 50_000))
+    calibration = fit_calibration(
+        np.array([0.1, 0.2, 0.6, 0.7]), np.array([False, False, True, True]), "m@1", impostor_scores=None
+    )
+    assert calibration.identify_threshold(1000, 0.01) == calibration.threshold  # no tail: the 1:1 threshold
+    older = json.loads(calibration.to_json())
+    del older["impostors"]  # files written before open-set thresholds still load
+    assert Calibration.from_json(json.dumps(older)).impostors is None
+    strict = replace(calibration, impostors=tail)
+    assert strict.identify_threshold(1, 0.5) == calibration.threshold
+    assert strict.identify_threshold(10_000, 0.01) > calibration.threshold
+    assert Calibration.from_json(strict.to_json()) == strict
+
+
+def test_shipped_calibration_has_an_open_set_tail() -> None:
+    from argus.models.manifest import MOBILEFACENET
+    from argus.services.facedb.calibration import default_calibration_path
+
+    shipped = Calibration.load(default_calibration_path(MOBILEFACENET.ref))
+    assert shipped.impostors is not None and shipped.impostors.pairs > 100_000
+    # measured on all of LFW: 1% of 2,880 strangers pass at 0.497 against 1,588 people
+    assert 0.45 < shipped.identify_threshold(1588, 0.01) < 0.55
+    assert shipped.identify_threshold(2, 0.01) < shipped.identify_threshold(500, 0.01)

@@ -118,6 +118,13 @@ def test_identify_says_unknown_for_a_stranger(facedb_stub: Stub, enrolled: objec
     (face,) = response.faces
     assert face.unknown
     assert face.candidates[0].similarity < response.threshold
+    # 1:K asks more than 1:1: the open-set threshold for this gallery is at least the verification one
+    staff = next(
+        c
+        for c in facedb_stub.ListCollections(pb.ListCollectionsRequest(), timeout=30).collections
+        if c.name == COLLECTION
+    )
+    assert response.threshold >= staff.threshold
 
 
 def test_identify_without_faces_is_an_empty_answer(facedb_stub: Stub, enrolled: object) -> None:

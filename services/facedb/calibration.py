@@ -31,6 +31,66 @@ CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 LOGISTIC_C = 100.0
 
 
+TAIL_SAMPLES = 1000  # the largest impostor scores the exponential tail is fitted to
+
+
+@dataclass(frozen=True)
+class ImpostorTail:
+    """How often a stranger's face scores at least s against one enrolled face: P(S >= s).
+
+    Empirical quantiles where there are enough impostor pairs, and beyond them an exponential tail fitted to the
+    largest TAIL_SAMPLES scores (peaks over threshold): P(S >= s) = rate * exp(-(s - start) / scale) for s > start.
+    """
+
+    pairs: int  # impostor pairs measured
+    exceedance: tuple[float, ...]  # probabilities, descending, down to `rate`
+    scores: tuple[float, ...]  # the score exceeded with each probability (ascending)
+    start: float  # score above which the exponential tail is used
+    rate: float  # P(S >= start)
+    scale: float  # mean excess over start
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImpostorTail:
+        return cls(
+            pairs=int(data["pairs"]),
+            exceedance=tuple(float(p) for p in data["exceedance"]),
+            scores=tuple(float(s) for s in data["scores"]),
+            start=float(data["start"]),
+            rate=float(data["rate"]),
+            scale=float(data["scale"]),
+        )
+
+    def score_at(self, probability: float) -> float:
+        """The score a single stranger reaches with this probability."""
+        if probability <= self.rate:
+            return self.start + self.scale * math.log(self.rate / max(probability, 1e-300))
+        return float(np.interp(-math.log(probability), [-math.log(p) for p in self.exceedance], self.scores))
+
+    def gallery_threshold(self, gallery_size: int, false_accept_rate: float) -> float:
+        """The threshold at which a stranger's best match among gallery_size independent people reaches it with
+        probability false_accept_rate: P(max of N >= t) = 1 - (1 - P(S >= t))^N."""
+        per_face = -math.expm1(math.log1p(-false_accept_rate) / max(gallery_size, 1))
+        return self.score_at(per_face)
+
+
+def fit_impostor_tail(scores: np.ndarray) -> ImpostorTail:
+    """Fits the tail from impostor cosines (pairs of different people); needs well over TAIL_SAMPLES of them."""
+    ranked = np.sort(np.asarray(scores, dtype=np.float64).ravel())[::-1]
+    if ranked.size < 10 * TAIL_SAMPLES:
+        raise ValueError(f"{ranked.size} impostor pairs are too few to fit the tail; {10 * TAIL_SAMPLES} are needed")
+    start = float(ranked[TAIL_SAMPLES - 1])
+    exceedance = np.geomspace(0.5, TAIL_SAMPLES / ranked.size, 40)
+    positions = np.minimum((exceedance * ranked.size).astype(np.int64), ranked.size - 1)
+    return ImpostorTail(
+        pairs=int(ranked.size),
+        exceedance=tuple(float(p) for p in exceedance),
+        scores=tuple(float(ranked[i]) for i in positions),
+        start=start,
+        rate=TAIL_SAMPLES / ranked.size,
+        scale=float(ranked[:TAIL_SAMPLES].mean() - start),
+    )
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A threshold and a probability curve for one embedding model, with where they came from."""
@@ -44,6 +104,14 @@ class Calibration:
     accuracy: float  # accuracy at `threshold` on those same pairs (optimistic: fitted there)
     flip_augmentation: bool  # embeddings were made with flip test-time augmentation
     created: str  # ISO date
+    impostors: ImpostorTail | None = None  # for open-set thresholds that grow with the gallery
+
+    def identify_threshold(self, gallery_size: int, false_accept_rate: float) -> float:
+        """The 1:K threshold: high enough that a stranger is taken for one of gallery_size people with at most
+        false_accept_rate probability, and never below the 1:1 threshold."""
+        if self.impostors is None:
+            return self.threshold
+        return max(self.threshold, self.impostors.gallery_threshold(gallery_size, false_accept_rate))
 
     @overload
     def probability(self, similarity: float) -> float: ...
@@ -74,7 +142,7 @@ class Calibration:
             raise ValueError(f"calibration is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ValueError("calibration JSON must be an object")
-        missing = [f.name for f in fields(cls) if f.name not in data]
+        missing = [f.name for f in fields(cls) if f.name not in data and f.name != "impostors"]
         if missing:
             raise ValueError(f"calibration lacks {', '.join(missing)}")
         try:
@@ -88,8 +156,9 @@ class Calibration:
                 accuracy=float(data["accuracy"]),
                 flip_augmentation=bool(data["flip_augmentation"]),
                 created=str(data["created"]),
+                impostors=ImpostorTail.from_dict(data["impostors"]) if data.get("impostors") else None,
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"calibration has a field of the wrong type: {exc}") from None
         if not all(math.isfinite(v) for v in (calibration.threshold, calibration.coef, calibration.intercept)):
             raise ValueError("calibration threshold, coef and intercept must be finite numbers")
@@ -166,6 +235,7 @@ def fit_calibration(
     pairs_file: str = "",
     flip_augmentation: bool = True,
     created: date | None = None,
+    impostor_scores: np.ndarray | None = None,
 ) -> Calibration:
     """Fits the accept threshold (accuracy-maximising) and P(same | cosine) (logistic regression) on labelled pairs."""
     from sklearn.linear_model import LogisticRegression
@@ -186,6 +256,7 @@ def fit_calibration(
         accuracy=accuracy,
         flip_augmentation=flip_augmentation,
         created=(created or date.today()).isoformat(),
+        impostors=fit_impostor_tail(impostor_scores) if impostor_scores is not None else None,
     )
 
 

@@ -186,7 +186,15 @@ class FaceDatabase:
         return record
 
     def threshold_of(self, record: CollectionRecord) -> float:
+        """The 1:1 threshold: the collection's own, or the calibrated one."""
         return record.threshold if record.threshold is not None else self.calibration.threshold
+
+    def identify_threshold_of(self, record: CollectionRecord) -> float:
+        """The 1:K threshold rises with the number of people enrolled: the more people, the likelier a stranger
+        resembles one of them. It keeps the false-accept rate at ARGUS_OPEN_SET_FAR, and never goes below the
+        1:1 threshold."""
+        open_set = self.calibration.identify_threshold(record.subject_count, self.settings.open_set_far)
+        return max(self.threshold_of(record), open_set)
 
     def list_collections(self) -> list[CollectionRecord]:
         return self.store.list_collections()
@@ -303,7 +311,7 @@ class FaceDatabase:
         """1:K for every face in the photo: the best subjects, one candidate per subject, best first."""
         top_k = validate_top_k(top_k)
         record = self.collection(collection)
-        threshold = validate_threshold(threshold) or self.threshold_of(record)
+        threshold = validate_threshold(threshold) or self.identify_threshold_of(record)
         faces = self.analyzer.analyze(image)
         index = self.indexes.get(collection)
         if not faces or index.size == 0:

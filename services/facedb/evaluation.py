@@ -516,6 +516,16 @@ def evaluate_lfw(
     )
 
 
+def impostor_scores(embeddings: FaceEmbeddings) -> np.ndarray:
+    """Cosines of every pair of images of different people (by LFW folder), skipping images without a face."""
+    found = embeddings.status != MISSED
+    vectors = embeddings.vectors[found]
+    people = np.array([name.split("/")[0] for name, ok in zip(embeddings.names, found, strict=True) if ok])
+    upper = np.triu_indices(len(vectors), k=1)
+    similarities = (vectors @ vectors.T)[upper]
+    return similarities[people[upper[0]] != people[upper[1]]]
+
+
 def calibrate_lfw(
     analyzer: LocalFaceAnalyzer,
     lfw_dir: Path,
@@ -523,14 +533,16 @@ def calibrate_lfw(
     *,
     progress: ProgressCallback | None = None,
 ) -> Calibration:
-    """Fits the threshold and probability calibration on LFW's development pairs (never on the test pairs)."""
-    pairs, scores, _ = lfw_pair_scores(analyzer, lfw_dir, pairs_file, progress=progress)
+    """Fits the threshold, the probability curve and the impostor tail (for open-set thresholds) on LFW's
+    development pairs and their images, never on the test pairs."""
+    pairs, scores, embeddings = lfw_pair_scores(analyzer, lfw_dir, pairs_file, progress=progress)
     return fit_calibration(
         scores,
         np.array([p.same for p in pairs]),
         analyzer.model_ref,
         pairs_file=Path(pairs_file).name,
         flip_augmentation=analyzer.embedder.flip,
+        impostor_scores=impostor_scores(embeddings),
     )
 
 

@@ -87,15 +87,19 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 def cmd_eval_identify(args: argparse.Namespace) -> int:
     from argus.services.facedb.calibration import load_calibration
-    from argus.services.facedb.evaluation import evaluate_identification
+    from argus.services.facedb.evaluation import IMAGES_SUBDIR, evaluate_identification, list_identities
 
     settings = get_settings()
+    lfw = args.data or settings.eval_dir / "lfw"
     analyzer = _analyzer(settings)
     try:
-        threshold = args.threshold or load_calibration(settings, analyzer.model_ref).threshold
+        # By default, the threshold Identify itself would use with this many people enrolled.
+        gallery_size = len(list_identities(lfw / IMAGES_SUBDIR, args.limit).multi)
+        calibration = load_calibration(settings, analyzer.model_ref)
+        threshold = args.threshold or calibration.identify_threshold(gallery_size, settings.open_set_far)
         result = evaluate_identification(
             analyzer,
-            args.data or settings.eval_dir / "lfw",
+            lfw,
             threshold,
             limit_identities=args.limit,
             progress=_progress,
@@ -146,7 +150,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     identify = sub.add_parser("identify", help="LFW closed-set rank-1 and open-set false accepts")
     identify.add_argument("--data", type=Path, help="LFW folder (default: EVAL_DIR/lfw)")
-    identify.add_argument("--threshold", type=float, default=0.0, help="cosine threshold (default: calibrated)")
+    identify.add_argument("--threshold", type=float, default=0.0, help="cosine threshold (default: Identify's own)")
     identify.add_argument("--limit", type=int, help="first N identities of each kind only")
     identify.set_defaults(func=cmd_eval_identify)
 
