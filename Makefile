@@ -18,7 +18,8 @@ install: $(VENV)/.installed
 
 run: install
 	$(BIN)/argus models pull
-	$(BIN)/argus serve detector
+	trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
+	$(BIN)/argus serve detector & $(BIN)/argus serve embedder & $(BIN)/argus serve facedb & wait
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,6 +34,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/detector_bench.py
+	$(BIN)/python bench/facedb_bench.py
 
 protos: install
 	$(BIN)/python -m argus.protogen

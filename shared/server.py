@@ -183,7 +183,12 @@ def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) 
 def run_until_signalled(running: RunningServer, name: str) -> None:
     """Blocks until SIGINT or SIGTERM, then reports NOT_SERVING and drains in-flight calls before exiting."""
 
+    stopping = threading.Event()
+
     def on_signal(signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            return  # a second signal while draining changes nothing
+        stopping.set()
         log.info("%s: signal %d, shutting down", name, signum)
         threading.Thread(target=running.stop, daemon=True).start()
 

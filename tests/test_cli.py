@@ -86,3 +86,47 @@ def test_serve_detect_and_stop_cleanly(models_dir: Path, images_dir: Path, free_
     assert server.returncode == 0, stderr
     assert "runs on CPUExecutionProvider" in stderr
     assert "shutting down" in stderr
+
+
+def test_face_commands_against_running_services(facedb_server: object, images_dir: Path, models_dir: Path) -> None:
+    """enroll / verify / identify / compare / subjects, as a user types them, with --json where output is data."""
+    faces = images_dir / "faces"
+    env = argus_env(models_dir, ARGUS_FACEDB_ADDRESS=facedb_server.address)  # type: ignore[attr-defined]
+
+    def argus(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_argus(*args, env=env)
+
+    assert argus("collections", "create", "cli").returncode == 0
+    enrolled = argus("enroll", "cli", "obama", str(faces / "obama.jpg"), "--name", "Barack Obama", "--json")
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert json.loads(enrolled.stdout)["created_subject"] is True
+    match = argus("verify", "cli", "obama", str(faces / "obama2.jpg"))
+    assert match.returncode == 0 and match.stdout.startswith("MATCH")
+    no_match = argus("verify", "cli", "obama", str(faces / "biden.jpg"), "--json")
+    assert no_match.returncode == 3 and json.loads(no_match.stdout)["outcome"] == "NO_MATCH"
+    identified = json.loads(argus("identify", "cli", str(faces / "two_people.jpg"), "--json").stdout)
+    verdicts = sorted((face["box"]["x1"], face["unknown"]) for face in identified["faces"])
+    assert [unknown for _, unknown in verdicts] == [False, True]  # Obama (left) known, Biden (right) not
+    assert argus("compare", str(faces / "biden.jpg"), str(faces / "biden2.jpg")).returncode == 0
+    listed = json.loads(argus("subjects", "list", "cli", "--json").stdout)
+    assert [s["subject_id"] for s in listed] == ["obama"]
+    assert argus("subjects", "delete", "cli", "obama").returncode == 0
+    missing = argus("verify", "cli", "obama", str(faces / "obama2.jpg"))
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    assert argus("collections", "delete", "cli").returncode == 0
+
+
+def test_calibrate_writes_a_calibration_file(tmp_path: Path, eval_dir: Path, models_dir: Path) -> None:
+    lfw = tmp_path / "lfw"
+    lfw.mkdir()
+    (lfw / "lfw-deepfunneled").symlink_to(eval_dir / "lfw" / "lfw-deepfunneled")
+    lines = (eval_dir / "lfw" / "pairsDevTest.txt").read_text().splitlines()
+    (lfw / "pairs.txt").write_text("\n".join(["20", *lines[1:21], *lines[501:521]]) + "\n")
+    output = tmp_path / "calibration.json"
+    env = argus_env(models_dir, ARGUS_DATA_DIR=str(tmp_path / "data"))
+    result = run_argus("calibrate", "--pairs", str(lfw / "pairs.txt"), "--output", str(output), env=env)
+    assert result.returncode == 0, result.stderr
+    written = json.loads(output.read_text())
+    assert written["pairs"] == 40 and written["model"].startswith("mobilefacenet@")
+    assert 0.0 < written["threshold"] < 0.6 and written["coef"] > 0
+    assert "too few for open-set thresholds" in result.stderr  # 40 pairs cannot fit the impostor tail

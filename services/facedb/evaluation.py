@@ -8,6 +8,7 @@ Every figure starts from the embeddings of the same few thousand images, so thos
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import tempfile
@@ -24,7 +25,7 @@ import numpy as np
 
 from argus.imaging import decode_image
 from argus.services.detector.faces import DetectedFace, FaceOptions
-from argus.services.facedb.calibration import Calibration, accuracy_threshold, fit_calibration
+from argus.services.facedb.calibration import TAIL_SAMPLES, Calibration, accuracy_threshold, fit_calibration
 from argus.services.facedb.pipeline import LocalFaceAnalyzer
 
 IMAGES_SUBDIR = "lfw-deepfunneled"
@@ -34,7 +35,10 @@ OPEN_SET_FAR_TARGET = 0.01
 # so a weak detection of it beats a zero vector.
 RETRY_SCORE_THRESHOLD = 0.3
 # Bump when the way an image becomes an embedding changes, so stale caches are not reused.
+log = logging.getLogger(__name__)
+
 CACHE_VERSION = 1
+MIN_IMPOSTOR_PAIRS = 10 * TAIL_SAMPLES  # below this the open-set tail is not fitted
 _CHUNK = 64  # images decoded and in flight at once
 _NO_PIXEL_LIMIT = 1 << 40  # evaluation images are trusted files, not requests
 
@@ -536,13 +540,21 @@ def calibrate_lfw(
     """Fits the threshold, the probability curve and the impostor tail (for open-set thresholds) on LFW's
     development pairs and their images, never on the test pairs."""
     pairs, scores, embeddings = lfw_pair_scores(analyzer, lfw_dir, pairs_file, progress=progress)
+    impostors = impostor_scores(embeddings)
+    if impostors.size < MIN_IMPOSTOR_PAIRS:
+        log.warning(
+            "only %d impostor pairs among the images of %s: too few for open-set thresholds, so Identify will use "
+            "the 1:1 threshold; calibrate on more pairs (pairsDevTest.txt has 1.2 million)",
+            impostors.size,
+            Path(pairs_file).name,
+        )
     return fit_calibration(
         scores,
         np.array([p.same for p in pairs]),
         analyzer.model_ref,
         pairs_file=Path(pairs_file).name,
         flip_augmentation=analyzer.embedder.flip,
-        impostor_scores=impostor_scores(embeddings),
+        impostor_scores=impostors if impostors.size >= MIN_IMPOSTOR_PAIRS else None,
     )
 
 
