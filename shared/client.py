@@ -13,6 +13,7 @@ from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
 from argus.proto.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from argus.proto.facedb.v1 import facedb_pb2, facedb_pb2_grpc
+from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 ImageSource = bytes | str | Path
 Landmarks = common_pb2.FaceLandmarks | Sequence[Sequence[float]]
@@ -224,6 +225,97 @@ class FaceDbClient:
         self.channel.close()
 
     def __enter__(self) -> FaceDbClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class JobsClient:
+    """Calls a JobsService: submit detection or stylization jobs, follow them, fetch their results."""
+
+    def __init__(self, address: str = "127.0.0.1:50054", timeout_s: float = 30.0) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self.stub = jobs_pb2_grpc.JobsServiceStub(self.channel)
+        self.timeout_s = timeout_s
+
+    def submit(self, request: jobs_pb2.SubmitJobRequest) -> jobs_pb2.Job:
+        return self.stub.SubmitJob(request, timeout=self.timeout_s)
+
+    def submit_detection(
+        self,
+        images: Sequence[ImageSource],
+        *,
+        objects: bool = True,
+        faces: bool = False,
+        classes: Iterable[str | int] = (),
+        idempotency_key: str = "",
+    ) -> jobs_pb2.Job:
+        classes = list(classes)
+        job = jobs_pb2.DetectionJob(
+            images=[image_message(image) for image in images],
+            objects=objects,
+            faces=faces,
+            class_names=[c for c in classes if isinstance(c, str)],
+            class_ids=[c for c in classes if isinstance(c, int)],
+        )
+        return self.submit(jobs_pb2.SubmitJobRequest(detection=job, idempotency_key=idempotency_key))
+
+    def submit_stylization(
+        self,
+        content: ImageSource,
+        *,
+        style: str | None = None,
+        style_image: ImageSource | None = None,
+        strength: float | None = None,
+        output_format: int = jobs_pb2.JPEG,
+        max_size: int = 0,
+        idempotency_key: str = "",
+    ) -> jobs_pb2.Job:
+        """A fixed style by name, or any image as the style (with a strength from 0 to 1)."""
+        job = jobs_pb2.StylizationJob(content=image_message(content), output_format=output_format, max_size=max_size)
+        if style is not None:
+            job.style_name = style
+        if style_image is not None:
+            job.style_image.CopyFrom(image_message(style_image))
+        if strength is not None:
+            job.strength = strength
+        return self.submit(jobs_pb2.SubmitJobRequest(stylization=job, idempotency_key=idempotency_key))
+
+    def get(self, job_id: str, *, include_result: bool = False) -> jobs_pb2.Job:
+        request = jobs_pb2.GetJobRequest(job_id=job_id, include_result=include_result)
+        return self.stub.GetJob(request, timeout=self.timeout_s)
+
+    def watch(
+        self, job_id: str, *, include_result: bool = False, timeout_s: float | None = None
+    ) -> Iterator[jobs_pb2.Job]:
+        """The job each time it changes, ending with its terminal state."""
+        request = jobs_pb2.GetJobRequest(job_id=job_id, include_result=include_result)
+        yield from self.stub.WatchJob(request, timeout=timeout_s or self.timeout_s)
+
+    def wait(self, job_id: str, timeout_s: float = 300.0) -> jobs_pb2.Job:
+        """Blocks until the job ends; returns it with its result."""
+        last = None
+        for job in self.watch(job_id, include_result=True, timeout_s=timeout_s):
+            last = job
+        return last if last is not None else self.get(job_id, include_result=True)
+
+    def cancel(self, job_id: str) -> jobs_pb2.Job:
+        return self.stub.CancelJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=self.timeout_s)
+
+    def list(
+        self, *, state: int = 0, kind: int = 0, page_size: int = 0, page_token: str = ""
+    ) -> jobs_pb2.ListJobsResponse:
+        request = jobs_pb2.ListJobsRequest(state=state, kind=kind, page_size=page_size, page_token=page_token)
+        return self.stub.ListJobs(request, timeout=self.timeout_s)
+
+    def styles(self) -> list[jobs_pb2.Style]:
+        return list(self.stub.ListStyles(jobs_pb2.ListStylesRequest(), timeout=self.timeout_s).styles)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> JobsClient:
         return self
 
     def __exit__(self, *_: object) -> None:

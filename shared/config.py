@@ -92,20 +92,40 @@ class Settings(BaseSettings):
         None, description="Threshold and probability calibration from `argus calibrate`; defaults to the shipped one."
     )
 
+    # Jobs.
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the job queue and job records.")
+    results_dir: Path | None = Field(
+        None, description="Where large job results are kept; defaults to DATA_DIR/results."
+    )
+    result_ttl_s: float = Field(86_400, gt=0, description="How long a finished job and its result are kept.")
+    result_inline_bytes: int = Field(
+        256 * 1024, ge=0, description="Results up to this size live in Redis; larger ones in RESULTS_DIR."
+    )
+    job_visibility_timeout_s: float = Field(
+        60, gt=0, description="A job whose worker has not been heard of for this long is given to another worker."
+    )
+    job_max_attempts: int = Field(3, ge=1, description="Attempts before a job is failed and dead-lettered.")
+
     # Serving.
     host: str = Field("127.0.0.1", description="Interface the servers bind; 0.0.0.0 in containers.")
     detector_port: int = Field(50051, description="Detector gRPC port.")
     embedder_port: int = Field(50052, description="Embedder gRPC port.")
     facedb_port: int = Field(50053, description="Face database gRPC port.")
+    jobs_port: int = Field(50054, description="Jobs API gRPC port.")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 turns the HTTP endpoint off.")
     grpc_workers: int = Field(16, gt=0, description="Threads serving gRPC calls per server.")
     detector_address: str = Field("127.0.0.1:50051", description="Where clients and other services reach the detector.")
     embedder_address: str = Field("127.0.0.1:50052", description="Where clients and facedb reach the embedder.")
     facedb_address: str = Field("127.0.0.1:50053", description="Where clients reach the face database.")
+    jobs_address: str = Field("127.0.0.1:50054", description="Where clients reach the jobs API.")
 
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def resolved_results_dir(self) -> Path:
+        return self.results_dir or self.data_dir / "results"
 
     @property
     def resolved_database_url(self) -> str:

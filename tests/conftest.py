@@ -285,3 +285,56 @@ def facedb_stub(facedb_server: RunningServer) -> Iterator[facedb_pb2_grpc.FaceDa
     grpc.channel_ready_future(channel).result(timeout=10)
     yield facedb_pb2_grpc.FaceDatabaseServiceStub(channel)
     channel.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of the test run's own on a free port; fails, never skips, when there is none."""
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is needed for the job queue tests: install Redis (Debian package redis-server)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start: {process.stderr.read() if process.stderr else b''!r}")
+            time.sleep(0.05)
+    client.close()
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def jobs_settings(settings: Settings, redis_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a flushed Redis database and an empty result store, one per test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    yield settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "results_dir": tmp_path / "results",
+            "job_visibility_timeout_s": 1.5,
+            "result_inline_bytes": 64 * 1024,
+        }
+    )

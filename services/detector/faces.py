@@ -32,6 +32,10 @@ class FaceOptions:
     iou_threshold: float
     max_detections: int
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FaceOptions:
+        return cls(settings.face_score_threshold, settings.face_nms_iou, settings.max_detections)
+
 
 def input_size(height: int, width: int, max_side: int) -> tuple[float, int, int]:
     """(scale, padded height, padded width): shrink so the longer side fits max_side, pad up to multiples of 32."""
@@ -86,7 +90,7 @@ class FaceDetector:
             max_queue_delay_s=settings.max_queue_delay_ms / 1000,
             max_queue_size=settings.max_queue_size,
         )
-        self.defaults = FaceOptions(settings.face_score_threshold, settings.face_nms_iou, settings.max_detections)
+        self.defaults = FaceOptions.from_settings(settings)
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         height, width = image.shape[:2]

@@ -54,6 +54,10 @@ class ObjectOptions:
     max_detections: int
     class_ids: frozenset[int] | None = None  # None: every class
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ObjectOptions:
+        return cls(settings.object_score_threshold, settings.object_nms_iou, settings.max_detections)
+
 
 def resolve_classes(names: list[str], ids: list[int]) -> frozenset[int] | None:
     """The class filter from names and ids combined; InvalidInput names what is unknown."""
@@ -170,7 +174,7 @@ class ObjectDetector:
             max_queue_delay_s=settings.max_queue_delay_ms / 1000,
             max_queue_size=settings.max_queue_size,
         )
-        self.defaults = ObjectOptions(settings.object_score_threshold, settings.object_nms_iou, settings.max_detections)
+        self.defaults = ObjectOptions.from_settings(settings)
 
     @staticmethod
     def preprocess(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -31,6 +31,27 @@ def _max_detections(value: int, default: int) -> int:
     return min(value, default) if value else default
 
 
+def object_options(
+    options: detector_pb2.DetectionOptions, class_names: list[str], class_ids: list[int], defaults: ObjectOptions
+) -> ObjectOptions:
+    """Request options over the server's defaults; InvalidInput names a bad one. The jobs API checks a detection
+    job with this before queueing it, so a job fails at submit rather than in a worker."""
+    return ObjectOptions(
+        _threshold(options.score_threshold, defaults.score_threshold, "score_threshold"),
+        _threshold(options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
+        _max_detections(options.max_detections, defaults.max_detections),
+        resolve_classes(class_names, class_ids),
+    )
+
+
+def face_options(options: detector_pb2.DetectionOptions, defaults: FaceOptions) -> FaceOptions:
+    return FaceOptions(
+        _threshold(options.score_threshold, defaults.score_threshold, "score_threshold"),
+        _threshold(options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
+        _max_detections(options.max_detections, defaults.max_detections),
+    )
+
+
 def _size(image: np.ndarray) -> common_pb2.ImageSize:
     return common_pb2.ImageSize(width=image.shape[1], height=image.shape[0])
 
@@ -52,12 +73,8 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
     def DetectObjects(
         self, request: detector_pb2.DetectObjectsRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectObjectsResponse:
-        defaults = self.objects.defaults
-        options = ObjectOptions(
-            _threshold(request.options.score_threshold, defaults.score_threshold, "score_threshold"),
-            _threshold(request.options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
-            _max_detections(request.options.max_detections, defaults.max_detections),
-            resolve_classes(list(request.class_names), list(request.class_ids)),
+        options = object_options(
+            request.options, list(request.class_names), list(request.class_ids), self.objects.defaults
         )
         images = self._decode(list(request.images))
         detections = self.objects.detect(images, options)
@@ -74,12 +91,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
     def DetectFaces(
         self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectFacesResponse:
-        defaults = self.faces.defaults
-        options = FaceOptions(
-            _threshold(request.options.score_threshold, defaults.score_threshold, "score_threshold"),
-            _threshold(request.options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
-            _max_detections(request.options.max_detections, defaults.max_detections),
-        )
+        options = face_options(request.options, self.faces.defaults)
         images = self._decode(list(request.images))
         detections = self.faces.detect(images, options)
         return detector_pb2.DetectFacesResponse(

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from argus.cli import evaluation, faces
+from argus.cli import evaluation, faces, jobs
 from argus.cli.output import print_json, table
 from argus.config import get_settings
 from argus.errors import ArgusError
@@ -83,12 +83,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from argus.services.detector.server import start_detector_server
     from argus.services.embedder.server import start_embedder_server
     from argus.services.facedb.server import start_facedb_server
+    from argus.services.jobs.server import make_worker, run_worker, start_jobs_server
+    from argus.services.jobs.store import Kind
 
     settings = get_settings()
+    workers = {"stylizer": Kind.STYLIZATION, "detection-worker": Kind.DETECTION}
+    if args.service in workers:
+        run_worker(make_worker(workers[args.service], settings, _store()))
+        return 0
     starters: dict[str, Callable[[], Any]] = {
         "detector": lambda: start_detector_server(settings, _store(), args.port),
         "embedder": lambda: start_embedder_server(settings, _store(), args.port),
         "facedb": lambda: start_facedb_server(settings, args.port),
+        "jobs": lambda: start_jobs_server(settings, args.port),
     }
     running = starters[args.service]()
     for binding in running.bindings:
@@ -148,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run a service until Ctrl-C")
-    serve.add_argument("service", choices=["detector", "embedder", "facedb"])
+    serve.add_argument(
+        "service",
+        choices=["detector", "embedder", "facedb", "jobs", "stylizer", "detection-worker"],
+        help="a gRPC service, or a worker: stylizer (stylization jobs), detection-worker (detection jobs)",
+    )
     serve.add_argument("--port", type=int, default=None, help="override the configured port (0: any free port)")
     serve.set_defaults(func=cmd_serve)
 
@@ -182,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_health)
 
     faces.register(commands)
+    jobs.register(commands)
 
     evaluation.register(commands)
     return parser

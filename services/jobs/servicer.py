@@ -1,0 +1,117 @@
+"""The JobsService: checks and queues jobs, reports on them, streams their progress."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from argus.config import Settings
+from argus.errors import InvalidInput
+from argus.models.manifest import MANIFEST
+from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from argus.queue import StreamQueue
+from argus.services.jobs.handlers import STYLE_PREFIX, fixed_style_names, validate
+from argus.services.jobs.store import DEAD_LETTER_STREAM, JobRecord, JobStore, Kind, State
+
+WATCH_POLL_S = 0.1
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp | None:
+    if not seconds:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
+    def __init__(self, store: JobStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.queues = {kind: StreamQueue(store.client, kind.stream, DEAD_LETTER_STREAM) for kind in Kind}
+        for queue in self.queues.values():
+            queue.ensure_group()
+
+    def _message(self, record: JobRecord, include_result: bool) -> jobs_pb2.Job:
+        job = jobs_pb2.Job(
+            job_id=record.job_id,
+            kind=int(record.kind),
+            state=int(record.state),
+            progress=record.progress,
+            created_at=_timestamp(record.created_at),
+            started_at=_timestamp(record.started_at),
+            finished_at=_timestamp(record.finished_at),
+            attempts=record.attempts,
+            error=record.error,
+            expires_at=_timestamp(record.expires_at),
+        )
+        if include_result and record.state == State.SUCCEEDED:
+            data = self.store.result(record)
+            if data is not None:
+                if record.kind == Kind.DETECTION:
+                    job.detection.ParseFromString(data)
+                else:
+                    job.stylization.ParseFromString(data)
+        return job
+
+    def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
+        kind = validate(request, self.settings)
+        record, created = self.store.create(kind, request.SerializeToString(), request.idempotency_key)
+        if created:
+            self.queues[kind].put({"job_id": record.job_id})
+        return self._message(record, include_result=False)
+
+    def GetJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
+        return self._message(self.store.get(request.job_id), request.include_result)
+
+    def WatchJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> Iterator[jobs_pb2.Job]:
+        last = None
+        while context.is_active():
+            record = self.store.get(request.job_id)
+            seen = (record.state, record.progress, record.attempts, record.error)
+            if seen != last:
+                last = seen
+                yield self._message(record, request.include_result and record.state.terminal)
+            if record.state.terminal:
+                return
+            time.sleep(WATCH_POLL_S)
+
+    def CancelJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
+        return self._message(self.store.cancel(request.job_id), include_result=False)
+
+    def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.ServicerContext) -> jobs_pb2.ListJobsResponse:
+        if request.state and request.state not in State._value2member_map_:
+            raise InvalidInput(f"unknown job state {request.state}")
+        if request.kind and request.kind not in Kind._value2member_map_:
+            raise InvalidInput(f"unknown job kind {request.kind}")
+        records, token = self.store.list(
+            request.page_size,
+            request.page_token,
+            State(request.state) if request.state else None,
+            Kind(request.kind) if request.kind else None,
+        )
+        return jobs_pb2.ListJobsResponse(
+            jobs=[self._message(record, include_result=False) for record in records], next_page_token=token
+        )
+
+    def ListStyles(
+        self, request: jobs_pb2.ListStylesRequest, context: grpc.ServicerContext
+    ) -> jobs_pb2.ListStylesResponse:
+        styles = [
+            jobs_pb2.Style(
+                name=name,
+                kind="fixed",
+                model=MANIFEST[STYLE_PREFIX + name].ref,
+                licence=MANIFEST[STYLE_PREFIX + name].licence,
+            )
+            for name in fixed_style_names()
+        ]
+        arbitrary = MANIFEST.get("magenta-style-transfer")
+        if arbitrary is not None:
+            styles.append(
+                jobs_pb2.Style(name="(style image)", kind="arbitrary", model=arbitrary.ref, licence=arbitrary.licence)
+            )
+        return jobs_pb2.ListStylesResponse(styles=styles)

@@ -1,0 +1,282 @@
+"""Job records and results in Redis (large results in a folder), with their life cycle and expiry.
+
+A record is a Redis hash. Its state moves QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED (RUNNING may go
+back to QUEUED for a retry). When a job ends, its record and result get a time to live; results too large for
+Redis are files in the result store, swept once they expire.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import redis
+
+from argus.errors import InvalidInput, NotFound
+
+PREFIX = "argus:"
+INDEX = f"{PREFIX}jobs"  # sorted set of job ids by creation time, for listing
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+class State(IntEnum):
+    """Values match argus.jobs.v1.JobState."""
+
+    QUEUED = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+    CANCELLED = 5
+
+    @property
+    def terminal(self) -> bool:
+        return self in (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+
+class Kind(IntEnum):
+    """Values match argus.jobs.v1.JobKind."""
+
+    DETECTION = 1
+    STYLIZATION = 2
+
+    @property
+    def stream(self) -> str:
+        return f"{PREFIX}stream:{self.name.lower()}"
+
+
+DEAD_LETTER_STREAM = f"{PREFIX}stream:dead"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    kind: Kind
+    state: State
+    progress: float
+    created_at: float
+    started_at: float
+    finished_at: float
+    attempts: int
+    error: str
+    cancel_requested: bool
+    expires_at: float
+    result_location: str  # "", "redis" or "file"
+
+    @classmethod
+    def from_hash(cls, job_id: str, data: dict[str, str]) -> JobRecord:
+        return cls(
+            job_id=job_id,
+            kind=Kind(int(data["kind"])),
+            state=State(int(data["state"])),
+            progress=float(data.get("progress", 0)),
+            created_at=float(data.get("created_at", 0)),
+            started_at=float(data.get("started_at", 0)),
+            finished_at=float(data.get("finished_at", 0)),
+            attempts=int(data.get("attempts", 0)),
+            error=data.get("error", ""),
+            cancel_requested=data.get("cancel_requested") == "1",
+            expires_at=float(data.get("expires_at", 0)),
+            result_location=data.get("result_location", ""),
+        )
+
+
+def _key(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}"
+
+
+def _request_key(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}:request"
+
+
+def _result_key(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}:result"
+
+
+class JobStore:
+    def __init__(self, url: str, results_dir: Path, result_ttl_s: float, result_inline_bytes: int) -> None:
+        self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10, health_check_interval=30)
+        self.binary = redis.Redis.from_url(url, decode_responses=False, socket_timeout=10, health_check_interval=30)
+        self.results_dir = results_dir
+        self.result_ttl_s = result_ttl_s
+        self.result_inline_bytes = result_inline_bytes
+
+    # --- creating and reading -------------------------------------------------------------------------------
+
+    def create(self, kind: Kind, request: bytes, idempotency_key: str = "") -> tuple[JobRecord, bool]:
+        """Stores a new queued job, or returns the job an earlier submit with the same key created.
+
+        Returns (record, created). The key is claimed atomically, so two concurrent retries make one job.
+        """
+        job_id = uuid.uuid4().hex
+        if idempotency_key:
+            claimed = self.client.set(f"{PREFIX}idempotency:{idempotency_key}", job_id, nx=True, ex=IDEMPOTENCY_TTL_S)
+            if not claimed:
+                existing = self.client.get(f"{PREFIX}idempotency:{idempotency_key}")
+                if existing:
+                    return self.get(existing), False
+        now = time.time()
+        pipe = self.binary.pipeline()
+        pipe.set(_request_key(job_id), request)
+        pipe.hset(
+            _key(job_id), mapping={"kind": int(kind), "state": int(State.QUEUED), "created_at": now, "attempts": 0}
+        )
+        pipe.zadd(INDEX, {job_id: now})
+        pipe.execute()
+        return self.get(job_id), True
+
+    def get(self, job_id: str) -> JobRecord:
+        data = self.client.hgetall(_key(job_id)) if job_id else {}
+        if not data:
+            raise NotFound(f"no job {job_id!r}: it never existed, or it finished and expired")
+        return JobRecord.from_hash(job_id, data)
+
+    def request(self, job_id: str) -> bytes:
+        data = self.binary.get(_request_key(job_id))
+        if data is None:
+            raise NotFound(f"job {job_id} has no request stored")
+        return data
+
+    def result(self, record: JobRecord) -> bytes | None:
+        if record.result_location == "redis":
+            return self.binary.get(_result_key(record.job_id))
+        if record.result_location == "file":
+            path = self.results_dir / f"{record.job_id}.result"
+            return path.read_bytes() if path.is_file() else None
+        return None
+
+    def list(
+        self, page_size: int, page_token: str, state: State | None, kind: Kind | None
+    ) -> tuple[list[JobRecord], str]:
+        """Newest first. Records that expired are dropped from the index on the way."""
+        if page_size == 0:
+            page_size = 100
+        if not 1 <= page_size <= 1000:
+            raise InvalidInput(f"page_size {page_size} is out of range: 1 to 1000, or 0 for 100")
+        offset = _decode_offset(page_token)
+        found: list[JobRecord] = []
+        while len(found) < page_size:
+            ids = self.client.zrevrange(INDEX, offset, offset + 4 * page_size - 1)
+            if not ids:
+                return found, ""
+            pipe = self.client.pipeline()
+            for job_id in ids:
+                pipe.hgetall(_key(job_id))
+            for job_id, data in zip(ids, pipe.execute(), strict=True):
+                offset += 1
+                if not data:
+                    self.client.zrem(INDEX, job_id)
+                    offset -= 1
+                    continue
+                record = JobRecord.from_hash(job_id, data)
+                if (state is None or record.state == state) and (kind is None or record.kind == kind):
+                    found.append(record)
+                    if len(found) == page_size:
+                        break
+        more = self.client.zcard(INDEX) > offset
+        return found, _encode_offset(offset) if more else ""
+
+    # --- life cycle -----------------------------------------------------------------------------------------
+
+    def start(self, job_id: str) -> int:
+        """Marks the job running for one more attempt; returns the attempt number."""
+        pipe = self.client.pipeline()
+        pipe.hincrby(_key(job_id), "attempts", 1)
+        pipe.hset(_key(job_id), mapping={"state": int(State.RUNNING), "started_at": time.time(), "progress": 0})
+        attempts, _ = pipe.execute()
+        return int(attempts)
+
+    def progress(self, job_id: str, fraction: float) -> bool:
+        """Records progress; returns whether a cancel was asked for meanwhile."""
+        pipe = self.client.pipeline()
+        pipe.hset(_key(job_id), "progress", round(float(fraction), 4))
+        pipe.hget(_key(job_id), "cancel_requested")
+        _, cancel = pipe.execute()
+        return cancel == "1"
+
+    def retry_later(self, job_id: str, error: str) -> None:
+        self.client.hset(_key(job_id), mapping={"state": int(State.QUEUED), "error": error, "progress": 0})
+
+    def succeed(self, job_id: str, result: bytes) -> None:
+        """Stores the result first, then marks the job done: a job is never SUCCEEDED without its result."""
+        if len(result) <= self.result_inline_bytes:
+            self.binary.set(_result_key(job_id), result, ex=int(self.result_ttl_s) + 1)
+            location = "redis"
+        else:
+            self._write_file(job_id, result)
+            location = "file"
+        self._finish(job_id, State.SUCCEEDED, {"progress": 1, "result_location": location, "error": ""})
+
+    def fail(self, job_id: str, error: str) -> None:
+        self._finish(job_id, State.FAILED, {"error": error})
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """A queued job ends now; a running one is flagged and ends when its worker next reports progress."""
+        record = self.get(job_id)
+        if record.state == State.QUEUED:
+            self._finish(job_id, State.CANCELLED, {})
+        elif record.state == State.RUNNING:
+            self.client.hset(_key(job_id), "cancel_requested", "1")
+        return self.get(job_id)
+
+    def mark_cancelled(self, job_id: str) -> None:
+        self._finish(job_id, State.CANCELLED, {})
+
+    def _finish(self, job_id: str, state: State, fields: dict[str, str | float | int]) -> None:
+        now = time.time()
+        ttl = int(self.result_ttl_s) + 1
+        pipe = self.client.pipeline()
+        pipe.hset(_key(job_id), mapping={**fields, "state": int(state), "finished_at": now, "expires_at": now + ttl})
+        pipe.expire(_key(job_id), ttl)
+        pipe.expire(_request_key(job_id), ttl)
+        pipe.execute()
+
+    def _write_file(self, job_id: str, data: bytes) -> None:
+        """Written to a temporary name and renamed, so a reader never sees half a result."""
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.results_dir, prefix=f".{job_id}.")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, self.results_dir / f"{job_id}.result")
+
+    def sweep_results(self) -> int:
+        """Removes result files whose job record has expired; returns how many."""
+        if not self.results_dir.is_dir():
+            return 0
+        removed = 0
+        for path in self.results_dir.glob("*.result"):
+            if not self.client.exists(_key(path.stem)):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self.client.close()
+        self.binary.close()
+
+
+def _encode_offset(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode()
+
+
+def _decode_offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        if not text.startswith("o"):
+            raise ValueError
+        return int(text[1:])
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("page_token is not one this service gave out; start again with an empty token") from None
