@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
 import grpc
+import numpy as np
 import pytest
 import redis
 
@@ -23,7 +25,7 @@ from argus.models.store import ModelStore
 from argus.proto.jobs.v1 import jobs_pb2
 from argus.queue import GROUP
 from argus.server import RunningServer
-from argus.services.jobs.server import detection_handler, job_store, start_jobs_server
+from argus.services.jobs.server import detection_handler, job_store, start_jobs_server, stylization_handler
 from argus.services.jobs.store import DEAD_LETTER_STREAM, Kind
 from argus.services.jobs.worker import Handler, Worker
 
@@ -126,7 +128,6 @@ def test_bad_jobs_fail_at_submit(client: JobsClient, images_dir: Path) -> None:
         (lambda: client.submit_stylization(photo, style="picasso"), "unknown style 'picasso'"),
         (lambda: client.submit_stylization(photo), "choose a style"),
         (lambda: client.submit_stylization(photo, style_image=photo, strength=1.5), "strength must be between 0 and 1"),
-        (lambda: client.submit_stylization(photo, style="candy", strength=0.5), "strength applies to a style image"),
         (lambda: client.submit_stylization(photo, style="candy", max_size=100_000), "max_size"),
         (lambda: client.submit_stylization(b"\xff\xd8\xff junk", style="candy"), "content image"),
     ]
@@ -244,3 +245,47 @@ def test_list_pages_through_jobs_newest_first(client: JobsClient, images_dir: Pa
     with pytest.raises(grpc.RpcError) as caught:
         client.list(page_token="bogus")
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.fixture(scope="session")
+def stylize_handler(settings: Settings, store: ModelStore) -> Handler:
+    return stylization_handler(settings, store)
+
+
+def colour_stats(image: np.ndarray) -> np.ndarray:
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    return np.concatenate([pixels.mean(axis=0), pixels.std(axis=0)])
+
+
+def test_stylization_jobs_fixed_and_arbitrary(
+    client: JobsClient, start_worker: Callable[..., Worker], stylize_handler: Handler, images_dir: Path
+) -> None:
+    content_path, style_path = images_dir / "style/amber.jpg", images_dir / "style/candy.jpg"
+    content = cv2.imread(str(content_path))
+    style = cv2.imread(str(style_path))
+    start_worker(Kind.STYLIZATION, stylize_handler)
+    fixed = client.submit_stylization(content_path, style="mosaic", max_size=200, output_format=jobs_pb2.PNG)
+    arbitrary = client.submit_stylization(content_path, style_image=style_path, strength=1.0, max_size=240)
+    gentle = client.submit_stylization(content_path, style_image=style_path, strength=0.0, max_size=240)
+
+    done = client.wait(fixed.job_id, timeout_s=120)
+    assert done.state == jobs_pb2.SUCCEEDED, done.error
+    image = cv2.imdecode(np.frombuffer(done.stylization.image.data, np.uint8), cv2.IMREAD_COLOR)
+    scale = 200 / max(content.shape[:2])
+    assert image.shape[:2] == (round(content.shape[0] * scale), round(content.shape[1] * scale))
+    assert (done.stylization.size.width, done.stylization.size.height) == (image.shape[1], image.shape[0])
+    assert done.stylization.model.startswith("style-mosaic@")
+    assert done.stylization.image.data[:4] == b"\x89PNG"
+
+    strong = client.wait(arbitrary.job_id, timeout_s=120)
+    weak = client.wait(gentle.job_id, timeout_s=120)
+    assert strong.state == weak.state == jobs_pb2.SUCCEEDED
+    strong_image = cv2.imdecode(np.frombuffer(strong.stylization.image.data, np.uint8), cv2.IMREAD_COLOR)
+    weak_image = cv2.imdecode(np.frombuffer(weak.stylization.image.data, np.uint8), cv2.IMREAD_COLOR)
+    small_content = cv2.resize(content, (strong_image.shape[1], strong_image.shape[0]), interpolation=cv2.INTER_AREA)
+    # the output's colours move toward the style image's, and strength 0 stays nearer the content than strength 1
+    target = colour_stats(style)
+    assert np.linalg.norm(colour_stats(strong_image) - target) < np.linalg.norm(colour_stats(small_content) - target)
+    assert (
+        np.abs(weak_image.astype(int) - small_content).mean() < np.abs(strong_image.astype(int) - small_content).mean()
+    )

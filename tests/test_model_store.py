@@ -111,3 +111,18 @@ def test_resolve_specs() -> None:
     assert resolve_specs([]) == list(MANIFEST.values())
     with pytest.raises(KeyError, match="unknown model"):
         resolve_specs(["nope"])
+
+
+def test_a_derived_model_without_url_can_only_come_from_the_mirror(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "store", mirror=tmp_path / "empty-mirror")
+    spec = spec_for(PAYLOAD, url="")
+    with pytest.raises(
+        ModelUnavailable, match=r"tiny@.* has no download URL: it is a derived file; set ARGUS_MODELS_MIRROR"
+    ):
+        store.pull(spec)
+    with pytest.raises(ModelUnavailable, match="this derived model has no download URL"):
+        store.require(spec)
+    assert store.state(spec) is ModelState.MISSING
+    (tmp_path / "empty-mirror" / "tiny").mkdir(parents=True)
+    (tmp_path / "empty-mirror" / "tiny" / "model.onnx").write_bytes(PAYLOAD)
+    assert store.pull(spec).source == "mirror"

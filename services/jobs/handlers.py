@@ -23,6 +23,7 @@ from argus.services.detector.faces import FaceOptions
 from argus.services.detector.objects import ObjectOptions
 from argus.services.detector.servicer import face_options, object_options
 from argus.services.jobs.store import Kind
+from argus.services.stylizer.styles import ARBITRARY, Stylizer
 
 STYLE_PREFIX = "style-"
 MAX_OUTPUT_SIDE = 4096
@@ -77,8 +78,6 @@ def validate(request: jobs_pb2.SubmitJobRequest, settings: Settings) -> Kind:
     if which == "style_name":
         if job.style_name not in fixed_style_names():
             raise InvalidInput(f"unknown style {job.style_name!r}; known styles: {', '.join(fixed_style_names())}")
-        if job.HasField("strength"):
-            raise InvalidInput("strength applies to a style image, not to a fixed style")
     elif which == "style_image":
         _decode(job.style_image, settings, "style image")
     else:
@@ -120,16 +119,17 @@ class DetectionHandler:
 
 
 class StylizationHandler:
-    def __init__(self, stylizer: object, settings: Settings) -> None:
+    def __init__(self, stylizer: Stylizer, settings: Settings) -> None:
         self.stylizer = stylizer
         self.settings = settings
+        self.models = {style.name: style.model for style in stylizer.styles()}
 
     def __call__(self, request_bytes: bytes, progress: Progress) -> bytes:
         job = jobs_pb2.SubmitJobRequest.FromString(request_bytes).stylization
         content = _decode(job.content, self.settings, "content image")
         progress(0.05)
         style_image = _decode(job.style_image, self.settings, "style image") if job.HasField("style_image") else None
-        output = self.stylizer.stylize(  # type: ignore[attr-defined]
+        output = self.stylizer.stylize(
             content,
             style=job.style_name or None,
             style_image_bgr=style_image,
@@ -141,7 +141,7 @@ class StylizationHandler:
         if not ok:
             raise RuntimeError("could not encode the stylized image")
         progress(0.95)
-        model = f"{STYLE_PREFIX}{job.style_name}" if job.style_name else "magenta-arbitrary"
+        model = self.models[job.style_name or ARBITRARY]
         return jobs_pb2.StylizationResult(
             image=common_pb2.Image(data=encoded.tobytes(), name=f"stylized{_ENCODINGS[job.output_format]}"),
             size=common_pb2.ImageSize(width=output.shape[1], height=output.shape[0]),

@@ -124,7 +124,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     which = stylize.add_mutually_exclusive_group(required=True)
     which.add_argument("--style", help="a fixed style by name (see `argus styles`)")
     which.add_argument("--style-image", type=Path, help="any image as the style")
-    stylize.add_argument("--strength", type=float, help="with --style-image: 0 (content) to 1 (style); default 1")
+    stylize.add_argument("--strength", type=float, help="0 (the content as it is) to 1 (the full style); default 1")
     stylize.add_argument("--max-size", type=int, default=0, help="longest output side in pixels")
     stylize.add_argument("-o", "--output", type=Path, required=True, help="output file (.jpg, .png or .webp)")
     stylize.add_argument("--wait", type=float, default=600.0, help="longest to wait for the job, in seconds")

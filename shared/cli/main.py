@@ -58,11 +58,18 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
+    """Pulls every model asked for, going on past failures, and exits 1 if any failed."""
     store = _store()
+    failed = 0
     for spec in resolve_specs(args.names):
-        result = store.pull(spec)
+        try:
+            result = store.pull(spec)
+        except ArgusError as exc:
+            failed += 1
+            print(f"{spec.ref}: FAILED: {exc}", file=sys.stderr)
+            continue
         print(f"{spec.ref}: {result.source} -> {store.path(spec)}")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:

@@ -83,4 +83,75 @@ MOBILEFACENET = ModelSpec(
     notes="128-d, not normalised: L2-normalise before comparing.",
 )
 
-MANIFEST: dict[str, ModelSpec] = {spec.name: spec for spec in (YOLOX_NANO, YUNET, MOBILEFACENET)}
+# Style transfer. These files are derived from upstream files (graphs re-wired, int8/fp16 weights turned into fp32),
+# so no upstream URL serves them: they come from a mirror only (ARGUS_MODELS_MIRROR), whose MODELS.md tells how.
+
+FAST_STYLE_LICENCE = "unclear (upstream has no licence; retrained from BSD-3-Clause pytorch/examples)"
+FAST_STYLE_SOURCE = (
+    "Derived from gnsmrky/pytorch-fast-neural-style-for-web @ e1c4caf394cc128a8215a9148ddc934d489b7864 : "
+    "saved_onnx_nc16/{style}_nc16_256x256_onnxjs013.onnx (fixed 256x256), rebuilt with dynamic H/W."
+)
+
+
+def _fast_style(style: str, sha256: str) -> ModelSpec:
+    return ModelSpec(
+        name=f"style-{style}",
+        version="nc16-dynamic",
+        task="style-transfer",
+        file=f"style_transfer/fast_neural_style/{style}_nc16_dynamic.onnx",
+        url="",
+        sha256=sha256,
+        size=1_705_551,
+        licence=FAST_STYLE_LICENCE,
+        input=InputSpec("input", (1, 3, "H", "W"), "NCHW", "RGB", "0-255; H and W multiples of 4"),
+        notes=FAST_STYLE_SOURCE.format(style=style) + " Output RGB roughly 0-255 with overshoot: clip.",
+        tags=("style", "fixed-style"),
+    )
+
+
+STYLE_CANDY = _fast_style("candy", "1879182494498ee3d065200eb36f863eb254860eb93c349a616b70a8f9247463")
+STYLE_MOSAIC = _fast_style("mosaic", "156b6db982583b90dd3b379e17054374c89ae6100c947d60a203ca55c5e5aa4b")
+STYLE_RAIN_PRINCESS = _fast_style("rain-princess", "79b4b77354d9e45ec46c98c8299b152fc2a4ea105660bf5be46f9297d8abb782")
+STYLE_UDNIE = _fast_style("udnie", "9148a8d7fc4e2f9726914aada93132b47b31a6135bc5d74ae0f3f8a3174cc841")
+FAST_STYLES = (STYLE_CANDY, STYLE_MOSAIC, STYLE_RAIN_PRINCESS, STYLE_UDNIE)
+
+MAGENTA_STYLE_PREDICT = ModelSpec(
+    name="magenta-style-predict",
+    version="v1-256-float32",
+    task="style-prediction",
+    file="style_transfer/magenta_arbitrary/magenta_style_predict_float32.onnx",
+    url="",
+    sha256="160efe07e4cd416d6d6cfb51278dcd64e18ed5b25b9c4ca31471bc132b082579",
+    size=9_351_821,
+    licence="Apache-2.0",
+    input=InputSpec("style_image", (1, 256, 256, 3), "NHWC", "RGB", "0-1; centre-cropped square resized to 256"),
+    notes=(
+        "Magenta arbitrary-image-stylization-v1-256 style predictor; derived (int8 weights dequantized) from "
+        "style_predict_quantized_256.tflite (terryky/tflite_gles_app @ bfc2015a6d1234deebc9574798b175a6d1b2afc2). "
+        "Output style_bottleneck [1,1,1,100]."
+    ),
+    tags=("style", "arbitrary-style"),
+)
+
+MAGENTA_STYLE_TRANSFER = ModelSpec(
+    name="magenta-style-transfer",
+    version="v1-384-float32",
+    task="style-transfer",
+    file="style_transfer/magenta_arbitrary/magenta_style_transfer_float32.onnx",
+    url="",
+    sha256="24a473a7d0fa2b7c4d424467f25f2a37f5f5507cab90033eadee9ce049b24f6a",
+    size=729_144,
+    licence="Apache-2.0",
+    input=InputSpec("content_image", (1, "H", "W", 3), "NHWC", "RGB", "0-1; H and W multiples of 4"),
+    notes=(
+        "Magenta arbitrary-image-stylization-v1-256 transformer; derived (fp16 weights cast to fp32) from "
+        "style_transfer_f16_384.tflite (same source as magenta-style-predict). Second input style_bottleneck "
+        "[1,1,1,100]; output stylized_image NHWC RGB 0-1."
+    ),
+    tags=("style", "arbitrary-style"),
+)
+
+MANIFEST: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (YOLOX_NANO, YUNET, MOBILEFACENET, *FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER)
+}

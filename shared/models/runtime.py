@@ -103,7 +103,9 @@ class OnnxModel:
 
     spec: ModelSpec
 
-    def __init__(self, store: ModelStore, settings: Settings) -> None:
+    def __init__(self, store: ModelStore, settings: Settings, *, spec: ModelSpec | None = None) -> None:
+        if spec is not None:  # one class for several models of the same kind (e.g. one network per style)
+            self.spec = spec
         path = store.require(self.spec)
         graph = self.prepare_graph(onnx.load(str(path)))
         options = ort.SessionOptions()

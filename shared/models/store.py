@@ -66,9 +66,10 @@ class ModelStore:
         if state is ModelState.PRESENT:
             return self.path(spec)
         problem = "is missing" if state is ModelState.MISSING else "fails its sha256 check"
+        fallback = f"downloads {spec.url}" if spec.url else "fails: this derived model has no download URL"
         raise ModelUnavailable(
             f"model {spec.ref} {problem} at {self.path(spec)}; run `argus models pull {spec.name}` "
-            f"(it copies from ARGUS_MODELS_MIRROR when set, otherwise downloads {spec.url})"
+            f"(it copies from ARGUS_MODELS_MIRROR when set, otherwise {fallback})"
         )
 
     def pull(self, spec: ModelSpec) -> PullResult:
@@ -78,6 +79,11 @@ class ModelStore:
         if mirrored is not None and mirrored.is_file():
             self._install(spec, lambda dst: shutil.copyfile(mirrored, dst), f"mirror {mirrored}")
             return PullResult(spec, "mirror")
+        if not spec.url:
+            raise ModelUnavailable(
+                f"model {spec.ref} has no download URL: it is a derived file; set ARGUS_MODELS_MIRROR to a folder "
+                f"that holds it (as {spec.file})"
+            )
         self._install(spec, lambda dst: self._download(spec.url, dst), spec.url)
         return PullResult(spec, spec.url)
 
