@@ -17,9 +17,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(BIN)/argus models pull
-	trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
-	$(BIN)/argus serve detector & $(BIN)/argus serve embedder & $(BIN)/argus serve facedb & wait
+	$(BIN)/argus up
 
 lint: install
 	$(BIN)/ruff check .

@@ -320,3 +320,65 @@ class JobsClient:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class Argus:
+    """One client for the whole stack, with the addresses `argus up` serves on by default.
+
+    >>> with Argus() as argus:
+    ...     argus.faces.enroll("staff", "1234", ["alice.jpg"], display_name="Alice")
+    ...     argus.faces.verify("staff", "1234", "door.jpg").match
+    ...     argus.detector.detect_objects(["street.jpg"])
+    ...     argus.jobs.wait(argus.jobs.submit_stylization("photo.jpg", style="mosaic").job_id)
+
+    Each call has a deadline (timeout_s); errors arrive as grpc.RpcError carrying the status code.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: str = "127.0.0.1:50051",
+        embedder: str = "127.0.0.1:50052",
+        facedb: str = "127.0.0.1:50053",
+        jobs: str = "127.0.0.1:50054",
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.detector = DetectorClient(detector, timeout_s)
+        self.embedder = EmbedderClient(embedder, timeout_s)
+        self.faces = FaceDbClient(facedb, timeout_s)
+        self.jobs = JobsClient(jobs, timeout_s)
+
+    # The everyday calls, at the top level.
+    def enroll(
+        self, collection: str, subject_id: str, images: Sequence[ImageSource], **options: Any
+    ) -> facedb_pb2.EnrollResponse:
+        return self.faces.enroll(collection, subject_id, images, **options)
+
+    def verify(self, collection: str, subject_id: str, image: ImageSource) -> facedb_pb2.VerifyResponse:
+        return self.faces.verify(collection, subject_id, image)
+
+    def identify(self, collection: str, image: ImageSource, **options: Any) -> facedb_pb2.IdentifyResponse:
+        return self.faces.identify(collection, image, **options)
+
+    def compare(self, image_a: ImageSource, image_b: ImageSource) -> facedb_pb2.CompareResponse:
+        return self.faces.compare(image_a, image_b)
+
+    def detect(self, images: Sequence[ImageSource], **options: Any) -> detector_pb2.DetectObjectsResponse:
+        return self.detector.detect_objects(images, **options)
+
+    def detect_faces(self, images: Sequence[ImageSource], **options: Any) -> detector_pb2.DetectFacesResponse:
+        return self.detector.detect_faces(images, **options)
+
+    def submit_and_wait(self, request: jobs_pb2.SubmitJobRequest, timeout_s: float = 300.0) -> jobs_pb2.Job:
+        """Submits a job and blocks until it ends; the returned job carries its result."""
+        return self.jobs.wait(self.jobs.submit(request).job_id, timeout_s)
+
+    def close(self) -> None:
+        for client in (self.detector, self.embedder, self.faces, self.jobs):
+            client.close()
+
+    def __enter__(self) -> Argus:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

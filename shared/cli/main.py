@@ -85,6 +85,12 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 # --- serve --------------------------------------------------------------------------------------------------------
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from argus.supervisor import up
+
+    return up(get_settings(), ready_timeout_s=args.timeout)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from argus.server import run_until_signalled
     from argus.services.detector.server import start_detector_server
@@ -160,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    start = commands.add_parser("up", help="run every service (and Redis when none is configured) until Ctrl-C")
+    start.add_argument("--timeout", type=float, default=120.0, help="longest to wait for every service, seconds")
+    start.set_defaults(func=cmd_up)
 
     serve = commands.add_parser("serve", help="run a service until Ctrl-C")
     serve.add_argument(

@@ -1,0 +1,259 @@
+"""`argus up`: every service as its own process, an embedded Redis when none is configured, restarts on crash.
+
+Each child is `argus serve NAME` with the same settings. The supervisor waits until every gRPC service answers
+SERVING on the health protocol, prints the endpoints, restarts a child that dies (and logs it), and on Ctrl-C or
+SIGTERM stops them all, gRPC services draining their in-flight calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from argus.config import Settings
+from argus.errors import ArgusError
+from argus.models.manifest import MANIFEST
+from argus.models.store import ModelStore
+
+log = logging.getLogger("argus.up")
+
+RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    port_setting: str | None  # the gRPC port's setting; None for a worker without a port
+
+
+SERVICES = (
+    ServiceSpec("detector", "detector_port"),
+    ServiceSpec("embedder", "embedder_port"),
+    ServiceSpec("facedb", "facedb_port"),
+    ServiceSpec("jobs", "jobs_port"),
+    ServiceSpec("stylizer", None),
+    ServiceSpec("detection-worker", None),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A real redis-server for a machine with none configured, keeping its data (append-only file) in data_dir,
+    so accepted jobs survive a restart of the stack."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "no Redis configured (ARGUS_REDIS_URL) and no redis-server installed to embed; "
+                "install Redis (e.g. the redis-server package) or point ARGUS_REDIS_URL at one"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
+        command += ["--appendonly", "yes", "--save", "", "--logfile", str(self.data_dir / "redis.log")]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return self.url
+            except redis.RedisError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"the embedded redis-server did not start; see {self.data_dir / 'redis.log'}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+
+@dataclass
+class Child:
+    spec: ServiceSpec
+    port: int | None
+    process: subprocess.Popen[str] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    pumps: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def address(self) -> str | None:
+        return f"127.0.0.1:{self.port}" if self.port else None
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, env: dict[str, str], out: object = sys.stdout) -> None:
+        self.settings = settings
+        self.env = env
+        self.out = out
+        self.children = [
+            Child(spec, getattr(settings, spec.port_setting) if spec.port_setting else None) for spec in SERVICES
+        ]
+        self._stopping = threading.Event()
+        self._print_lock = threading.Lock()
+
+    def say(self, line: str) -> None:
+        with self._print_lock:
+            print(line, file=self.out, flush=True)  # type: ignore[call-overload]
+
+    def _pump(self, child: Child, stream: object) -> None:
+        """Copies a child's log lines to ours, prefixed with its name."""
+        for line in stream:  # type: ignore[attr-defined]
+            self.say(f"[{child.spec.name}] {line.rstrip()}")
+
+    def start(self, child: Child) -> None:
+        command = [sys.executable, "-m", "argus.cli.main", "serve", child.spec.name]
+        if child.port:
+            command += ["--port", str(child.port)]
+        child.process = subprocess.Popen(
+            command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        child.started_at = time.monotonic()
+        pump = threading.Thread(target=self._pump, args=(child, child.process.stdout), daemon=True)
+        pump.start()
+        child.pumps.append(pump)
+
+    def wait_until_serving(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for child in self.children:
+            if child.address is None:
+                continue
+            with grpc.insecure_channel(child.address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                while True:
+                    if child.process is not None and child.process.poll() is not None:
+                        raise RuntimeError(f"{child.spec.name} exited with code {child.process.returncode} at start")
+                    try:
+                        status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                        if status == health_pb2.HealthCheckResponse.SERVING:
+                            break
+                    except grpc.RpcError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{child.spec.name} was not SERVING after {timeout_s:.0f} s")
+                    time.sleep(0.2)
+
+    def watch(self, poll_s: float = 0.5) -> None:
+        """Restarts children that die, with a growing pause, until stop()."""
+        while not self._stopping.wait(poll_s):
+            for child in self.children:
+                process = child.process
+                if process is None or process.poll() is None:
+                    continue
+                pause = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S) - 1)]
+                if time.monotonic() - child.started_at > 60:
+                    child.restarts = 0  # it ran a good while: a fresh crash, not a crash loop
+                    pause = RESTART_BACKOFF_S[0]
+                log.warning(
+                    "%s exited with code %s; restarting in %d s (restart %d)",
+                    child.spec.name,
+                    process.returncode,
+                    pause,
+                    child.restarts + 1,
+                )
+                if self._stopping.wait(pause):
+                    return
+                child.restarts += 1
+                self.start(child)
+                log.warning("%s restarted (pid %d)", child.spec.name, child.process.pid)  # type: ignore[union-attr]
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        self._stopping.set()
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s; killing it", child.spec.name, grace_s)
+                child.process.kill()
+                child.process.wait()
+
+
+def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
+    """Runs the whole stack in the foreground until SIGINT or SIGTERM."""
+    started = time.monotonic()
+    store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
+    for spec in MANIFEST.values():
+        try:
+            store.pull(spec)
+        except ArgusError as exc:  # the service that needs it will say so, and be restarted once it is there
+            log.warning("%s", exc)
+
+    env = dict(os.environ)
+    redis_server: EmbeddedRedis | None = None
+    if "redis_url" not in settings.model_fields_set:
+        redis_server = EmbeddedRedis(settings.data_dir / "redis")
+        env["ARGUS_REDIS_URL"] = redis_server.start()
+        log.info("embedded redis-server on %s (data in %s)", redis_server.url, redis_server.data_dir)
+    env["ARGUS_DETECTOR_ADDRESS"] = f"127.0.0.1:{settings.detector_port}"  # facedb calls these two
+    env["ARGUS_EMBEDDER_ADDRESS"] = f"127.0.0.1:{settings.embedder_port}"
+    supervisor = Supervisor(settings, env)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    watcher = threading.Thread(target=supervisor.watch, daemon=True)
+    try:
+        for child in supervisor.children:
+            supervisor.start(child)
+        supervisor.wait_until_serving(ready_timeout_s)
+        supervisor.say(f"Argus is up in {time.monotonic() - started:.1f} s:")
+        for child in supervisor.children:
+            where = child.address or "worker"
+            supervisor.say(f"  {child.spec.name:<17} {where}")
+        if redis_server is not None:
+            supervisor.say(f"  {'redis':<17} {redis_server.url}")
+        supervisor.say("Press Ctrl-C to stop.")
+        watcher.start()
+        stop.wait()
+        supervisor.say("stopping...")
+        return 0
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        supervisor.stop()
+        if redis_server is not None:
+            redis_server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        supervisor.say("stopped")
