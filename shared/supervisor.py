@@ -136,8 +136,11 @@ class Supervisor:
         command = [sys.executable, "-m", "argus.cli.main", "serve", child.spec.name]
         if child.port:
             command += ["--port", str(child.port)]
+        env = dict(self.env)
+        if self.settings.metrics_port:  # one /metrics port per process: the base port, then the next ones
+            env["ARGUS_METRICS_PORT"] = str(self.settings.metrics_port + self.children.index(child))
         child.process = subprocess.Popen(
-            command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )
         child.started_at = time.monotonic()
         pump = threading.Thread(target=self._pump, args=(child, child.process.stdout), daemon=True)
