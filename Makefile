@@ -33,6 +33,7 @@ format: install
 bench: install
 	$(BIN)/python bench/detector_bench.py
 	$(BIN)/python bench/facedb_bench.py
+	$(BIN)/python bench/jobs_bench.py
 
 protos: install
 	$(BIN)/python -m argus.protogen

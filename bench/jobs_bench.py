@@ -1,0 +1,744 @@
+"""Jobs bench: the Redis job queue's own overhead, detection jobs end to end, and stylization speed, in one run.
+
+    python bench/jobs_bench.py [--seconds S] [--json] [--sides 512,1024] [--jobs N] [--images DIR]
+
+The bench starts a redis-server of its own on a free loopback port (no persistence; stopped at the end), the jobs
+API server in this process on a free port, and its workers as threads of this process; clients call the jobs API
+through real channels to 127.0.0.1. Part 1 measures the queue with workers whose handler does nothing; part 2 runs
+detection jobs on the real handler; part 3 times Stylizer.stylize for each model directly, then one stylization
+job end to end. Every timed row runs for --seconds (at least one job or call each) and every wait has a deadline,
+so the whole run is bounded. Nothing here asserts a speed: it prints what it measured. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import redis
+from detector_bench import drive  # bench/ is on sys.path when this file runs as a script
+from prometheus_client import REGISTRY
+
+from argus.client import JobsClient
+from argus.config import Settings
+from argus.models.manifest import FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER, YOLOX_NANO, YUNET
+from argus.models.store import ModelStore
+from argus.proto.jobs.v1 import jobs_pb2
+from argus.services.jobs.handlers import StylizationHandler
+from argus.services.jobs.server import detection_handler, job_store, make_worker, start_jobs_server
+from argus.services.jobs.servicer import WATCH_POLL_S
+from argus.services.jobs.store import Kind, State
+from argus.services.jobs.worker import Worker
+from argus.services.stylizer.styles import ARBITRARY, Stylizer
+
+OBJECT_IMAGE = "objects/bus.jpg"
+CONTENT_IMAGE = "style/amber.jpg"
+STYLE_IMAGE = "style/candy.jpg"  # the style image of the arbitrary (Magenta) rows
+QUEUE_STYLE = "candy"  # the fixed style of the end-to-end stylization job
+DEFAULT_SIDES = (512, 1024)
+DEFAULT_JOBS = 500  # jobs per throughput burst, unless --seconds runs out first
+BURST_CLIENTS = 4  # client threads submitting a burst
+DETECTION_CONCURRENCIES = (1, 4)
+NOOP_IMAGE_SIDE = 32  # the no-op jobs carry a tiny JPEG: submit still decodes it to check the job
+# A polling client calls GetJob every POLL_S at first, then every POLL_BACKOFF x the time waited so far, at most
+# POLL_MAX_S: a client hammering the server in this process would steal the CPU from long jobs (stylization).
+POLL_S = 0.001
+POLL_BACKOFF = 0.05
+POLL_MAX_S = 0.02
+WORKER_POLL_S = 0.05  # how long a worker's XREADGROUP blocks; it wakes at once when a job arrives
+CALL_TIMEOUT_S = 60.0  # a job or call that hangs fails the run instead of hanging it
+DRAIN_TIMEOUT_S = 60.0  # longest wait for a burst's jobs to finish
+
+
+@dataclass
+class JobRow:
+    """Jobs one at a time per client: submit, then wait for the result; latencies as the client sees them."""
+
+    section: str  # no-op, detection, stylization
+    image: str
+    workers: int
+    clients: int
+    wait: str  # watch: JobsClient.wait (WatchJob stream); poll: GetJob every POLL_S, backing off
+    jobs: int
+    jobs_per_s: float
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    # p50 of each leg (ms): the SubmitJob call; created -> started (in the stream, picked up, record read);
+    # started -> finished (the handler and storing the result); finished -> the client holding the result.
+    submit_p50_ms: float
+    queued_p50_ms: float
+    run_p50_ms: float
+    seen_p50_ms: float
+
+
+@dataclass
+class BurstRow:
+    """N no-op jobs submitted as fast as BURST_CLIENTS threads can, drained by `workers` workers."""
+
+    workers: int
+    clients: int
+    jobs: int
+    submitted_per_s: float
+    completed_per_s: float
+    submit_s: float  # first submit sent -> last submit answered
+    drain_ms: float  # last submit answered -> last job finished
+    submit_p50_ms: float
+    submit_p99_ms: float
+
+
+@dataclass
+class StyleRow:
+    model: str  # a fixed style's name, or "arbitrary" (Magenta, with a style image)
+    refs: str
+    max_side: int
+    output: str  # WxH of the result
+    megapixels: float
+    provider: str
+    calls: int
+    s_per_call: float
+    p50_s: float
+    p99_s: float
+    s_per_megapixel: float
+
+
+@dataclass
+class StyleJobRow:
+    job: JobRow
+    style: str
+    max_side: int
+    direct_p50_ms: float  # Stylizer.stylize alone, same style and size, from part 3
+    outside_model_ms: float  # end-to-end p50 minus direct_p50_ms
+    share_outside_model: float  # outside_model_ms / end-to-end p50
+    outside_worker_ms: float  # submit + queued + seen: what the queue and the API add around the worker
+    share_outside_worker: float
+
+
+@dataclass
+class Measured:
+    redis_version: str
+    address: str  # where the jobs API listened
+    latency: list[JobRow]
+    bursts: list[BurstRow]
+    detection: list[JobRow]
+    styles: list[StyleRow]
+    style_job: StyleJobRow
+
+
+# --- plumbing -------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisUnavailable(RuntimeError):
+    """No redis-server to start, or it would not start."""
+
+
+@contextmanager
+def own_redis(folder: Path) -> Iterator[tuple[str, str]]:
+    """A redis-server of this run's own on a free loopback port, without persistence; yields (url, version)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RedisUnavailable("redis-server is needed: install Redis (Debian package redis-server)")
+    port = _free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                version = str(client.info("server")["redis_version"])
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    error = process.stderr.read() if process.poll() is not None and process.stderr else b""
+                    raise RedisUnavailable(f"redis-server did not start: {error!r}") from None
+                time.sleep(0.05)
+        client.close()
+        yield url, version
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Workers:
+    """Worker threads of this process, each with its own consumer name; all stopped by stop_all()."""
+
+    def __init__(self) -> None:
+        self.running: list[tuple[Worker, threading.Thread]] = []
+
+    def start(self, worker: Worker) -> Worker:
+        thread = threading.Thread(target=worker.run, kwargs={"poll_s": WORKER_POLL_S}, daemon=True)
+        thread.start()
+        self.running.append((worker, thread))
+        return worker
+
+    def stop_all(self) -> None:
+        for worker, _ in self.running:
+            worker.stop()
+        for worker, thread in self.running:
+            thread.join(timeout=10)
+            worker.store.close()
+        self.running.clear()
+
+
+def noop_handler(request: bytes, progress: Callable[[float], None]) -> bytes:
+    return b""
+
+
+def _seconds(stamp: object) -> float:
+    return stamp.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
+
+
+def _poll(client: JobsClient, job_id: str) -> jobs_pb2.Job:
+    """GetJob until the job ends, every POLL_S at first and backing off; the result comes with the call that sees
+    the job end."""
+    started = time.monotonic()
+    while True:
+        job = client.get(job_id, include_result=True)
+        if State(job.state).terminal:
+            return job
+        waited = time.monotonic() - started
+        if waited > CALL_TIMEOUT_S:
+            raise TimeoutError(f"job {job_id} still {State(job.state).name} after {CALL_TIMEOUT_S:g} s")
+        time.sleep(min(max(POLL_S, POLL_BACKOFF * waited), POLL_MAX_S))
+
+
+def run_jobs(
+    address: str,
+    submit: Callable[[JobsClient], jobs_pb2.Job],
+    *,
+    section: str,
+    image: str,
+    workers: int,
+    clients: int,
+    wait: str,
+    seconds: float,
+    check: Callable[[jobs_pb2.Job], None] | None = None,
+) -> JobRow:
+    """`clients` threads, each submitting a job and waiting for its result, back to back for `seconds`."""
+    legs: list[tuple[float, float, float, float]] = []
+    opened: list[JobsClient] = []
+
+    def make_call() -> Callable[[], int]:
+        client = JobsClient(address, timeout_s=CALL_TIMEOUT_S)
+        opened.append(client)
+
+        def call() -> int:
+            t0 = time.perf_counter()
+            job = submit(client)
+            t1 = time.perf_counter()
+            done = client.wait(job.job_id, timeout_s=CALL_TIMEOUT_S) if wait == "watch" else _poll(client, job.job_id)
+            seen_at = time.time()
+            if done.state != jobs_pb2.SUCCEEDED:
+                raise RuntimeError(f"job {done.job_id} ended {State(done.state).name}: {done.error}")
+            if check is not None:
+                check(done)
+            created, started, finished = (
+                _seconds(done.created_at),
+                _seconds(done.started_at),
+                _seconds(done.finished_at),
+            )
+            legs.append(
+                ((t1 - t0) * 1e3, (started - created) * 1e3, (finished - started) * 1e3, (seen_at - finished) * 1e3)
+            )
+            return 1
+
+        return call
+
+    try:
+        jobs, elapsed, latencies = drive(make_call, clients, seconds)
+    finally:
+        for client in opened:
+            client.close()
+    ms = np.asarray(latencies)
+    submit_ms, queued_ms, run_ms, seen_ms = (float(np.percentile(column, 50)) for column in zip(*legs, strict=True))
+    return JobRow(
+        section=section,
+        image=image,
+        workers=workers,
+        clients=clients,
+        wait=wait,
+        jobs=jobs,
+        jobs_per_s=jobs / elapsed,
+        mean_ms=float(ms.mean()),
+        p50_ms=float(np.percentile(ms, 50)),
+        p99_ms=float(np.percentile(ms, 99)),
+        submit_p50_ms=submit_ms,
+        queued_p50_ms=queued_ms,
+        run_p50_ms=run_ms,
+        seen_p50_ms=seen_ms,
+    )
+
+
+def _finished_count(kind: Kind) -> float:
+    labels = {"kind": kind.name, "state": State.SUCCEEDED.name}
+    return REGISTRY.get_sample_value("argus_jobs_finished_total", labels) or 0.0
+
+
+def run_burst(address: str, settings: Settings, image: bytes, workers: int, jobs: int, seconds: float) -> BurstRow:
+    """BURST_CLIENTS threads submit no-op jobs back to back until `jobs` are in or `seconds` pass, then the
+    workers drain the queue. Completion is timed by the jobs' own finished_at, read from Redis at the end."""
+    counter = itertools.count()
+    job_ids: list[str] = []
+    submit_ms: list[float] = []
+    errors: list[BaseException] = []
+    clients = [JobsClient(address, timeout_s=CALL_TIMEOUT_S) for _ in range(BURST_CLIENTS)]
+    barrier = threading.Barrier(BURST_CLIENTS + 1)
+    before = _finished_count(Kind.DETECTION)
+
+    def submitter(client: JobsClient, deadline_box: list[float]) -> None:
+        barrier.wait()
+        try:
+            while next(counter) < jobs and time.perf_counter() < deadline_box[0]:
+                t0 = time.perf_counter()
+                job_ids.append(client.submit_detection([image]).job_id)
+                submit_ms.append((time.perf_counter() - t0) * 1e3)
+        except BaseException as exc:
+            errors.append(exc)
+
+    deadline_box = [float("inf")]
+    threads = [threading.Thread(target=submitter, args=(c, deadline_box), daemon=True) for c in clients]
+    try:
+        for thread in threads:
+            thread.start()
+        started_wall = time.time()
+        started = time.perf_counter()
+        deadline_box[0] = started + seconds
+        barrier.wait()
+        for thread in threads:
+            thread.join()
+        submitted = time.perf_counter()
+        submitted_wall = time.time()
+    finally:
+        for client in clients:
+            client.close()
+    if errors:
+        raise RuntimeError(f"{len(errors)} submit(s) failed; first: {errors[0]!r}") from errors[0]
+    total = len(job_ids)
+    drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while _finished_count(Kind.DETECTION) - before < total:
+        if time.monotonic() > drain_deadline:
+            done = int(_finished_count(Kind.DETECTION) - before)
+            raise RuntimeError(f"only {done} of {total} burst jobs finished within {DRAIN_TIMEOUT_S:g} s")
+        time.sleep(0.005)
+    store = job_store(settings)
+    try:
+        last_finished = max(store.get(job_id).finished_at for job_id in job_ids)
+    finally:
+        store.close()
+    submit_s = submitted - started
+    complete_s = max(last_finished - started_wall, submitted_wall - started_wall)
+    return BurstRow(
+        workers=workers,
+        clients=BURST_CLIENTS,
+        jobs=total,
+        submitted_per_s=total / submit_s,
+        completed_per_s=total / complete_s,
+        submit_s=submit_s,
+        drain_ms=max(0.0, last_finished - submitted_wall) * 1e3,
+        submit_p50_ms=float(np.percentile(submit_ms, 50)),
+        submit_p99_ms=float(np.percentile(submit_ms, 99)),
+    )
+
+
+# --- part 1: the queue's own overhead ------------------------------------------------------------------------
+
+
+def run_queue_overhead(
+    address: str, settings: Settings, seconds: float, jobs: int
+) -> tuple[list[JobRow], list[BurstRow]]:
+    ok, encoded = cv2.imencode(".jpg", np.full((NOOP_IMAGE_SIDE, NOOP_IMAGE_SIDE, 3), 128, dtype=np.uint8))
+    assert ok
+    tiny = encoded.tobytes()
+    image = f"{NOOP_IMAGE_SIDE}x{NOOP_IMAGE_SIDE}.jpg"
+    workers = Workers()
+    latency: list[JobRow] = []
+    bursts: list[BurstRow] = []
+
+    def noop_worker(index: int) -> Worker:
+        return Worker(
+            Kind.DETECTION,
+            noop_handler,
+            job_store(settings),
+            visibility_timeout_s=settings.job_visibility_timeout_s,
+            max_attempts=settings.job_max_attempts,
+            consumer=f"bench-noop-{index}",
+        )
+
+    try:
+        workers.start(noop_worker(0))
+
+        def submit(client: JobsClient) -> jobs_pb2.Job:
+            return client.submit_detection([tiny])
+
+        run_jobs(address, submit, section="no-op", image=image, workers=1, clients=1, wait="poll", seconds=0.0)
+        for wait in ("watch", "poll"):
+            latency.append(
+                run_jobs(
+                    address, submit, section="no-op", image=image, workers=1, clients=1, wait=wait, seconds=seconds
+                )
+            )
+        bursts.append(run_burst(address, settings, tiny, 1, jobs, seconds))
+        workers.start(noop_worker(1))
+        bursts.append(run_burst(address, settings, tiny, 2, jobs, seconds))
+    finally:
+        workers.stop_all()
+    return latency, bursts
+
+
+# --- part 2: detection jobs -------------------------------------------------------------------------------------
+
+
+def run_detection(address: str, settings: Settings, store: ModelStore, image: bytes, seconds: float) -> list[JobRow]:
+    workers = Workers()
+    rows = []
+
+    def submit(client: JobsClient) -> jobs_pb2.Job:
+        return client.submit_detection([image])
+
+    def check(job: jobs_pb2.Job) -> None:
+        if len(job.detection.objects.results) != 1 or not job.detection.objects.results[0].objects:
+            raise RuntimeError(f"detection job {job.job_id} found nothing in {Path(OBJECT_IMAGE).name}")
+
+    name = Path(OBJECT_IMAGE).name
+    try:
+        workers.start(make_worker(Kind.DETECTION, settings, store, detection_handler(settings, store)))
+        run_jobs(address, submit, section="detection", image=name, workers=1, clients=1, wait="poll", seconds=0.0)
+        for clients, wait in ((1, "poll"), (1, "watch"), *((c, "poll") for c in DETECTION_CONCURRENCIES[1:])):
+            rows.append(
+                run_jobs(
+                    address,
+                    submit,
+                    section="detection",
+                    image=name,
+                    workers=1,
+                    clients=clients,
+                    wait=wait,
+                    seconds=seconds,
+                    check=check,
+                )
+            )
+    finally:
+        workers.stop_all()
+    return rows
+
+
+# --- part 3: stylization ----------------------------------------------------------------------------------------
+
+
+def time_stylize(
+    stylizer: Stylizer, content: np.ndarray, style_image: np.ndarray, model: str, max_side: int, seconds: float
+) -> StyleRow:
+    """Stylizer.stylize back to back for `seconds` (at least one call) after one untimed call at this size."""
+    if model == ARBITRARY:
+        options: dict[str, object] = {"style_image_bgr": style_image}
+        refs = f"{stylizer.predictor.spec.ref}+{stylizer.transfer.spec.ref}"
+        provider = stylizer.transfer.provider
+    else:
+        options = {"style": model}
+        refs = stylizer.fixed[model].spec.ref
+        provider = stylizer.fixed[model].provider
+    output = stylizer.stylize(content, max_side=max_side, **options)  # type: ignore[arg-type]
+    durations = []
+    deadline = time.perf_counter() + seconds
+    while True:
+        t0 = time.perf_counter()
+        stylizer.stylize(content, max_side=max_side, **options)  # type: ignore[arg-type]
+        t1 = time.perf_counter()
+        durations.append(t1 - t0)
+        if t1 >= deadline:
+            break
+    height, width = output.shape[:2]
+    megapixels = height * width / 1e6
+    s = np.asarray(durations)
+    return StyleRow(
+        model=model,
+        refs=refs,
+        max_side=max_side,
+        output=f"{width}x{height}",
+        megapixels=megapixels,
+        provider=provider,
+        calls=len(durations),
+        s_per_call=float(s.mean()),
+        p50_s=float(np.percentile(s, 50)),
+        p99_s=float(np.percentile(s, 99)),
+        s_per_megapixel=float(s.mean()) / megapixels,
+    )
+
+
+def run_stylization(
+    address: str,
+    settings: Settings,
+    store: ModelStore,
+    content_bytes: bytes,
+    style_bytes: bytes,
+    sides: tuple[int, ...],
+    seconds: float,
+) -> tuple[list[StyleRow], StyleJobRow]:
+    stylizer = Stylizer(store, settings)
+    content = cv2.imdecode(np.frombuffer(content_bytes, np.uint8), cv2.IMREAD_COLOR)
+    style_image = cv2.imdecode(np.frombuffer(style_bytes, np.uint8), cv2.IMREAD_COLOR)
+    rows = [
+        time_stylize(stylizer, content, style_image, model, side, seconds)
+        for model in (*stylizer.fixed, ARBITRARY)
+        for side in sides
+    ]
+
+    side = max(sides)
+    workers = Workers()
+
+    def submit(client: JobsClient) -> jobs_pb2.Job:
+        return client.submit_stylization(content_bytes, style=QUEUE_STYLE, max_size=side)
+
+    def check(job: jobs_pb2.Job) -> None:
+        if not job.stylization.image.data:
+            raise RuntimeError(f"stylization job {job.job_id} returned no image")
+
+    try:
+        workers.start(make_worker(Kind.STYLIZATION, settings, store, StylizationHandler(stylizer, settings)))
+        name = Path(CONTENT_IMAGE).name
+        run_jobs(address, submit, section="stylization", image=name, workers=1, clients=1, wait="poll", seconds=0.0)
+        job = run_jobs(
+            address,
+            submit,
+            section="stylization",
+            image=name,
+            workers=1,
+            clients=1,
+            wait="poll",
+            seconds=seconds,
+            check=check,
+        )
+    finally:
+        workers.stop_all()
+    direct_ms = next(row.p50_s for row in rows if row.model == QUEUE_STYLE and row.max_side == side) * 1e3
+    outside_worker = job.submit_p50_ms + job.queued_p50_ms + job.seen_p50_ms
+    return rows, StyleJobRow(
+        job=job,
+        style=QUEUE_STYLE,
+        max_side=side,
+        direct_p50_ms=direct_ms,
+        outside_model_ms=job.p50_ms - direct_ms,
+        share_outside_model=(job.p50_ms - direct_ms) / job.p50_ms,
+        outside_worker_ms=outside_worker,
+        share_outside_worker=outside_worker / job.p50_ms,
+    )
+
+
+# --- output ---------------------------------------------------------------------------------------------------
+
+
+def _job_line(row: JobRow) -> str:
+    return (
+        f"{row.section:<13}{row.image:<12}{row.workers:>8}{row.clients:>8}  {row.wait:<7}{row.jobs:>6}"
+        f"{row.jobs_per_s:>9.1f}{row.p50_ms:>9.2f}{row.p99_ms:>9.2f}{row.submit_p50_ms:>9.2f}"
+        f"{row.queued_p50_ms:>9.2f}{row.run_p50_ms:>9.2f}{row.seen_p50_ms:>9.2f}"
+    )
+
+
+def format_table(settings: Settings, seconds: float, measured: Measured, content_shape: tuple[int, int]) -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    providers = sorted({row.provider for row in measured.styles})
+    job_header = (
+        f"{'job':<13}{'image':<12}{'workers':>8}{'clients':>8}  {'wait':<7}{'jobs':>6}{'jobs/s':>9}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'submit':>9}{'queued':>9}{'run':>9}{'seen':>9}"
+    )
+    lines = [
+        f"Argus jobs bench: {seconds:g} s per row, redis-server {measured.redis_version} of its own, onnxruntime "
+        f"{ort.__version__}, provider {', '.join(providers)}, {cpus} CPUs",
+        f"settings: device={settings.device} intra_op_threads={settings.intra_op_threads or 0} "
+        f"grpc_workers={settings.grpc_workers} result_inline_bytes={settings.result_inline_bytes} "
+        f"WatchJob polls every {WATCH_POLL_S * 1e3:g} ms; workers block {WORKER_POLL_S * 1e3:g} ms per read",
+        "",
+        f'1. queue overhead: no-op handler (returns b"" at once), jobs API on {measured.address}, workers are '
+        "threads of this process",
+        "one job at a time: submit, then wait (watch = JobsClient.wait over WatchJob; poll = GetJob every "
+        f"{POLL_S * 1e3:g} ms, later every {POLL_BACKOFF:.0%} of the time waited, at most {POLL_MAX_S * 1e3:g} ms)",
+        job_header,
+        *(_job_line(row) for row in measured.latency),
+        "",
+        f"burst: {BURST_CLIENTS} client threads submit back to back until the jobs are in (or the row's time is "
+        "up); completed = jobs / (first submit -> last finished)",
+        f"{'workers':>7}{'clients':>8}{'jobs':>7}{'submitted/s':>13}{'completed/s':>13}{'submit s':>10}"
+        f"{'drain ms':>10}{'submit p50':>12}{'p99 ms':>8}",
+    ]
+    for row in measured.bursts:
+        lines.append(
+            f"{row.workers:>7}{row.clients:>8}{row.jobs:>7}{row.submitted_per_s:>13.1f}{row.completed_per_s:>13.1f}"
+            f"{row.submit_s:>10.2f}{row.drain_ms:>10.1f}{row.submit_p50_ms:>12.2f}{row.submit_p99_ms:>8.2f}"
+        )
+    lines += [
+        "",
+        f"2. detection jobs end to end: one worker on the real detection handler ({YOLOX_NANO.name}), one image "
+        "per job",
+        job_header,
+        *(_job_line(row) for row in measured.detection),
+        "",
+        f"3. stylization: Stylizer.stylize called directly on {Path(CONTENT_IMAGE).name} "
+        f"({content_shape[1]}x{content_shape[0]}), one call at a time; arbitrary = Magenta with "
+        f"{Path(STYLE_IMAGE).name} as the style image (strength 1)",
+        f"{'model':<15}{'max_side':>9}{'output':>11}{'MP':>7}{'calls':>7}{'s/call':>9}{'p50 s':>9}{'p99 s':>9}"
+        f"{'s/MP':>9}  provider",
+    ]
+    for row in measured.styles:
+        lines.append(
+            f"{row.model:<15}{row.max_side:>9}{row.output:>11}{row.megapixels:>7.3f}{row.calls:>7}"
+            f"{row.s_per_call:>9.3f}{row.p50_s:>9.3f}{row.p99_s:>9.3f}{row.s_per_megapixel:>9.3f}  {row.provider}"
+        )
+    style_job = measured.style_job
+    job = style_job.job
+    lines += [
+        "",
+        f"stylization job end to end: {style_job.style}, max_size {style_job.max_side}, JPEG out; one worker, one "
+        "client (poll)",
+        job_header,
+        _job_line(job),
+        f"stylize alone p50 {style_job.direct_p50_ms:.1f} ms; the job's p50 is {style_job.outside_model_ms:.1f} ms "
+        f"more ({style_job.share_outside_model:.1%} of it). Of that, {style_job.outside_worker_ms:.1f} ms "
+        f"({style_job.share_outside_worker:.1%} of the job) is outside the worker (submit + queued + seen); the rest "
+        "is in the worker (decoding, progress updates, JPEG encoding, storing the result).",
+        "",
+        "ms columns after p99 are p50s of each job's legs, from the job's own timestamps: submit = the SubmitJob "
+        "call; queued = created -> started (in the stream, picked up, record read); run = started -> finished "
+        "(handler + storing the result); seen = finished -> the client holding the result.",
+    ]
+    return "\n".join(lines)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not values or min(values) < 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more sides of at least 16 pixels")
+    return values
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=3.0,
+        help="duration of each timed row (default 3; about 70 s in all on 2 cores)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout; the table goes to stderr")
+    parser.add_argument(
+        "--sides",
+        type=_int_list,
+        default=DEFAULT_SIDES,
+        help="max_side of the stylization rows, comma-separated (default 512,1024; the job row uses the largest)",
+    )
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"no-op jobs per burst (default {DEFAULT_JOBS})")
+    parser.add_argument(
+        "--images", type=Path, default=None, help="folder holding objects/bus.jpg, style/amber.jpg, style/candy.jpg"
+    )
+    args = parser.parse_args(argv)
+    if args.seconds <= 0:
+        parser.error("--seconds must be positive")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    return args
+
+
+def run_all(settings: Settings, store: ModelStore, images: dict[str, bytes], args: argparse.Namespace) -> Measured:
+    """Redis, the jobs API server and the three parts; everything started here is stopped here."""
+    with tempfile.TemporaryDirectory(prefix="argus-jobs-bench-") as scratch, own_redis(Path(scratch)) as started:
+        redis_url, redis_version = started
+        # The bench talks to 127.0.0.1 and needs no /metrics endpoint; large results go to the scratch folder.
+        serving = settings.model_copy(
+            update={
+                "host": "127.0.0.1",
+                "metrics_port": 0,
+                "redis_url": redis_url,
+                "results_dir": Path(scratch) / "results",
+            }
+        )
+        server = start_jobs_server(serving, port=0)
+        try:
+            latency, bursts = run_queue_overhead(server.address, serving, args.seconds, args.jobs)
+            detection = run_detection(server.address, serving, store, images[OBJECT_IMAGE], args.seconds)
+            styles, style_job = run_stylization(
+                server.address, serving, store, images[CONTENT_IMAGE], images[STYLE_IMAGE], args.sides, args.seconds
+            )
+        finally:
+            server.stop()
+    return Measured(redis_version, server.address, latency, bursts, detection, styles, style_job)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run_started = time.perf_counter()
+    settings = Settings()
+    images_dir = args.images or settings.eval_dir.parent / "images"
+    names = (OBJECT_IMAGE, CONTENT_IMAGE, STYLE_IMAGE)
+    missing = [name for name in names if not (images_dir / name).is_file()]
+    if missing:
+        print(f"missing test image(s) {missing} under {images_dir}; pass --images DIR", file=sys.stderr)
+        return 2
+    images = {name: (images_dir / name).read_bytes() for name in names}
+
+    store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
+    store.pull_all([YOLOX_NANO, YUNET, *FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER])
+
+    try:
+        measured = run_all(settings, store, images, args)
+    except RedisUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+    content = cv2.imdecode(np.frombuffer(images[CONTENT_IMAGE], np.uint8), cv2.IMREAD_COLOR)
+    table = format_table(settings, args.seconds, measured, content.shape[:2])
+    total_s = time.perf_counter() - run_started
+    table += f"\ntotal run time {total_s:.1f} s"
+    if args.json:
+        print(table, file=sys.stderr)
+        report = {
+            "seconds_per_row": args.seconds,
+            "total_s": total_s,
+            "redis": measured.redis_version,
+            "onnxruntime": ort.__version__,
+            "watch_poll_s": WATCH_POLL_S,
+            "poll_s": [POLL_S, POLL_BACKOFF, POLL_MAX_S],
+            "latency": [asdict(row) for row in measured.latency],
+            "throughput": [asdict(row) for row in measured.bursts],
+            "detection": [asdict(row) for row in measured.detection],
+            "styles": [asdict(row) for row in measured.styles],
+            "stylization_job": asdict(measured.style_job),
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
