@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from argus.config import Settings
 from argus.messages import landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
@@ -16,6 +19,67 @@ from argus.proto.facedb.v1 import facedb_pb2, facedb_pb2_grpc
 from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 ImageSource = bytes | str | Path
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How a client reaches a TLS server: the CA to trust (else the system's), and for mutual TLS its own
+    certificate and key."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tls | None:
+        if not (settings.tls_ca_file or settings.tls_client_cert_file):
+            return None
+        return cls(settings.tls_ca_file, settings.tls_client_cert_file, settings.tls_client_key_file)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: Path | None) -> bytes | None:
+            return path.read_bytes() if path else None
+
+        return grpc.ssl_channel_credentials(read(self.ca_file), read(self.key_file), read(self.cert_file))
+
+
+class _ApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Sends the API key with every call, as 'authorization: Bearer <key>' metadata."""
+
+    def __init__(self, api_key: str) -> None:
+        self.metadata = ("authorization", f"Bearer {api_key}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(
+            details.method, details.timeout, [*(details.metadata or ()), self.metadata], details.credentials,
+            details.wait_for_ready, details.compression,
+        )  # fmt: skip
+
+    def intercept_unary_unary(self, continuation: Any, details: grpc.ClientCallDetails, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: grpc.ClientCallDetails, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+class _CallDetails(
+    namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+def open_channel(address: str, *, api_key: str | None = None, tls: Tls | None = None) -> grpc.Channel:
+    """A channel to an Argus service: TLS when tls is given, the API key on every call when one is given."""
+    channel = grpc.secure_channel(address, tls.credentials()) if tls else grpc.insecure_channel(address)
+    return grpc.intercept_channel(channel, _ApiKey(api_key)) if api_key else channel
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """What a process's own settings say about reaching the others: its API key and TLS."""
+    return {"api_key": settings.api_key, "tls": Tls.from_settings(settings)}
+
+
 Landmarks = common_pb2.FaceLandmarks | Sequence[Sequence[float]]
 
 
@@ -30,8 +94,15 @@ def image_message(source: ImageSource) -> common_pb2.Image:
 class DetectorClient:
     """Calls a DetectorService. Every call has a deadline; errors arrive as grpc.RpcError with the status."""
 
-    def __init__(self, address: str = "127.0.0.1:50051", timeout_s: float = 30.0) -> None:
-        self.channel = grpc.insecure_channel(address)
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50051",
+        timeout_s: float = 30.0,
+        *,
+        api_key: str | None = None,
+        tls: Tls | None = None,
+    ) -> None:
+        self.channel = open_channel(address, api_key=api_key, tls=tls)
         self.stub = detector_pb2_grpc.DetectorServiceStub(self.channel)
         self.timeout_s = timeout_s
 
@@ -103,8 +174,15 @@ def aligned_face(crop: ImageSource) -> embedder_pb2.FaceInput:
 class EmbedderClient:
     """Calls an EmbedderService. Every call has a deadline; errors arrive as grpc.RpcError with the status."""
 
-    def __init__(self, address: str = "127.0.0.1:50052", timeout_s: float = 30.0) -> None:
-        self.channel = grpc.insecure_channel(address)
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50052",
+        timeout_s: float = 30.0,
+        *,
+        api_key: str | None = None,
+        tls: Tls | None = None,
+    ) -> None:
+        self.channel = open_channel(address, api_key=api_key, tls=tls)
         self.stub = embedder_pb2_grpc.EmbedderServiceStub(self.channel)
         self.timeout_s = timeout_s
 
@@ -136,8 +214,15 @@ class EmbedderClient:
 class FaceDbClient:
     """Calls a FaceDatabaseService: enrollment, verification, identification and subject management."""
 
-    def __init__(self, address: str = "127.0.0.1:50053", timeout_s: float = 30.0) -> None:
-        self.channel = grpc.insecure_channel(address)
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50053",
+        timeout_s: float = 30.0,
+        *,
+        api_key: str | None = None,
+        tls: Tls | None = None,
+    ) -> None:
+        self.channel = open_channel(address, api_key=api_key, tls=tls)
         self.stub = facedb_pb2_grpc.FaceDatabaseServiceStub(self.channel)
         self.timeout_s = timeout_s
 
@@ -221,6 +306,19 @@ class FaceDbClient:
         request = facedb_pb2.DeleteSubjectRequest(collection=collection, subject_id=subject_id)
         return self.stub.DeleteSubject(request, timeout=self.timeout_s).deleted_faces
 
+    def audit_events(
+        self, *, collection: str = "", since_s: float | None = None, page_size: int = 0, page_token: str = ""
+    ) -> facedb_pb2.ListAuditEventsResponse:
+        """The audit trail, newest first; since_s is a Unix time."""
+        request = facedb_pb2.ListAuditEventsRequest(collection=collection, page_size=page_size, page_token=page_token)
+        if since_s is not None:
+            request.since.FromNanoseconds(int(since_s * 1e9))
+        return self.stub.ListAuditEvents(request, timeout=self.timeout_s)
+
+    def prune_audit_events(self, older_than_days: int) -> int:
+        request = facedb_pb2.PruneAuditEventsRequest(older_than_days=older_than_days)
+        return self.stub.PruneAuditEvents(request, timeout=self.timeout_s).deleted
+
     def close(self) -> None:
         self.channel.close()
 
@@ -234,8 +332,15 @@ class FaceDbClient:
 class JobsClient:
     """Calls a JobsService: submit detection or stylization jobs, follow them, fetch their results."""
 
-    def __init__(self, address: str = "127.0.0.1:50054", timeout_s: float = 30.0) -> None:
-        self.channel = grpc.insecure_channel(address)
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50054",
+        timeout_s: float = 30.0,
+        *,
+        api_key: str | None = None,
+        tls: Tls | None = None,
+    ) -> None:
+        self.channel = open_channel(address, api_key=api_key, tls=tls)
         self.stub = jobs_pb2_grpc.JobsServiceStub(self.channel)
         self.timeout_s = timeout_s
 
@@ -342,11 +447,13 @@ class Argus:
         facedb: str = "127.0.0.1:50053",
         jobs: str = "127.0.0.1:50054",
         timeout_s: float = 30.0,
+        api_key: str | None = None,
+        tls: Tls | None = None,
     ) -> None:
-        self.detector = DetectorClient(detector, timeout_s)
-        self.embedder = EmbedderClient(embedder, timeout_s)
-        self.faces = FaceDbClient(facedb, timeout_s)
-        self.jobs = JobsClient(jobs, timeout_s)
+        self.detector = DetectorClient(detector, timeout_s, api_key=api_key, tls=tls)
+        self.embedder = EmbedderClient(embedder, timeout_s, api_key=api_key, tls=tls)
+        self.faces = FaceDbClient(facedb, timeout_s, api_key=api_key, tls=tls)
+        self.jobs = JobsClient(jobs, timeout_s, api_key=api_key, tls=tls)
 
     # The everyday calls, at the top level.
     def enroll(

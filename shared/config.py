@@ -106,6 +106,25 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(3, ge=1, description="Attempts before a job is failed and dead-lettered.")
 
+    # Security and limits.
+    keys_file: Path | None = Field(
+        None, description="API keys (hashed); defaults to DATA_DIR/keys.json. No keys: auth off."
+    )
+    api_key: str | None = Field(
+        None, description="The key this process sends: the CLI's, and services' calls to others."
+    )
+    max_concurrent_calls: int = Field(
+        64, gt=0, description="Calls a service works on at once; more get RESOURCE_EXHAUSTED instead of queueing."
+    )
+
+    # TLS. A server with a certificate serves TLS only; with a client CA too it requires client certificates.
+    tls_cert_file: Path | None = Field(None, description="Server certificate chain (PEM); set to serve TLS.")
+    tls_key_file: Path | None = Field(None, description="Server private key (PEM).")
+    tls_client_ca_file: Path | None = Field(None, description="CA of the client certificates to require (mutual TLS).")
+    tls_ca_file: Path | None = Field(None, description="CA a client trusts for the servers it calls (PEM).")
+    tls_client_cert_file: Path | None = Field(None, description="A client's certificate for mutual TLS (PEM).")
+    tls_client_key_file: Path | None = Field(None, description="A client's private key for mutual TLS (PEM).")
+
     # Serving.
     host: str = Field("127.0.0.1", description="Interface the servers bind; 0.0.0.0 in containers.")
     detector_port: int = Field(50051, description="Detector gRPC port.")
@@ -122,6 +141,10 @@ class Settings(BaseSettings):
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def resolved_keys_file(self) -> Path:
+        return self.keys_file or self.data_dir / "keys.json"
 
     @property
     def resolved_results_dir(self) -> Path:

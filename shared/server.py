@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
+from argus.auth import Gatekeeper, KeyRing, current_key, warn_if_open
 from argus.config import Settings
-from argus.errors import ArgusError
+from argus.errors import ArgusError, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,16 @@ def _fail(context: grpc.ServicerContext, exc: Exception, method: str) -> grpc.St
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):
-    """Maps domain errors to gRPC status codes and records each call's code and latency.
+    """Every call passes here: the gatekeeper (key, scope, collection, rate), a bound on concurrent calls, the
+    mapping of domain errors to gRPC status codes, and each call's code and latency in the metrics.
 
     Servicers stay thin: they raise InvalidInput, NotFound, ... and never touch status codes themselves.
     """
+
+    def __init__(self, gatekeeper: Gatekeeper, max_concurrent_calls: int) -> None:
+        self.gatekeeper = gatekeeper
+        self.max_concurrent_calls = max_concurrent_calls
+        self.slots = threading.BoundedSemaphore(max_concurrent_calls)
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
@@ -73,13 +81,25 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             )
         return handler
 
-    @staticmethod
-    def _unary(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
+    @contextmanager
+    def _admitted(self, method: str, request: Any, context: grpc.ServicerContext) -> Iterator[None]:
+        key = self.gatekeeper.admit(method, request, context)
+        if not self.slots.acquire(blocking=False):
+            raise Overloaded(f"the server is busy with {self.max_concurrent_calls} calls; retry shortly")
+        token = current_key.set(key)
+        try:
+            yield
+        finally:
+            current_key.reset(token)
+            self.slots.release()
+
+    def _unary(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                return behaviour(request, context)
+                with self._admitted(method, request, context):
+                    return behaviour(request, context)
             except Exception as exc:
                 code = exc.status if isinstance(exc, ArgusError) else grpc.StatusCode.INTERNAL
                 code = _fail(context, exc, method)
@@ -89,13 +109,13 @@ class ServiceInterceptor(grpc.ServerInterceptor):
 
         return call
 
-    @staticmethod
-    def _stream(behaviour: Callable[..., Iterator[Any]], method: str) -> Callable[..., Iterator[Any]]:
+    def _stream(self, behaviour: Callable[..., Iterator[Any]], method: str) -> Callable[..., Iterator[Any]]:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                yield from behaviour(request, context)
+                with self._admitted(method, request, context):
+                    yield from behaviour(request, context)
             except Exception as exc:
                 code = exc.status if isinstance(exc, ArgusError) else grpc.StatusCode.INTERNAL
                 code = _fail(context, exc, method)
@@ -150,11 +170,30 @@ class RunningServer:
 _metrics_started: set[int] = set()
 
 
+def add_port(server: grpc.Server, settings: Settings, port: int) -> int:
+    """TLS when a certificate is configured (mutual TLS with a client CA), plaintext otherwise."""
+    address = f"{settings.host}:{port}"
+    if not settings.tls_cert_file:
+        return server.add_insecure_port(address)
+    if not settings.tls_key_file:
+        raise ValueError("ARGUS_TLS_CERT_FILE is set but ARGUS_TLS_KEY_FILE is not")
+    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    credentials = grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    return server.add_secure_port(address, credentials)
+
+
 def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) -> RunningServer:
     """Starts a server hosting the bindings plus health checking and reflection; port 0 picks a free one."""
+    keyring = KeyRing(settings.resolved_keys_file)
+    for binding in bindings:
+        warn_if_open(keyring, binding.full_name)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
-        interceptors=[ServiceInterceptor()],
+        interceptors=[ServiceInterceptor(Gatekeeper(keyring), settings.max_concurrent_calls)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -168,7 +207,7 @@ def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) 
     reflection.enable_server_reflection(
         [binding.full_name for binding in bindings] + [health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    bound = server.add_insecure_port(f"{settings.host}:{port}")
+    bound = add_port(server, settings, port)
     if bound == 0:
         raise OSError(f"could not bind {settings.host}:{port}; is another process using the port?")
     server.start()

@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from argus.client import client_options, open_channel
 from argus.config import Settings
 from argus.errors import ArgusError
 from argus.models.manifest import MANIFEST
@@ -152,7 +153,7 @@ class Supervisor:
         for child in self.children:
             if child.address is None:
                 continue
-            with grpc.insecure_channel(child.address) as channel:
+            with open_channel(child.address, **client_options(self.settings)) as channel:
                 health = health_pb2_grpc.HealthStub(channel)
                 while True:
                     if child.process is not None and child.process.poll() is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -165,13 +165,24 @@ class _OwnPostgres:
             initdb = str(self.bindir / "initdb")
             self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
             # Durability is pointless for a throw-away server; without it a CREATE DATABASE per test is quick.
-            options = f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-            pg_ctl = str(self.bindir / "pg_ctl")
-            self._run(pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+            self.options = (
+                f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+            )
+            self.start_server()
         except BaseException:
             self.stop()
             raise
-        return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        return self.url
+
+    def start_server(self) -> None:
+        """(Re)starts the server process on the same data directory and port."""
+        pg_ctl = str(self.bindir / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", self.options, "-w", "-t", "60", "start")
+
+    def stop_server(self) -> None:
+        """Stops the server process (fast shutdown: sessions are cut off), keeping its data for start_server."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
 
     def stop(self) -> None:
         import shutil
@@ -338,3 +349,20 @@ def jobs_settings(settings: Settings, redis_url: str, tmp_path: Path) -> Iterato
             "result_inline_bytes": 64 * 1024,
         }
     )
+
+
+@pytest.fixture
+def own_postgres_factory() -> Iterator[Callable[[], _OwnPostgres]]:
+    """Makes PostgreSQL servers of a test's own, started (`.url`), to stop and start at will (`stop_server`,
+    `start_server`); every one is removed after the test. Fails, never skips, without the server binaries."""
+    made: list[_OwnPostgres] = []
+
+    def make() -> _OwnPostgres:
+        server = _OwnPostgres()
+        server.start()
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()

@@ -17,6 +17,8 @@ import numpy as np
 
 from argus.config import Settings
 from argus.errors import InvalidInput, ModelUnavailable
+from argus.services.facedb import audit
+from argus.services.facedb.audit import AuditLog
 from argus.services.facedb.calibration import Calibration
 from argus.services.facedb.index import IndexRegistry
 from argus.services.facedb.pipeline import AnalyzedFace, FaceAnalyzer
@@ -159,6 +161,7 @@ class FaceDatabase:
         self.calibration = calibration
         self.settings = settings
         self.indexes = indexes or IndexRegistry()
+        self.audit = AuditLog(store)
         self._lock = _Locks()
 
     def start(self) -> None:
@@ -203,6 +206,7 @@ class FaceDatabase:
         with self._lock(name):
             counts = self.store.delete_collection(name)
             self.indexes.drop(name)
+        self.audit.record(audit.DELETE_COLLECTION, name, detail=f"{counts[0]} subjects, {counts[1]} faces")
         return counts
 
     # --- enrollment -----------------------------------------------------------------------------------------
@@ -272,6 +276,7 @@ class FaceDatabase:
             self.indexes.get(collection).add(
                 np.asarray(face_ids, dtype=np.int64), np.stack([face.embedding for face in faces])
             )
+        self.audit.record(audit.ENROLL, collection, subject=subject_id, detail=f"faces {face_ids}")
         return Enrollment(subject, face_ids, created)
 
     # --- decisions ------------------------------------------------------------------------------------------
@@ -290,13 +295,23 @@ class FaceDatabase:
         threshold = self.threshold_of(record)
         probe, embedding = self._probe(image)
         if embedding is None or len(face_ids) == 0:
-            return Decision(probe, threshold=threshold)
-        similarities = vectors @ embedding
-        best = int(np.argmax(similarities))
-        similarity = float(similarities[best])
-        return Decision(
-            probe, similarity, threshold, float(self.calibration.probability(similarity)), int(face_ids[best])
+            decision = Decision(probe, threshold=threshold)
+        else:
+            similarities = vectors @ embedding
+            best = int(np.argmax(similarities))
+            similarity = float(similarities[best])
+            probability = float(self.calibration.probability(similarity))
+            decision = Decision(probe, similarity, threshold, probability, int(face_ids[best]))
+        verdict = "no_face" if not decision.face_found else "match" if decision.match else "no_match"
+        self.audit.record(
+            audit.VERIFY,
+            collection,
+            subject=subject_id,
+            similarity=decision.similarity if decision.face_found else None,
+            threshold=threshold,
+            decision=verdict,
         )
+        return decision
 
     def compare(self, image_a: bytes, image_b: bytes, threshold: float = 0.0) -> Comparison:
         threshold = validate_threshold(threshold) or self.calibration.threshold
@@ -315,6 +330,9 @@ class FaceDatabase:
         faces = self.analyzer.analyze(image)
         index = self.indexes.get(collection)
         if not faces or index.size == 0:
+            self.audit.record(
+                audit.IDENTIFY, collection, threshold=threshold, decision="no_face" if not faces else "unknown"
+            )
             return Identification([IdentifiedFace(f, [], threshold) for f in faces], threshold, index.size)
         # A subject may own several faces: search deeper than top_k so that top_k distinct subjects come back.
         depth = min(index.size, top_k * 8)
@@ -333,6 +351,16 @@ class FaceDatabase:
                 if len(candidates) == top_k:
                     break
             results.append(IdentifiedFace(face, list(candidates.values()), threshold))
+        for found in results:
+            best = found.candidates[0] if found.candidates else None
+            self.audit.record(
+                audit.IDENTIFY,
+                collection,
+                subject="" if found.unknown or best is None else best.subject_id,
+                similarity=best.similarity if best else None,
+                threshold=threshold,
+                decision="unknown" if found.unknown else "identified",
+            )
         return Identification(results, threshold, index.size)
 
     # --- subjects -------------------------------------------------------------------------------------------
@@ -352,6 +380,7 @@ class FaceDatabase:
         with self._lock(collection):
             record = self.store.delete_face(collection, face_id)
             self.indexes.get(collection).remove(np.asarray([face_id], dtype=np.int64))
+        self.audit.record(audit.DELETE_FACE, collection, subject=record.external_id, detail=f"face {face_id}")
         return record
 
     def delete_subject(self, collection: str, subject_id: str) -> int:
@@ -359,4 +388,5 @@ class FaceDatabase:
         with self._lock(collection):
             face_ids = self.store.delete_subject(collection, subject_id)
             self.indexes.get(collection).remove(np.asarray(face_ids, dtype=np.int64))
+        self.audit.record(audit.DELETE_SUBJECT, collection, subject=subject_id, detail=f"faces {face_ids}")
         return len(face_ids)

@@ -15,7 +15,7 @@ import cv2
 import grpc
 import numpy as np
 
-from argus.client import DetectorClient, EmbedderClient, landmarked_face
+from argus.client import DetectorClient, EmbedderClient, client_options, landmarked_face
 from argus.config import Settings
 from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded
 from argus.imaging import decode_image
@@ -113,8 +113,8 @@ class RemoteFaceAnalyzer:
 
     def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
         self.settings = settings
-        self.detector = DetectorClient(settings.detector_address, timeout_s)
-        self.embedder = EmbedderClient(settings.embedder_address, timeout_s)
+        self.detector = DetectorClient(settings.detector_address, timeout_s, **client_options(settings))
+        self.embedder = EmbedderClient(settings.embedder_address, timeout_s, **client_options(settings))
 
     @property
     def model_ref(self) -> str:

@@ -6,6 +6,7 @@ import faiss
 import grpc
 
 from argus.config import Settings
+from argus.health import monitor_dependency
 from argus.proto.facedb.v1 import facedb_pb2, facedb_pb2_grpc
 from argus.server import RunningServer, ServiceBinding, start_server
 from argus.services.facedb.calibration import load_calibration
@@ -32,4 +33,8 @@ def start_facedb_server(
         facedb_pb2_grpc.add_FaceDatabaseServiceServicer_to_server(servicer, server)
 
     binding = ServiceBinding(SERVICE_NAME, register, on_stop=[store.close])
-    return start_server(settings, [binding], settings.facedb_port if port is None else port)
+    running = start_server(settings, [binding], settings.facedb_port if port is None else port)
+    # NOT_SERVING while the database is down; calls meanwhile fail with UNAVAILABLE (FaceStore), and both recover
+    # by themselves when it is back.
+    monitor_dependency(running, "the face database", store.ping)
+    return running

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from argus.errors import InvalidInput
 from argus.messages import box_message
 from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.proto.facedb.v1 import facedb_pb2_grpc
@@ -64,6 +66,15 @@ def _probe(probe: Probe) -> pb.ProbeFace | None:
     )
 
 
+def _metadata(request: pb.EnrollRequest) -> dict[str, Any] | None:
+    if not request.HasField("metadata"):
+        return None
+    try:
+        return json_format.MessageToDict(request.metadata)
+    except ValueError as error:  # NaN or infinite numbers: a Struct may hold them, JSON cannot
+        raise InvalidInput(f"metadata must be plain JSON: {error}") from None
+
+
 def _outcome(face_found: bool, match: bool) -> pb.ProbeOutcome:
     if not face_found:
         return pb.NO_FACE
@@ -114,7 +125,7 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
             request.subject_id,
             [image.data for image in request.images],
             display_name=request.display_name,
-            metadata=json_format.MessageToDict(request.metadata) if request.HasField("metadata") else None,
+            metadata=_metadata(request),
             take_largest_face=request.take_largest_face,
         )
         return pb.EnrollResponse(
@@ -176,3 +187,40 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         self, request: pb.DeleteSubjectRequest, context: grpc.ServicerContext
     ) -> pb.DeleteSubjectResponse:
         return pb.DeleteSubjectResponse(deleted_faces=self.db.delete_subject(request.collection, request.subject_id))
+
+    def ListAuditEvents(
+        self, request: pb.ListAuditEventsRequest, context: grpc.ServicerContext
+    ) -> pb.ListAuditEventsResponse:
+        page_size = request.page_size or 100
+        if not 1 <= page_size <= 1000:
+            raise InvalidInput(f"page_size {page_size} is out of range: 1 to 1000, or 0 for 100")
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        events, token = self.db.audit.list(
+            collection=request.collection, since=since, page_size=page_size, page_token=request.page_token
+        )
+        return pb.ListAuditEventsResponse(
+            events=[
+                pb.AuditEvent(
+                    event_id=event.event_id,
+                    occurred_at=_timestamp(event.occurred_at),
+                    action=event.action,
+                    key_name=event.key_name,
+                    collection=event.collection,
+                    subject_id=event.subject,
+                    similarity=event.similarity,
+                    threshold=event.threshold,
+                    decision=event.decision,
+                    detail=event.detail,
+                )
+                for event in events
+            ],
+            next_page_token=token,
+        )
+
+    def PruneAuditEvents(
+        self, request: pb.PruneAuditEventsRequest, context: grpc.ServicerContext
+    ) -> pb.PruneAuditEventsResponse:
+        if request.older_than_days < 1:
+            raise InvalidInput("older_than_days must be at least 1")
+        cutoff = datetime.now(UTC) - timedelta(days=request.older_than_days)
+        return pb.PruneAuditEventsResponse(deleted=self.db.audit.prune(cutoff))

@@ -41,11 +41,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from argus.errors import AlreadyExists, InvalidInput, NotFound
+from argus.errors import AlreadyExists, DependencyUnavailable, InvalidInput, NotFound, Overloaded
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -61,6 +62,7 @@ EMBEDDING_DTYPE = np.dtype("<f4")
 
 # Any constant works; it only has to be the same in every process migrating the same PostgreSQL database.
 _MIGRATION_LOCK_KEY = 0x41524755  # "ARGU"
+_MAX_SQL_INT = 2**31 - 1  # INTEGER columns (ids of collections and subjects)
 _IN_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
 
 # Deterministic constraint names: the hand-written migration uses the same ones, so the two can be compared.
@@ -251,9 +253,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, wal: bool) -> None:
         cursor.close()
 
 
+# A database server that does not answer fails a connection attempt after this long instead of hanging the call.
+CONNECT_TIMEOUT_S = 10
+
+
 def create_store_engine(url: URL) -> Engine:
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # pool_pre_ping: a pooled connection that died with its server (a restart, a failover) is replaced on the
+        # next checkout, so the store recovers by itself once the server is back.
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if url.get_backend_name() == "postgresql" else {}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     memory = url.database in (None, "", ":memory:")
     if memory:
         # One connection shared by every thread: each new connection to :memory: would be a new, empty database.
@@ -286,7 +295,9 @@ def decode_page_token(token: str) -> int:
         raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError):
         raw = ""
-    if len(raw) < 2 or raw[0] != "s" or not raw[1:].isdigit():
+    # A subject id is a 32-bit integer in every backend: a larger number was not issued here (and would overflow
+    # the query's parameter).
+    if len(raw) < 2 or raw[0] != "s" or not raw[1:].isdigit() or len(raw) > 11 or int(raw[1:]) > _MAX_SQL_INT:
         raise InvalidInput(
             f"page_token {token!r} was not issued by this server; pass the next_page_token of the previous "
             "response, or an empty token for the first page"
@@ -297,6 +308,18 @@ def decode_page_token(token: str) -> int:
 def _check_name(kind: str, value: str, limit: int) -> None:
     if not isinstance(value, str) or not value or len(value) > limit:
         raise InvalidInput(f"{kind} must be 1 to {limit} characters, got {value!r}")
+    _check_storable(kind, value)
+
+
+def _check_storable(kind: str, value: str) -> None:
+    # PostgreSQL text cannot hold NUL; refused on every backend alike, before the database sees it.
+    if "\x00" in value:
+        raise InvalidInput(f"{kind} contains a NUL character")
+
+
+def _storable(value: str) -> bool:
+    """Whether the value can be in the database at all; one that cannot be is looked up as not found."""
+    return "\x00" not in value
 
 
 def _embedding_bytes(vector: np.ndarray) -> tuple[bytes, int]:
@@ -348,6 +371,27 @@ def _stack(rows: Sequence[tuple[int, bytes, int]]) -> tuple[np.ndarray, np.ndarr
     return ids, vectors
 
 
+def _is_connection_error(error: DBAPIError) -> bool:
+    """The database could not be reached or dropped the connection, as opposed to refusing the statement."""
+    return isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated
+
+
+@contextmanager
+def _unavailable_when_down() -> Iterator[None]:
+    """A database that is down (or drops the connection mid-transaction) is DependencyUnavailable: the caller gets
+    UNAVAILABLE and may retry, rather than INTERNAL. Every FaceStore transaction runs inside this."""
+    try:
+        yield
+    except PoolTimeout as error:  # every pooled connection busy for the pool's whole timeout
+        raise Overloaded("every connection to the face database is busy; retry shortly") from error
+    except DBAPIError as error:
+        if not _is_connection_error(error):
+            raise
+        raise DependencyUnavailable(
+            f"the face database is unavailable ({type(error.orig).__name__}); retry shortly"
+        ) from error
+
+
 class FaceStore:
     """Repository over the face database. Each public method is one transaction; results are frozen records."""
 
@@ -383,14 +427,23 @@ class FaceStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with _unavailable_when_down(), self._sessions.begin() as session:
             yield session
+
+    def ping(self) -> bool:
+        """Whether the database answers a trivial query now: the face database's health check."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
 
     # Collections.
 
     @staticmethod
     def _collection(session: Session, name: str) -> Collection:
-        collection = session.scalar(select(Collection).where(Collection.name == name))
+        collection = session.scalar(select(Collection).where(Collection.name == name)) if _storable(name) else None
         if collection is None:
             known = session.scalars(select(Collection.name).order_by(Collection.name).limit(11)).all()
             listing = ", ".join(repr(n) for n in known[:10]) + (", ..." if len(known) > 10 else "")
@@ -449,9 +502,11 @@ class FaceStore:
 
     @staticmethod
     def _subject(session: Session, collection: Collection, external_id: str) -> Subject:
-        subject = session.scalar(
-            select(Subject).where(Subject.collection_id == collection.id, Subject.external_id == external_id)
-        )
+        subject = None
+        if _storable(external_id):
+            subject = session.scalar(
+                select(Subject).where(Subject.collection_id == collection.id, Subject.external_id == external_id)
+            )
         if subject is None:
             raise NotFound(f"subject {external_id!r} does not exist in collection {collection.name!r}")
         return subject
@@ -472,6 +527,7 @@ class FaceStore:
         _check_name("a subject ID", external_id, MAX_EXTERNAL_ID)
         if len(display_name) > MAX_DISPLAY_NAME:
             raise InvalidInput(f"display_name is longer than {MAX_DISPLAY_NAME} characters")
+        _check_storable("display_name", display_name)
         if metadata:
             try:
                 json.dumps(dict(metadata), allow_nan=False)
@@ -654,3 +710,7 @@ class FaceStore:
                 for face_id, external_id, display_name in rows:
                     owners[int(face_id)] = (external_id, display_name)
         return owners
+
+
+# The audit trail's table lives in the same schema; importing it registers it with Base.metadata.
+from argus.services.facedb import audit as _audit  # noqa: E402, F401

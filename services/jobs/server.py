@@ -9,6 +9,7 @@ import threading
 import grpc
 
 from argus.config import Settings
+from argus.health import monitor_dependency
 from argus.models.store import ModelStore
 from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from argus.server import RunningServer, ServiceBinding, start_server
@@ -36,7 +37,10 @@ def start_jobs_server(settings: Settings, port: int | None = None) -> RunningSer
         jobs_pb2_grpc.add_JobsServiceServicer_to_server(servicer, server)
 
     binding = ServiceBinding(SERVICE_NAME, register, on_stop=[store.close])
-    return start_server(settings, [binding], settings.jobs_port if port is None else port)
+    running = start_server(settings, [binding], settings.jobs_port if port is None else port)
+    # NOT_SERVING while Redis is down (calls meanwhile fail with UNAVAILABLE), SERVING again when it is back.
+    monitor_dependency(running, "Redis", store.ping)
+    return running
 
 
 def detection_handler(settings: Settings, store: ModelStore) -> Handler:

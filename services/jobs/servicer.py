@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import grpc
+import redis
 from google.protobuf import timestamp_pb2
 
 from argus.config import Settings
@@ -14,7 +18,23 @@ from argus.models.manifest import MANIFEST
 from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from argus.queue import StreamQueue
 from argus.services.jobs.handlers import STYLE_PREFIX, fixed_style_names, validate
-from argus.services.jobs.store import DEAD_LETTER_STREAM, JobRecord, JobStore, Kind, State
+from argus.services.jobs.store import DEAD_LETTER_STREAM, JobRecord, JobStore, Kind, State, redis_unavailable
+
+log = logging.getLogger(__name__)
+
+_Rpc = TypeVar("_Rpc", bound=Callable[..., Any])
+
+
+def _unavailable_without_redis(method: _Rpc) -> _Rpc:
+    """A unary RPC run inside redis_unavailable(): Redis being down reaches the caller as UNAVAILABLE."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with redis_unavailable():
+            return method(*args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
 
 WATCH_POLL_S = 0.025  # a cheap HGETALL; short jobs reach watchers without a 100 ms lag
 
@@ -32,8 +52,19 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
         self.store = store
         self.settings = settings
         self.queues = {kind: StreamQueue(store.client, kind.stream, DEAD_LETTER_STREAM) for kind in Kind}
-        for queue in self.queues.values():
-            queue.ensure_group()
+        # The consumer groups are made on the first submit when Redis is down now: the API starts regardless (its
+        # health says NOT_SERVING until Redis answers) instead of crashing at start.
+        self._groups_ready = False
+        try:
+            self._ensure_groups()
+        except redis.RedisError as exc:
+            log.warning("Redis is not reachable at start (%s); the queues will be set up on the first submit", exc)
+
+    def _ensure_groups(self) -> None:
+        if not self._groups_ready:
+            for queue in self.queues.values():
+                queue.ensure_group()
+            self._groups_ready = True
 
     def _message(self, record: JobRecord, include_result: bool) -> jobs_pb2.Job:
         job = jobs_pb2.Job(
@@ -57,31 +88,40 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
                     job.stylization.ParseFromString(data)
         return job
 
+    @_unavailable_without_redis
     def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
         kind = validate(request, self.settings)
-        record, created = self.store.create(kind, request.SerializeToString(), request.idempotency_key)
-        if created:
-            self.queues[kind].put({"job_id": record.job_id})
+        self._ensure_groups()
+        record, _ = self.store.create(
+            kind, request.SerializeToString(), request.idempotency_key, stream=self.queues[kind].stream
+        )
         return self._message(record, include_result=False)
 
+    @_unavailable_without_redis
     def GetJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
         return self._message(self.store.get(request.job_id), request.include_result)
 
     def WatchJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> Iterator[jobs_pb2.Job]:
         last = None
         while context.is_active():
-            record = self.store.get(request.job_id)
-            seen = (record.state, record.progress, record.attempts, record.error)
-            if seen != last:
+            with redis_unavailable():
+                record = self.store.get(request.job_id)
+                seen = (record.state, record.progress, record.attempts, record.error)
+                message = None
+                if seen != last:
+                    message = self._message(record, request.include_result and record.state.terminal)
+            if message is not None:
                 last = seen
-                yield self._message(record, request.include_result and record.state.terminal)
+                yield message
             if record.state.terminal:
                 return
             time.sleep(WATCH_POLL_S)
 
+    @_unavailable_without_redis
     def CancelJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
         return self._message(self.store.cancel(request.job_id), include_result=False)
 
+    @_unavailable_without_redis
     def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.ServicerContext) -> jobs_pb2.ListJobsResponse:
         if request.state and request.state not in State._value2member_map_:
             raise InvalidInput(f"unknown job state {request.state}")

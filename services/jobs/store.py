@@ -12,13 +12,15 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
 import redis
 
-from argus.errors import InvalidInput, NotFound
+from argus.errors import DependencyUnavailable, InvalidInput, NotFound
 
 PREFIX = "argus:"
 INDEX = f"{PREFIX}jobs"  # sorted set of job ids by creation time, for listing
@@ -86,6 +88,17 @@ class JobRecord:
         )
 
 
+@contextmanager
+def redis_unavailable() -> Iterator[None]:
+    """Redis down, restarting (still loading its data) or too slow to answer is DependencyUnavailable, which a
+    caller of the API gets as UNAVAILABLE and may retry. The jobs API runs every call inside this; workers do not:
+    they catch Redis errors themselves, keep the message pending and retry (worker.py)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise DependencyUnavailable(f"the job queue (Redis) is unavailable: {exc}; retry shortly") from exc
+
+
 def _key(job_id: str) -> str:
     return f"{PREFIX}job:{job_id}"
 
@@ -108,25 +121,35 @@ class JobStore:
 
     # --- creating and reading -------------------------------------------------------------------------------
 
-    def create(self, kind: Kind, request: bytes, idempotency_key: str = "") -> tuple[JobRecord, bool]:
+    def create(
+        self, kind: Kind, request: bytes, idempotency_key: str = "", stream: str | None = None
+    ) -> tuple[JobRecord, bool]:
         """Stores a new queued job, or returns the job an earlier submit with the same key created.
 
-        Returns (record, created). The key is claimed atomically, so two concurrent retries make one job.
+        Returns (record, created). The key is claimed atomically, so two concurrent retries make one job. With a
+        stream, the job's message is added to it in the same MULTI/EXEC transaction as the record: Redis failing
+        half-way can never leave a QUEUED job that no worker will ever be given.
         """
         job_id = uuid.uuid4().hex
         if idempotency_key:
-            claimed = self.client.set(f"{PREFIX}idempotency:{idempotency_key}", job_id, nx=True, ex=IDEMPOTENCY_TTL_S)
+            key = f"{PREFIX}idempotency:{idempotency_key}"
+            claimed = self.client.set(key, job_id, nx=True, ex=IDEMPOTENCY_TTL_S)
             if not claimed:
-                existing = self.client.get(f"{PREFIX}idempotency:{idempotency_key}")
-                if existing:
+                existing = self.client.get(key)
+                if existing and self.client.exists(_key(existing)):
                     return self.get(existing), False
+                # The key names a job that was never stored (Redis failed between the two steps) or has expired:
+                # this submit makes the job instead of answering NOT_FOUND to every retry for a day.
+                self.client.set(key, job_id, ex=IDEMPOTENCY_TTL_S)
         now = time.time()
-        pipe = self.binary.pipeline()
+        pipe = self.binary.pipeline()  # transaction=True: MULTI ... EXEC
         pipe.set(_request_key(job_id), request)
         pipe.hset(
             _key(job_id), mapping={"kind": int(kind), "state": int(State.QUEUED), "created_at": now, "attempts": 0}
         )
         pipe.zadd(INDEX, {job_id: now})
+        if stream is not None:
+            pipe.xadd(stream, {"job_id": job_id})
         pipe.execute()
         return self.get(job_id), True
 

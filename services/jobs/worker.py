@@ -113,6 +113,11 @@ class Worker:
             self.queue.ack(message.message_id)
             JOBS_DONE.labels(self.kind.name, State.CANCELLED.name).inc()
             return
+        except redis.RedisError:
+            # Redis went away mid-job (a progress report failed): not the job's fault, so it is neither recorded as
+            # the job's error nor dead-lettered on a last attempt. The message stays pending; run() waits for
+            # Redis, and the job is reclaimed after the visibility timeout.
+            raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("job %s attempt %d failed: %s", job_id, attempt, error)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from argus.cli.output import as_dict, print_json, table
-from argus.client import FaceDbClient
+from argus.client import FaceDbClient, client_options
 from argus.config import get_settings
 from argus.proto.facedb.v1 import facedb_pb2
 
 
 def _client(args: argparse.Namespace) -> FaceDbClient:
-    return FaceDbClient(args.address or get_settings().facedb_address, args.timeout)
+    settings = get_settings()
+    return FaceDbClient(args.address or settings.facedb_address, args.timeout, **client_options(settings))
 
 
 def _outcome(value: int) -> str:
@@ -153,6 +155,36 @@ def cmd_subjects_delete_face(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_list(args: argparse.Namespace) -> int:
+    since = time.time() - args.hours * 3600 if args.hours else None
+    with _client(args) as client:
+        response = client.audit_events(collection=args.collection or "", since_s=since, page_size=args.limit)
+    if args.json:
+        print_json([as_dict(event) for event in response.events])
+        return 0
+    rows = [
+        [
+            event.occurred_at.ToDatetime().isoformat(timespec="seconds"),
+            event.action,
+            event.key_name or "-",
+            event.collection,
+            event.subject_id or "-",
+            f"{event.similarity:.3f}" if event.HasField("similarity") else "-",
+            event.decision,
+        ]
+        for event in response.events
+    ]
+    print(table(rows, ["time (UTC)", "action", "key", "collection", "subject", "similarity", "decision"]))
+    return 0
+
+
+def cmd_audit_prune(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        deleted = client.prune_audit_events(args.older_than_days)
+    print(f"deleted {deleted} audit events older than {args.older_than_days} days")
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="face database address (default: ARGUS_FACEDB_ADDRESS)")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
@@ -220,5 +252,16 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     s_face.add_argument("face_id", type=int)
     s_face.set_defaults(func=cmd_subjects_delete_face)
 
-    for parser in (enroll, verify, compare, identify, s_list, s_get, s_delete, s_face):
+    audit = commands.add_parser("audit", help="the audit trail of decisions, enrollments and deletions (admin)")
+    sub = audit.add_subparsers(dest="audit_command", required=True)
+    a_list = sub.add_parser("list")
+    a_list.add_argument("--collection")
+    a_list.add_argument("--hours", type=float, help="only the last N hours")
+    a_list.add_argument("--limit", type=int, default=100)
+    a_list.set_defaults(func=cmd_audit_list)
+    a_prune = sub.add_parser("prune")
+    a_prune.add_argument("--older-than-days", type=int, required=True)
+    a_prune.set_defaults(func=cmd_audit_prune)
+
+    for parser in (enroll, verify, compare, identify, s_list, s_get, s_delete, s_face, a_list, a_prune):
         _common(parser)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from argus.cli.output import as_dict, print_json, table
-from argus.client import JobsClient
+from argus.client import JobsClient, client_options
 from argus.config import get_settings
 from argus.proto.jobs.v1 import jobs_pb2
 
@@ -15,7 +15,8 @@ FORMATS = {".jpg": jobs_pb2.JPEG, ".jpeg": jobs_pb2.JPEG, ".png": jobs_pb2.PNG, 
 
 
 def _client(args: argparse.Namespace) -> JobsClient:
-    return JobsClient(args.address or get_settings().jobs_address, args.timeout)
+    settings = get_settings()
+    return JobsClient(args.address or settings.jobs_address, args.timeout, **client_options(settings))
 
 
 def _state(job: jobs_pb2.Job) -> str:

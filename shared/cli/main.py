@@ -11,8 +11,9 @@ from typing import Any
 
 import grpc
 
-from argus.cli import evaluation, faces, jobs
+from argus.cli import evaluation, faces, jobs, keys
 from argus.cli.output import print_json, table
+from argus.client import DetectorClient, client_options, open_channel
 from argus.config import get_settings
 from argus.errors import ArgusError
 from argus.models.store import ModelState, ModelStore, resolve_specs
@@ -123,11 +124,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from argus.client import DetectorClient
-
     settings = get_settings()
     classes: list[str | int] = [int(c) if c.isdigit() else c for c in args.classes.split(",")] if args.classes else []
-    with DetectorClient(args.address or settings.detector_address, args.timeout) as client:
+    with DetectorClient(args.address or settings.detector_address, args.timeout, **client_options(settings)) as client:
         if args.faces:
             response = client.detect_faces(args.images, score_threshold=args.score)
         else:
@@ -150,7 +149,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 when the service answers SERVING: for container health checks and scripts."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(args.address or get_settings().detector_address) as channel:
+    settings = get_settings()
+    with open_channel(args.address or settings.detector_address, **client_options(settings)) as channel:
         response = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
         )
@@ -211,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     faces.register(commands)
     jobs.register(commands)
+    keys.register(commands)
 
     evaluation.register(commands)
     return parser

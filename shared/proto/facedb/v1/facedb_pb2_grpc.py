@@ -89,6 +89,16 @@ class FaceDatabaseServiceStub:
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.DeleteSubjectRequest.SerializeToString,
                 response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.DeleteSubjectResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/ListAuditEvents',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.PruneAuditEvents = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/PruneAuditEvents',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.PruneAuditEventsRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.PruneAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class FaceDatabaseServiceServicer:
@@ -167,6 +177,19 @@ class FaceDatabaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """The audit trail of decisions, enrollments and deletions (admin keys only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneAuditEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceDatabaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -224,6 +247,16 @@ def add_FaceDatabaseServiceServicer_to_server(servicer, server):
                     servicer.DeleteSubject,
                     request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.DeleteSubjectRequest.FromString,
                     response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.DeleteSubjectResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'PruneAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneAuditEvents,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.PruneAuditEventsRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.PruneAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -523,6 +556,60 @@ class FaceDatabaseService:
             '/argus.facedb.v1.FaceDatabaseService/DeleteSubject',
             argus_dot_facedb_dot_v1_dot_facedb__pb2.DeleteSubjectRequest.SerializeToString,
             argus_dot_facedb_dot_v1_dot_facedb__pb2.DeleteSubjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/ListAuditEvents',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.ListAuditEventsRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/PruneAuditEvents',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.PruneAuditEventsRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.PruneAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
