@@ -12,7 +12,11 @@ REPO = Path(protogen.__file__).resolve().parent.parent
 
 def test_generated_stubs_match_the_protos(tmp_path: Path) -> None:
     fresh = {p.relative_to(tmp_path): p.read_text() for p in protogen.generate(tmp_path)}
-    committed = {p.relative_to(protogen.STUB_ROOT): p.read_text() for p in protogen.STUB_ROOT.rglob("*_pb2*.py*")}
+    committed = {
+        p.relative_to(protogen.STUB_ROOT): p.read_text()
+        for p in protogen.STUB_ROOT.rglob("*_pb2*")
+        if p.suffix in {".py", ".pyi"}  # not the bytecode in __pycache__
+    }
     assert fresh.keys() == committed.keys(), "stubs added or removed: run `python -m argus.protogen`"
     stale = [str(name) for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"stubs out of date with protos/: {stale}; run `python -m argus.protogen`"
