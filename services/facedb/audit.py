@@ -91,6 +91,8 @@ class AuditLog:
         self, *, collection: str = "", since: datetime | None = None, page_size: int = 100, page_token: str = ""
     ) -> tuple[list[AuditRecord], str]:
         """Newest first."""
+        if "\x00" in collection:  # no collection name holds NUL (PostgreSQL would refuse the query)
+            return [], ""
         query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(page_size + 1)
         if page_token:
             query = query.where(AuditEvent.id < decode_page_token(page_token))

@@ -7,6 +7,7 @@ index is checked against the database before it is returned, so a deleted face c
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import defaultdict
@@ -16,13 +17,15 @@ from typing import Any
 import numpy as np
 
 from argus.config import Settings
-from argus.errors import InvalidInput, ModelUnavailable
+from argus.errors import ArgusError, InvalidInput, ModelUnavailable
 from argus.services.facedb import audit
 from argus.services.facedb.audit import AuditLog
 from argus.services.facedb.calibration import Calibration
 from argus.services.facedb.index import IndexRegistry
 from argus.services.facedb.pipeline import AnalyzedFace, FaceAnalyzer
 from argus.services.facedb.storage import CollectionRecord, FaceRecord, FaceStore, NewFace, SubjectRecord
+
+log = logging.getLogger(__name__)
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_SUBJECT_ID = 128
@@ -164,6 +167,14 @@ class FaceDatabase:
         self.audit = AuditLog(store)
         self._lock = _Locks()
 
+    def _audit_change(self, action: str, collection: str, *, subject: str = "", detail: str = "") -> None:
+        """Audits a change already committed. If the audit write fails the change still stands, so the caller must
+        not be told it failed (a retry would enroll twice): the event goes to the error log instead."""
+        try:
+            self.audit.record(action, collection, subject=subject, detail=detail)
+        except ArgusError as exc:
+            log.error("audit event lost (%s): %s %s %s %s", exc, action, collection, subject, detail)
+
     def start(self) -> None:
         """Brings the schema up to date and rebuilds every index from the database."""
         self.store.migrate()
@@ -206,7 +217,7 @@ class FaceDatabase:
         with self._lock(name):
             counts = self.store.delete_collection(name)
             self.indexes.drop(name)
-        self.audit.record(audit.DELETE_COLLECTION, name, detail=f"{counts[0]} subjects, {counts[1]} faces")
+        self._audit_change(audit.DELETE_COLLECTION, name, detail=f"{counts[0]} subjects, {counts[1]} faces")
         return counts
 
     # --- enrollment -----------------------------------------------------------------------------------------
@@ -276,7 +287,7 @@ class FaceDatabase:
             self.indexes.get(collection).add(
                 np.asarray(face_ids, dtype=np.int64), np.stack([face.embedding for face in faces])
             )
-        self.audit.record(audit.ENROLL, collection, subject=subject_id, detail=f"faces {face_ids}")
+        self._audit_change(audit.ENROLL, collection, subject=subject_id, detail=f"faces {face_ids}")
         return Enrollment(subject, face_ids, created)
 
     # --- decisions ------------------------------------------------------------------------------------------
@@ -380,7 +391,7 @@ class FaceDatabase:
         with self._lock(collection):
             record = self.store.delete_face(collection, face_id)
             self.indexes.get(collection).remove(np.asarray([face_id], dtype=np.int64))
-        self.audit.record(audit.DELETE_FACE, collection, subject=record.external_id, detail=f"face {face_id}")
+        self._audit_change(audit.DELETE_FACE, collection, subject=record.external_id, detail=f"face {face_id}")
         return record
 
     def delete_subject(self, collection: str, subject_id: str) -> int:
@@ -388,5 +399,5 @@ class FaceDatabase:
         with self._lock(collection):
             face_ids = self.store.delete_subject(collection, subject_id)
             self.indexes.get(collection).remove(np.asarray(face_ids, dtype=np.int64))
-        self.audit.record(audit.DELETE_SUBJECT, collection, subject=subject_id, detail=f"faces {face_ids}")
+        self._audit_change(audit.DELETE_SUBJECT, collection, subject=subject_id, detail=f"faces {face_ids}")
         return len(face_ids)

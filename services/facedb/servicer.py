@@ -194,7 +194,12 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         page_size = request.page_size or 100
         if not 1 <= page_size <= 1000:
             raise InvalidInput(f"page_size {page_size} is out of range: 1 to 1000, or 0 for 100")
-        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        since = None
+        if request.HasField("since"):
+            try:
+                since = request.since.ToDatetime(tzinfo=UTC)
+            except (ValueError, OverflowError) as error:  # nanos or seconds out of the Timestamp's range
+                raise InvalidInput(f"since is not a valid timestamp: {error}") from None
         events, token = self.db.audit.list(
             collection=request.collection, since=since, page_size=page_size, page_token=request.page_token
         )
@@ -222,5 +227,6 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
     ) -> pb.PruneAuditEventsResponse:
         if request.older_than_days < 1:
             raise InvalidInput("older_than_days must be at least 1")
-        cutoff = datetime.now(UTC) - timedelta(days=request.older_than_days)
+        # Capped at 1,000 years: the same answer (no event is that old) without a date before year 1 (OverflowError).
+        cutoff = datetime.now(UTC) - timedelta(days=min(request.older_than_days, 365_000))
         return pb.PruneAuditEventsResponse(deleted=self.db.audit.prune(cutoff))

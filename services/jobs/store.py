@@ -298,8 +298,11 @@ def _decode_offset(token: str) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith("o"):
+        digits = text[1:]
+        # Only what _encode_offset makes: "o" and a plain decimal offset. A sign, or a number past Redis's 64-bit
+        # range, would reach ZREVRANGE as a negative index or an error.
+        if not text.startswith("o") or not (digits.isascii() and digits.isdigit()) or len(digits) > 15:
             raise ValueError
-        return int(text[1:])
+        return int(digits)
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("page_token is not one this service gave out; start again with an empty token") from None
