@@ -12,11 +12,16 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import Gauge, Histogram
 
 from argus.errors import Overloaded
+
+if TYPE_CHECKING:
+    from argus.config import Settings
+    from argus.models.runtime import OnnxModel
 
 BATCH_SIZE = Histogram(
     "argus_batch_size", "Items per forward pass", ["model"], buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
@@ -59,6 +64,17 @@ class DynamicBatcher:
         self._closed = False
         self._worker = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._worker.start()
+
+    @classmethod
+    def for_model(cls, model: OnnxModel, settings: Settings, *, max_batch_size: int | None = None) -> DynamicBatcher:
+        """A batcher over a model's forward pass, sized by the settings."""
+        return cls(
+            model.run,
+            name=model.spec.name,
+            max_batch_size=max_batch_size or settings.max_batch_size,
+            max_queue_delay_s=settings.max_queue_delay_ms / 1000,
+            max_queue_size=settings.max_queue_size,
+        )
 
     def submit(self, item: np.ndarray) -> Future[list[np.ndarray]]:
         """Queues one item (no batch axis); the future gives that item's outputs (no batch axis)."""

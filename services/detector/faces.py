@@ -83,13 +83,7 @@ class FaceDetector:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.model = YunetModel(store, settings)
         self.max_side = settings.face_max_side
-        self.batcher = DynamicBatcher(
-            self.model.run,
-            name=self.model.spec.name,
-            max_batch_size=settings.max_batch_size,
-            max_queue_delay_s=settings.max_queue_delay_ms / 1000,
-            max_queue_size=settings.max_queue_size,
-        )
+        self.batcher = DynamicBatcher.for_model(self.model, settings)
         self.defaults = FaceOptions.from_settings(settings)
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -167,13 +167,7 @@ class ObjectDetector:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.model = YoloxModel(store, settings)
         self.cells, self.strides = make_grid(INPUT_SIZE, INPUT_SIZE)
-        self.batcher = DynamicBatcher(
-            self.model.run,
-            name=self.model.spec.name,
-            max_batch_size=settings.max_batch_size,
-            max_queue_delay_s=settings.max_queue_delay_ms / 1000,
-            max_queue_size=settings.max_queue_size,
-        )
+        self.batcher = DynamicBatcher.for_model(self.model, settings)
         self.defaults = ObjectOptions.from_settings(settings)
 
     @staticmethod

@@ -45,13 +45,7 @@ class FaceEmbedder:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.model = MobileFaceNetModel(store, settings)
         self.flip = settings.flip_augmentation
-        self.batcher = DynamicBatcher(
-            self.model.run,
-            name=self.model.spec.name,
-            max_batch_size=max(settings.max_batch_size, 32),
-            max_queue_delay_s=settings.max_queue_delay_ms / 1000,
-            max_queue_size=settings.max_queue_size,
-        )
+        self.batcher = DynamicBatcher.for_model(self.model, settings, max_batch_size=max(settings.max_batch_size, 32))
 
     @property
     def model_ref(self) -> str:

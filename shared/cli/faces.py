@@ -70,10 +70,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        response = client.verify(args.collection, args.subject_id, args.image)
-    if args.json:
+def _decision(response: facedb_pb2.VerifyResponse | facedb_pb2.CompareResponse, as_json: bool) -> int:
+    """Prints a 1:1 answer; the exit status is 0 on a match and 3 otherwise, for scripts at a door."""
+    if as_json:
         print_json(response)
     elif response.outcome == facedb_pb2.NO_FACE:
         print(f"NO_FACE: {response.detail}")
@@ -83,21 +82,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"(threshold {response.threshold:.3f}), probability {response.probability:.3f}"
         )
     return 0 if response.match else 3
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _decision(client.verify(args.collection, args.subject_id, args.image), args.json)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        response = client.compare(args.image_a, args.image_b, args.threshold)
-    if args.json:
-        print_json(response)
-    elif response.outcome == facedb_pb2.NO_FACE:
-        print(f"NO_FACE: {response.detail}")
-    else:
-        print(
-            f"{_outcome(response.outcome)}: similarity {response.similarity:.3f} "
-            f"(threshold {response.threshold:.3f}), probability {response.probability:.3f}"
-        )
-    return 0 if response.match else 3
+        return _decision(client.compare(args.image_a, args.image_b, args.threshold), args.json)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
