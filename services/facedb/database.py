@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from argus.config import Settings
-from argus.errors import ArgusError, InvalidInput, ModelUnavailable
+from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable
 from argus.services.facedb import audit
 from argus.services.facedb.audit import AuditLog
 from argus.services.facedb.calibration import Calibration
-from argus.services.facedb.index import IndexRegistry
+from argus.services.facedb.index import FaceIndex, IndexRegistry
 from argus.services.facedb.pipeline import AnalyzedFace, FaceAnalyzer
 from argus.services.facedb.storage import CollectionRecord, FaceRecord, FaceStore, NewFace, SubjectRecord
 
@@ -166,6 +166,15 @@ class FaceDatabase:
         self.indexes = indexes or IndexRegistry()
         self.audit = AuditLog(store)
         self._lock = _Locks()
+        self._stale: set[str] = set()  # collections whose index may lack a change the database got
+
+    def _fresh_index(self, collection: str) -> FaceIndex:
+        if collection in self._stale:
+            with self._lock(collection):
+                if collection in self._stale:
+                    self.indexes.rebuild(collection, self.store)
+                    self._stale.discard(collection)
+        return self.indexes.get(collection)
 
     def _audit_change(self, action: str, collection: str, *, subject: str = "", detail: str = "") -> None:
         """Audits a change already committed. If the audit write fails the change still stands, so the caller must
@@ -283,7 +292,15 @@ class FaceDatabase:
             for face in faces
         ]
         with self._lock(collection):
-            subject, face_ids, created = self.store.add_faces(collection, subject_id, display_name, metadata, new_faces)
+            try:
+                subject, face_ids, created = self.store.add_faces(
+                    collection, subject_id, display_name, metadata, new_faces
+                )
+            except DependencyUnavailable:
+                # The connection dropped: the commit may or may not have landed. The index is rebuilt from the
+                # database before it is next searched, so it agrees with whatever the database now holds.
+                self._stale.add(collection)
+                raise
             self.indexes.get(collection).add(
                 np.asarray(face_ids, dtype=np.int64), np.stack([face.embedding for face in faces])
             )
@@ -339,7 +356,7 @@ class FaceDatabase:
         record = self.collection(collection)
         threshold = validate_threshold(threshold) or self.identify_threshold_of(record)
         faces = self.analyzer.analyze(image)
-        index = self.indexes.get(collection)
+        index = self._fresh_index(collection)
         if not faces or index.size == 0:
             self.audit.record(
                 audit.IDENTIFY, collection, threshold=threshold, decision="no_face" if not faces else "unknown"
