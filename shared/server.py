@@ -37,15 +37,21 @@ def _finish(method: str, started: float, code: grpc.StatusCode) -> None:
     LATENCY.labels(method).observe(time.perf_counter() - started)
 
 
-def _fail(context: grpc.ServicerContext, exc: Exception, method: str) -> grpc.StatusCode:
-    """Aborts the call with the status the exception stands for; returns that status for the metrics."""
+def _status_of(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
+    """The status a failed call ends with: the domain error's, the one the servicer aborted with, or INTERNAL."""
     if isinstance(exc, ArgusError):
-        context.abort(exc.status, str(exc))
-    code = context.code()  # already set when the servicer aborted the call itself
-    if code in (None, grpc.StatusCode.OK):
+        return exc.status
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK else grpc.StatusCode.INTERNAL
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception, code: grpc.StatusCode, method: str) -> None:
+    """Ends the call with its status and a message a person can act on; raises unless the servicer already did."""
+    if isinstance(exc, ArgusError):
+        context.abort(code, str(exc))
+    if context.code() in (None, grpc.StatusCode.OK):
         log.exception("unexpected error in %s", method)
-        context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; the server log has the details")
-    return code
+        context.abort(code, f"internal error in {method}; the server log has the details")
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):
@@ -101,8 +107,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 with self._admitted(method, request, context):
                     return behaviour(request, context)
             except Exception as exc:
-                code = exc.status if isinstance(exc, ArgusError) else grpc.StatusCode.INTERNAL
-                code = _fail(context, exc, method)
+                code = _status_of(context, exc)
+                _abort(context, exc, code, method)
                 raise
             finally:
                 _finish(method, started, code)
@@ -117,8 +123,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 with self._admitted(method, request, context):
                     yield from behaviour(request, context)
             except Exception as exc:
-                code = exc.status if isinstance(exc, ArgusError) else grpc.StatusCode.INTERNAL
-                code = _fail(context, exc, method)
+                code = _status_of(context, exc)
+                _abort(context, exc, code, method)
                 raise
             finally:
                 _finish(method, started, code)
