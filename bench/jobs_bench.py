@@ -16,9 +16,6 @@ import argparse
 import itertools
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,6 +37,7 @@ from argus.config import Settings
 from argus.models.manifest import FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER, YOLOX_NANO, YUNET
 from argus.models.store import ModelStore
 from argus.proto.jobs.v1 import jobs_pb2
+from argus.redis_server import RedisServer, RedisServerError
 from argus.services.jobs.handlers import StylizationHandler
 from argus.services.jobs.server import detection_handler, job_store, make_worker, start_jobs_server
 from argus.services.jobs.servicer import WATCH_POLL_S
@@ -144,47 +142,17 @@ class Measured:
 # --- plumbing -------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisUnavailable(RuntimeError):
-    """No redis-server to start, or it would not start."""
-
-
 @contextmanager
 def own_redis(folder: Path) -> Iterator[tuple[str, str]]:
     """A redis-server of this run's own on a free loopback port, without persistence; yields (url, version)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RedisUnavailable("redis-server is needed: install Redis (Debian package redis-server)")
-    port = _free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(folder, persistent=False)
     try:
-        client = redis.Redis.from_url(url, decode_responses=True)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                version = str(client.info("server")["redis_version"])
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    error = process.stderr.read() if process.poll() is not None and process.stderr else b""
-                    raise RedisUnavailable(f"redis-server did not start: {error!r}") from None
-                time.sleep(0.05)
-        client.close()
+        url = server.start()
+        with redis.Redis.from_url(url, decode_responses=True) as client:
+            version = str(client.info("server")["redis_version"])
         yield url, version
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
 
 
 class Workers:
@@ -711,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         measured = run_all(settings, store, images, args)
-    except RedisUnavailable as exc:
+    except RedisServerError as exc:
         print(str(exc), file=sys.stderr)
         return 2
 

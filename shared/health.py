@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argus.server import RunningServer
 
@@ -80,3 +84,25 @@ def monitor_dependency(
     monitor = DependencyMonitor(running, name, check, interval_s)
     running.bindings[0].on_stop.insert(0, monitor.stop)
     return monitor.start()
+
+
+def wait_until_serving(
+    channel: grpc.Channel, name: str, deadline: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Waits until the server behind the channel says SERVING, or raises: RuntimeError when `alive` says its process
+    is gone, TimeoutError at the deadline (a time.monotonic() value)."""
+    health = health_pb2_grpc.HealthStub(channel)
+    while True:
+        if not alive():
+            raise RuntimeError(f"{name} exited during start-up")
+        try:
+            if (
+                health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                == health_pb2.HealthCheckResponse.SERVING
+            ):
+                return
+        except grpc.RpcError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} was not SERVING in time")
+        time.sleep(0.1)

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argus.client import client_options, open_channel
 from argus.config import Settings
 from argus.errors import ArgusError
+from argus.health import wait_until_serving
 from argus.models.manifest import MANIFEST
 from argus.models.store import ModelStore
+from argus.redis_server import RedisServer, RedisServerError
 
 log = logging.getLogger("argus.up")
 
@@ -47,56 +43,6 @@ SERVICES = (
     ServiceSpec("stylizer", None),
     ServiceSpec("detection-worker", None),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class EmbeddedRedis:
-    """A real redis-server for a machine with none configured, keeping its data (append-only file) in data_dir,
-    so accepted jobs survive a restart of the stack."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> str:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "no Redis configured (ARGUS_REDIS_URL) and no redis-server installed to embed; "
-                "install Redis (e.g. the redis-server package) or point ARGUS_REDIS_URL at one"
-            )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
-        command += ["--appendonly", "yes", "--save", "", "--logfile", str(self.data_dir / "redis.log")]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                client.ping()
-                return self.url
-            except redis.RedisError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
-        raise RuntimeError(f"the embedded redis-server did not start; see {self.data_dir / 'redis.log'}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
 
 
 @dataclass
@@ -154,19 +100,7 @@ class Supervisor:
             if child.address is None:
                 continue
             with open_channel(child.address, **client_options(self.settings)) as channel:
-                health = health_pb2_grpc.HealthStub(channel)
-                while True:
-                    if child.process is not None and child.process.poll() is not None:
-                        raise RuntimeError(f"{child.spec.name} exited with code {child.process.returncode} at start")
-                    try:
-                        status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                        if status == health_pb2.HealthCheckResponse.SERVING:
-                            break
-                    except grpc.RpcError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{child.spec.name} was not SERVING after {timeout_s:.0f} s")
-                    time.sleep(0.2)
+                wait_until_serving(channel, child.spec.name, deadline, lambda c=child: c.process.poll() is None)
 
     def watch(self, poll_s: float = 0.5) -> None:
         """Restarts children that die, with a growing pause, until stop()."""
@@ -220,10 +154,16 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
             log.warning("%s", exc)
 
     env = dict(os.environ)
-    redis_server: EmbeddedRedis | None = None
+    redis_server: RedisServer | None = None
     if "redis_url" not in settings.model_fields_set:
-        redis_server = EmbeddedRedis(settings.data_dir / "redis")
-        env["ARGUS_REDIS_URL"] = redis_server.start()
+        # No Redis configured: a real one of our own, its append-only file in the data folder, so accepted jobs
+        # survive a restart of the stack.
+        redis_server = RedisServer(settings.data_dir / "redis")
+        try:
+            env["ARGUS_REDIS_URL"] = redis_server.start()
+        except RedisServerError as exc:
+            log.error("no Redis configured (ARGUS_REDIS_URL) and none could be embedded: %s", exc)
+            return 1
         log.info("embedded redis-server on %s (data in %s)", redis_server.url, redis_server.data_dir)
     env["ARGUS_DETECTOR_ADDRESS"] = f"127.0.0.1:{settings.detector_port}"  # facedb calls these two
     env["ARGUS_EMBEDDER_ADDRESS"] = f"127.0.0.1:{settings.embedder_port}"
@@ -251,7 +191,7 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
         stop.wait()
         supervisor.say("stopping...")
         return 0
-    except RuntimeError as exc:
+    except (RuntimeError, TimeoutError) as exc:
         log.error("%s", exc)
         return 1
     finally:

@@ -4,6 +4,8 @@ database servers, and a PostgreSQL server of the test run's own."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +28,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def wait_serving() -> Callable[[str, subprocess.Popen], None]:  # type: ignore[type-arg]
+    """Waits until a server process we started answers SERVING on the health protocol (or fails if it exits)."""
+    from argus.health import wait_until_serving
+
+    def wait(address: str, process: subprocess.Popen, timeout_s: float = 60) -> None:  # type: ignore[type-arg]
+        with grpc.insecure_channel(address) as channel:
+            wait_until_serving(channel, address, time.monotonic() + timeout_s, lambda: process.poll() is None)
+
+    return wait
 
 
 @pytest.fixture(scope="session")
@@ -301,36 +315,15 @@ def facedb_stub(facedb_server: RunningServer) -> Iterator[facedb_pb2_grpc.FaceDa
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of the test run's own on a free port; fails, never skips, when there is none."""
-    import shutil
-    import subprocess
-    import time
+    from argus.redis_server import RedisServer, RedisServerError
 
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is needed for the job queue tests: install Redis (Debian package redis-server)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not start: {process.stderr.read() if process.stderr else b''!r}")
-            time.sleep(0.05)
-    client.close()
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persistent=False)
+    try:
+        url = server.start()
+    except RedisServerError as exc:
+        pytest.fail(f"the job queue tests need Redis: {exc}")
     yield url
-    process.terminate()
-    process.wait(timeout=10)
+    server.stop()
 
 
 @pytest.fixture
@@ -366,3 +359,40 @@ def own_postgres_factory() -> Iterator[Callable[[], _OwnPostgres]]:
     yield make
     for server in made:
         server.stop()
+
+
+@pytest.fixture
+def jobs_server(jobs_settings: Settings) -> Iterator[RunningServer]:
+    from argus.services.jobs.server import start_jobs_server
+
+    running = start_jobs_server(jobs_settings, port=0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def start_worker(jobs_settings: Settings) -> Iterator[Callable[..., object]]:
+    """Runs job workers in threads of this process, stopped at the end of the test."""
+    import threading
+
+    from argus.services.jobs.server import job_store
+    from argus.services.jobs.worker import Worker
+
+    running: list[tuple[Worker, threading.Thread]] = []
+
+    def start(kind: object, handler: Callable[..., bytes], consumer: str | None = None, **overrides: object) -> Worker:
+        options = {
+            "visibility_timeout_s": jobs_settings.job_visibility_timeout_s,
+            "max_attempts": jobs_settings.job_max_attempts,
+            "consumer": consumer or f"test-{len(running)}",
+        } | overrides
+        worker = Worker(kind, handler, job_store(jobs_settings), **options)  # type: ignore[arg-type]
+        thread = threading.Thread(target=worker.run, kwargs={"poll_s": 0.2}, daemon=True)
+        thread.start()
+        running.append((worker, thread))
+        return worker
+
+    yield start
+    for worker, thread in running:
+        worker.stop()
+        thread.join(timeout=30)

@@ -7,11 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
-
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ARGUS = [sys.executable, "-m", "argus.cli.main"]
 
@@ -45,25 +42,9 @@ def test_serve_without_models_says_how_to_get_them(tmp_path: Path) -> None:
     assert "run `argus models pull yolox-nano`" in result.stderr
 
 
-def wait_serving(address: str, process: subprocess.Popen[str], timeout_s: float = 60) -> None:
-    channel = grpc.insecure_channel(address)
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.2)
-        raise TimeoutError(f"detector at {address} did not become SERVING")
-    finally:
-        channel.close()
-
-
-def test_serve_detect_and_stop_cleanly(models_dir: Path, images_dir: Path, free_port: int) -> None:
+def test_serve_detect_and_stop_cleanly(
+    models_dir: Path, images_dir: Path, free_port: int, wait_serving: Callable[..., None]
+) -> None:
     port = free_port
     env = argus_env(models_dir, ARGUS_DETECTOR_ADDRESS=f"127.0.0.1:{port}")
     server = subprocess.Popen(
@@ -134,7 +115,7 @@ def test_calibrate_writes_a_calibration_file(tmp_path: Path, eval_dir: Path, mod
 
 
 def test_stylize_through_the_jobs_api(
-    jobs_settings: object, models_dir: Path, images_dir: Path, tmp_path: Path
+    jobs_settings: object, models_dir: Path, images_dir: Path, tmp_path: Path, wait_serving: Callable[..., None]
 ) -> None:
     """`argus serve jobs` and `argus serve stylizer` as processes, `argus styles`, `argus stylize`, `argus jobs list`."""
     import socket

@@ -19,7 +19,6 @@ import grpc
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argus.client import FaceDbClient, JobsClient
 from argus.config import Settings
@@ -27,25 +26,9 @@ from argus.models.store import ModelStore
 from argus.proto.jobs.v1 import jobs_pb2
 from argus.server import RunningServer
 from argus.services.facedb.storage import normalize_url
-from argus.services.jobs.server import job_store, start_jobs_server, stylization_handler
+from argus.services.jobs.server import stylization_handler
 from argus.services.jobs.store import Kind
 from argus.services.jobs.worker import Worker
-
-
-def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the server exited during start-up"
-            try:
-                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise TimeoutError(f"the server at {address} did not become SERVING in {timeout_s} s")
 
 
 @pytest.fixture
@@ -88,6 +71,7 @@ def test_facedb_killed_during_enrollments(
     free_port: int,
     images_dir: Path,
     processes: list[subprocess.Popen[bytes]],
+    wait_serving: Callable[..., None],
 ) -> None:
     env = {
         **os.environ,
@@ -177,37 +161,6 @@ def test_facedb_killed_during_enrollments(
 # --- stylizer -------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def jobs_server(jobs_settings: Settings) -> Iterator[RunningServer]:
-    running = start_jobs_server(jobs_settings, port=0)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def start_worker(jobs_settings: Settings) -> Iterator[Callable[..., Worker]]:
-    running: list[tuple[Worker, threading.Thread]] = []
-
-    def start(kind: Kind, handler: Callable[..., bytes], consumer: str) -> Worker:
-        worker = Worker(
-            kind,
-            handler,
-            job_store(jobs_settings),
-            visibility_timeout_s=jobs_settings.job_visibility_timeout_s,
-            max_attempts=jobs_settings.job_max_attempts,
-            consumer=consumer,
-        )
-        thread = threading.Thread(target=worker.run, kwargs={"poll_s": 0.2}, daemon=True)
-        thread.start()
-        running.append((worker, thread))
-        return worker
-
-    yield start
-    for worker, thread in running:
-        worker.stop()
-        thread.join(timeout=30)
-
-
 def test_stylizer_killed_mid_job(
     jobs_settings: Settings,
     jobs_server: RunningServer,
@@ -253,7 +206,9 @@ def test_stylizer_killed_mid_job(
         stylizer.wait(timeout=10)
         assert client.get(job.job_id).state == jobs_pb2.RUNNING  # its worker is dead...
 
-        start_worker(Kind.STYLIZATION, stylization_handler(settings, store), "survivor")  # ...another one takes over
+        start_worker(
+            Kind.STYLIZATION, stylization_handler(settings, store), consumer="survivor"
+        )  # ...another one takes over
         final = client.wait(job.job_id, timeout_s=120)
         assert final.state == jobs_pb2.SUCCEEDED, final.error
         assert final.attempts == 2

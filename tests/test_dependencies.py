@@ -4,10 +4,6 @@ itself, with nothing lost: every accepted job ends SUCCEEDED, every enrollment i
 
 from __future__ import annotations
 
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +12,6 @@ from typing import Any
 
 import grpc
 import pytest
-import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argus.client import FaceDbClient, JobsClient
@@ -24,6 +19,7 @@ from argus.config import Settings
 from argus.models.store import ModelStore
 from argus.proto.facedb.v1 import facedb_pb2
 from argus.proto.jobs.v1 import jobs_pb2
+from argus.redis_server import RedisServer
 from argus.services.facedb.server import start_facedb_server
 from argus.services.jobs.server import detection_handler, job_store, start_jobs_server
 from argus.services.jobs.store import Kind
@@ -56,61 +52,18 @@ def unavailable(call: Callable[[], object]) -> None:
 # --- Redis ----------------------------------------------------------------------------------------------------------
 
 
-class OwnRedis:
-    """A redis-server of one test's own that persists every write (append-only file, fsync always), so it can be
-    stopped and started again on the same port and folder without losing anything it acknowledged."""
-
-    def __init__(self, folder: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is needed: install Redis (Debian package redis-server)")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.command = [
-            binary,
-            *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder)),
-            *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
-        ]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:  # refused, or still loading its data
-                    assert self.process.poll() is None, f"redis-server exited: {self.process.stderr.read()!r}"  # type: ignore[union-attr]
-                    assert time.monotonic() < deadline, "redis-server did not start"
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """SIGTERM: Redis flushes its append-only file and exits."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis")
-    (tmp_path / "redis").mkdir()
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own that persists every write (append-only file, fsync always), so it can be
+    stopped and started again on the same port and folder without losing anything it acknowledged."""
+    server = RedisServer(tmp_path / "redis", fsync_always=True)
     server.start()
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.process.kill()
-        server.process.wait(timeout=10)
+    server.stop()
 
 
 def test_redis_restarts_while_jobs_are_in_flight(
-    own_redis: OwnRedis, settings: Settings, store: ModelStore, images_dir: Path, tmp_path: Path
+    own_redis: RedisServer, settings: Settings, store: ModelStore, images_dir: Path, tmp_path: Path
 ) -> None:
     jobs_settings = settings.model_copy(
         update={"redis_url": own_redis.url, "results_dir": tmp_path / "results", "job_visibility_timeout_s": 1.5}
@@ -169,8 +122,7 @@ def test_redis_restarts_while_jobs_are_in_flight(
 
 def test_jobs_api_starts_without_redis(settings: Settings, tmp_path: Path, images_dir: Path) -> None:
     """Redis not up yet when the API starts: it starts NOT_SERVING instead of crashing, and serves once it is."""
-    (tmp_path / "redis").mkdir()
-    late = OwnRedis(tmp_path / "redis")
+    late = RedisServer(tmp_path / "redis", fsync_always=True)
     jobs_settings = settings.model_copy(update={"redis_url": late.url, "results_dir": tmp_path / "results"})
     server = start_jobs_server(jobs_settings, port=0)
     try:

@@ -7,37 +7,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argus.client import FaceDbClient
 from argus.config import Settings
 
 
-def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "facedb exited during start-up"
-            try:
-                if (
-                    health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return
-            except grpc.RpcError:
-                time.sleep(0.2)
-    raise TimeoutError(f"facedb at {address} did not become SERVING")
-
-
 @pytest.fixture
-def facedb_process(facedb_settings: Settings, facedb_database_url: str, free_port: int) -> Iterator[object]:
+def facedb_process(
+    facedb_settings: Settings, facedb_database_url: str, free_port: int, wait_serving: Callable[..., None]
+) -> Iterator[object]:
     """Starts (and restarts) `argus serve facedb` as a separate process on one database."""
     env = {
         **os.environ,

@@ -31,13 +31,6 @@ from argus.services.jobs.worker import Handler, Worker
 
 
 @pytest.fixture
-def jobs_server(jobs_settings: Settings) -> Iterator[RunningServer]:
-    running = start_jobs_server(jobs_settings, port=0)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def client(jobs_server: RunningServer) -> Iterator[JobsClient]:
     with JobsClient(jobs_server.address, timeout_s=30) as jobs:
         yield jobs
@@ -46,28 +39,6 @@ def client(jobs_server: RunningServer) -> Iterator[JobsClient]:
 @pytest.fixture(scope="session")
 def detect(settings: Settings, store: ModelStore) -> Handler:
     return detection_handler(settings, store)
-
-
-@pytest.fixture
-def start_worker(jobs_settings: Settings) -> Iterator[Callable[..., Worker]]:
-    """Runs workers in threads of this process, stopped at the end of the test."""
-    running: list[tuple[Worker, threading.Thread]] = []
-
-    def start(kind: Kind, handler: Handler, **overrides: object) -> Worker:
-        options = {
-            "visibility_timeout_s": jobs_settings.job_visibility_timeout_s,
-            "max_attempts": jobs_settings.job_max_attempts,
-        } | overrides
-        worker = Worker(kind, handler, job_store(jobs_settings), consumer=f"test-{len(running)}", **options)  # type: ignore[arg-type]
-        thread = threading.Thread(target=worker.run, kwargs={"poll_s": 0.2}, daemon=True)
-        thread.start()
-        running.append((worker, thread))
-        return worker
-
-    yield start
-    for worker, thread in running:
-        worker.stop()
-        thread.join(timeout=10)
 
 
 def redis_client(settings: Settings) -> redis.Redis:
