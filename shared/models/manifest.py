@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,38 @@ class InputSpec:
     layout: str
     colour: str
     value_range: str
+
+
+@dataclass(frozen=True)
+class ArchiveMember:
+    """A file inside a registry package, pinned by hash so a re-published package cannot swap it."""
+
+    path: str  # POSIX path inside the archive, e.g. "package/models/faceres.json"
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RegistrySource:
+    """A model shipped inside a PyPI or npm package: fetched with the ordinary client (pip / npm), then turned into
+    ONNX by a converter the project owns (see argus.models.converters). Every byte on the way is pinned by sha256."""
+
+    ecosystem: Literal["pypi", "npm"]
+    package: str
+    version: str
+    archive_sha256: str  # of the downloaded sdist (pypi) or tarball (npm)
+    members: tuple[ArchiveMember, ...]
+    converter: str  # a name in argus.models.converters.CONVERTERS; it gets the members in this order
+
+    def __post_init__(self) -> None:
+        if self.ecosystem not in ("pypi", "npm"):
+            raise ValueError(f"unknown package ecosystem {self.ecosystem!r}: expected 'pypi' or 'npm'")
+
+    @property
+    def label(self) -> str:
+        """How a person would name the package: `pypi face_recognition_models==0.3.0`, `npm @scope/name@1.2.3`."""
+        if self.ecosystem == "pypi":
+            return f"pypi {self.package}=={self.version}"
+        return f"npm {self.package}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -29,6 +62,7 @@ class ModelSpec:
     input: InputSpec
     notes: str = ""
     tags: tuple[str, ...] = field(default=())
+    registry: RegistrySource | None = None  # a package the model can be made from when no mirror holds it
 
     @property
     def ref(self) -> str:
@@ -151,7 +185,79 @@ MAGENTA_STYLE_TRANSFER = ModelSpec(
     tags=("style", "arbitrary-style"),
 )
 
+# Face embedders made from weights shipped in registry packages (see the mirror's candidates/CANDIDATES.md). No URL
+# serves the converted files: they come from the mirror, or from the package through the project's own converter.
+
+DLIB_RESNET = ModelSpec(
+    name="dlib-resnet",
+    version="v1",
+    task="face-embedding",
+    file="candidates/dlib_face_recognition_resnet_v1.onnx",
+    url="",
+    sha256="8c573cefb6dc002b1d0d865625c45e7998e1e3976361353dd6ab1638d5966ce3",
+    size=22_443_197,
+    licence="CC0-1.0",
+    input=InputSpec("input", ("N", 150, 150, 3), "NHWC", "RGB", "0-255; 150x150 chip (normalisation inside the graph)"),
+    notes=(
+        "128-d raw dlib descriptor, not normalised: L2-normalise before comparing. CC0 weights by Davis King, from "
+        "the face_recognition_models package, converted from dlib's .dat by argus.models.dlib_format."
+    ),
+    registry=RegistrySource(
+        ecosystem="pypi",
+        package="face_recognition_models",
+        version="0.3.0",
+        archive_sha256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
+        members=(
+            ArchiveMember(
+                "face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+                "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            ),
+        ),
+        converter="dlib-dat",
+    ),
+)
+
+HSE_FACERES = ModelSpec(
+    name="hse-faceres",
+    version="mobilenet224-vggface2",
+    task="face-embedding",
+    file="candidates/hse_faceres_mobilenet224_vggface2.onnx",
+    url="",
+    sha256="b389240dbced90e52f6a064699f609cbad0b58353f483fdcc1b2ce148e057fef",
+    size=13_999_738,
+    licence="Apache-2.0",
+    input=InputSpec("input", ("N", 224, 224, 3), "NHWC", "BGR", "minus (103.939, 116.779, 123.68); square box crop"),
+    notes=(
+        "1024-d embedding (L2-normalise it) plus gender and age heads. HSE-asavchenko/HSE_FaceRec_tf (MobileNet on "
+        "VGGFace2), as shipped in TF.js form by the @vladmandic/human package; converted by argus.models.tfjs_format."
+    ),
+    registry=RegistrySource(
+        ecosystem="npm",
+        package="@vladmandic/human",
+        version="3.3.6",
+        archive_sha256="425e9c51dbbca0c8934362b170cb0d54c2529c11c654b3c03092b16e9d6ad3f7",
+        members=(
+            ArchiveMember(
+                "package/models/faceres.json", "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df"
+            ),
+            ArchiveMember(
+                "package/models/faceres.bin", "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b"
+            ),
+        ),
+        converter="tfjs-faceres",
+    ),
+)
+
 MANIFEST: dict[str, ModelSpec] = {
     spec.name: spec
-    for spec in (YOLOX_NANO, YUNET, MOBILEFACENET, *FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER)
+    for spec in (
+        YOLOX_NANO,
+        YUNET,
+        MOBILEFACENET,
+        *FAST_STYLES,
+        MAGENTA_STYLE_PREDICT,
+        MAGENTA_STYLE_TRANSFER,
+        DLIB_RESNET,
+        HSE_FACERES,
+    )
 }
