@@ -31,9 +31,9 @@ def convert_dlib_dat(members: list[Path], output: Path) -> None:
 
 def convert_tfjs_faceres(members: list[Path], output: Path) -> None:
     """The TF.js graph model of HSE FaceRes (model json + weights .bin beside it) -> ONNX."""
-    from argus.models.tfjs_format import FACERES_OUTPUTS, convert_tfjs
+    from argus.models.tfjs_format import FACERES_DOC, FACERES_OUTPUTS, convert_tfjs
 
-    convert_tfjs(_one_with_suffix(members, ".json"), output, FACERES_OUTPUTS)
+    convert_tfjs(_one_with_suffix(members, ".json"), output, FACERES_OUTPUTS, doc_string=FACERES_DOC)
 
 
 CONVERTERS: dict[str, Converter] = {
