@@ -167,7 +167,7 @@ def landmarked_face(image: ImageSource, landmarks: Landmarks) -> embedder_pb2.Fa
 
 
 def aligned_face(crop: ImageSource) -> embedder_pb2.FaceInput:
-    """A FaceInput from a 112x112 crop already aligned to the template (e.g. a returned aligned_png)."""
+    """A FaceInput from a 112x112 crop already aligned to the ArcFace template."""
     return embedder_pb2.FaceInput(aligned=image_message(crop))
 
 
@@ -187,19 +187,32 @@ class EmbedderClient:
         self.timeout_s = timeout_s
 
     def embed(
-        self, faces: Sequence[embedder_pb2.FaceInput], return_aligned: bool = False
+        self,
+        faces: Sequence[embedder_pb2.FaceInput],
+        *,
+        models: Sequence[str] = (),
+        return_face_crop: bool = False,
     ) -> embedder_pb2.EmbedResponse:
-        """Embeds many faces in one call (they share forward passes); one embedding per face, in order."""
-        request = embedder_pb2.EmbedRequest(faces=list(faces), return_aligned=return_aligned)
+        """Embeds many faces in one call (they share forward passes) with each of these networks (none: the
+        server's first); one embedding per face, in order, holding one vector per network."""
+        request = embedder_pb2.EmbedRequest(faces=list(faces), models=list(models), return_face_crop=return_face_crop)
         return self.stub.Embed(request, timeout=self.timeout_s)
 
     def embed_landmarked(
-        self, image: ImageSource, landmarks: Landmarks, *, return_aligned: bool = False
+        self,
+        image: ImageSource,
+        landmarks: Landmarks,
+        *,
+        models: Sequence[str] = (),
+        return_face_crop: bool = False,
     ) -> embedder_pb2.EmbedResponse:
-        return self.embed([landmarked_face(image, landmarks)], return_aligned)
+        return self.embed([landmarked_face(image, landmarks)], models=models, return_face_crop=return_face_crop)
 
-    def embed_aligned(self, crops: Sequence[ImageSource]) -> embedder_pb2.EmbedResponse:
-        return self.embed([aligned_face(crop) for crop in crops])
+    def embed_aligned(self, crops: Sequence[ImageSource], *, models: Sequence[str] = ()) -> embedder_pb2.EmbedResponse:
+        return self.embed([aligned_face(crop) for crop in crops], models=models)
+
+    def list_models(self) -> embedder_pb2.ListModelsResponse:
+        return self.stub.ListModels(embedder_pb2.ListModelsRequest(), timeout=self.timeout_s)
 
     def close(self) -> None:
         self.channel.close()
@@ -226,9 +239,21 @@ class FaceDbClient:
         self.stub = facedb_pb2_grpc.FaceDatabaseServiceStub(self.channel)
         self.timeout_s = timeout_s
 
-    def create_collection(self, name: str, threshold: float = 0.0) -> facedb_pb2.Collection:
-        request = facedb_pb2.CreateCollectionRequest(name=name, threshold=threshold)
+    def create_collection(self, name: str, threshold: float = 0.0, profile: str = "") -> facedb_pb2.Collection:
+        """A new collection; threshold 0 and profile "" take the server's calibrated defaults."""
+        request = facedb_pb2.CreateCollectionRequest(name=name, threshold=threshold, profile=profile)
         return self.stub.CreateCollection(request, timeout=self.timeout_s)
+
+    def get_collection(self, name: str) -> facedb_pb2.Collection:
+        return self.stub.GetCollection(facedb_pb2.GetCollectionRequest(name=name), timeout=self.timeout_s)
+
+    def change_profile(self, collection: str, profile: str) -> facedb_pb2.Collection:
+        """Starts re-embedding the collection for another profile; get_collection shows the progress."""
+        request = facedb_pb2.ChangeProfileRequest(collection=collection, profile=profile)
+        return self.stub.ChangeProfile(request, timeout=self.timeout_s)
+
+    def list_profiles(self) -> list[facedb_pb2.Profile]:
+        return list(self.stub.ListProfiles(facedb_pb2.ListProfilesRequest(), timeout=self.timeout_s).profiles)
 
     def list_collections(self) -> list[facedb_pb2.Collection]:
         response = self.stub.ListCollections(facedb_pb2.ListCollectionsRequest(), timeout=self.timeout_s)

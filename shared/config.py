@@ -69,10 +69,20 @@ class Settings(BaseSettings):
     flip_augmentation: bool = Field(
         True, description="Embed each face and its mirror image and average them (measured better on LFW)."
     )
+    embedder_models: str = Field(
+        "mobilefacenet,dlib-resnet",
+        description="Comma-separated embedding networks the embedder loads; the first is used when a call names none.",
+    )
 
     # Face database.
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the face database; defaults to SQLite at DATA_DIR/facedb.sqlite3."
+    )
+    profile: str = Field(
+        "mobilefacenet+dlib", description="Embedding profile of new collections (see `argus profiles`)."
+    )
+    keep_face_crops: bool = Field(
+        True, description="Store each enrolled face's crop, so a collection can later be re-embedded by other models."
     )
     min_face_size: int = Field(32, ge=0, description="Enrollment refuses faces whose shorter side is smaller (px).")
     min_sharpness: float = Field(
@@ -88,8 +98,10 @@ class Settings(BaseSettings):
     search_threads: int = Field(
         1, ge=1, description="FAISS threads per search; concurrent requests already use the cores (see bench)."
     )
-    calibration_file: Path | None = Field(
-        None, description="Threshold and probability calibration from `argus calibrate`; defaults to the shipped one."
+    calibration_dir: Path | None = Field(
+        None,
+        description="Folder of per-profile calibrations (<profile>.json) from `argus calibrate`; defaults to the "
+        "shipped ones.",
     )
 
     # Jobs.
@@ -137,6 +149,10 @@ class Settings(BaseSettings):
     embedder_address: str = Field("127.0.0.1:50052", description="Where clients and facedb reach the embedder.")
     facedb_address: str = Field("127.0.0.1:50053", description="Where clients reach the face database.")
     jobs_address: str = Field("127.0.0.1:50054", description="Where clients reach the jobs API.")
+
+    @property
+    def embedding_models(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.embedder_models.split(",") if name.strip())
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -1,6 +1,9 @@
-"""Face alignment: a 5-point similarity transform onto the 112x112 ArcFace template, and a sharpness figure."""
+"""Face alignment: 5-point similarity transforms onto a network's crop template, the face crop kept for
+re-embedding, and a sharpness figure."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -19,6 +22,13 @@ TEMPLATE_112 = np.array(
     ],
     dtype=np.float64,
 )
+
+# The face crop stored with an enrolled face: the 112 template scaled by 1.8 in a 256x256 square. It holds every
+# network's crop (the dlib chip reaches furthest below the mouth, the box crop furthest out to the sides) at about
+# the resolution the most demanding of them samples, so a face can be re-embedded by another model later.
+FACE_CROP_SIZE = 256
+FACE_CROP_SCALE = 1.8
+FACE_CROP_TEMPLATE = (TEMPLATE_112 - ALIGNED_SIZE / 2) * FACE_CROP_SCALE + FACE_CROP_SIZE / 2
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -43,11 +53,42 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, translation[:, None]])
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Applies a 2x3 affine matrix to (n, 2) points."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def align_to(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:
     """Warps the face with these five landmarks (x, y in image pixels) to a size x size crop on the template."""
-    template = TEMPLATE_112 * (size / ALIGNED_SIZE)
     matrix = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
+    """The MobileFaceNet (ArcFace template) crop of a face, size x size."""
+    return align_to(image, landmarks, TEMPLATE_112 * (size / ALIGNED_SIZE), size)
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """A face cut out with margin, and where its five landmarks fall in it: enough to re-embed it with any model."""
+
+    image: np.ndarray  # FACE_CROP_SIZE square, BGR uint8
+    landmarks: np.ndarray  # (5, 2) in crop pixels
+
+
+def face_crop(image: np.ndarray, landmarks: np.ndarray) -> FaceCrop:
+    """Cuts the face crop: the landmarks' best similarity onto FACE_CROP_TEMPLATE, keeping the landmarks' own
+    positions (not the template's), so each network's crop can be fitted to them later exactly as on the photo."""
+    points = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    matrix = similarity_transform(points, FACE_CROP_TEMPLATE)
+    if image.shape[:2] == (FACE_CROP_SIZE, FACE_CROP_SIZE) and np.allclose(matrix, np.eye(2, 3), atol=1e-6):
+        return FaceCrop(image, points)  # a face crop cut earlier: taken as it is, so it re-embeds bit for bit
+    crop = cv2.warpAffine(
+        image, matrix, (FACE_CROP_SIZE, FACE_CROP_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+    return FaceCrop(crop, transform_points(matrix, points))
 
 
 def sharpness(face_bgr: np.ndarray) -> float:

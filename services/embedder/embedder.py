@@ -1,77 +1,127 @@
-"""Face embeddings with MobileFaceNet: aligned 112x112 crops in, L2-normalised 128-d vectors out."""
+"""Face embeddings: landmarks in, one L2-normalised vector per requested network out.
+
+Every face is first cut out as a FaceCrop (the stored form of an enrolled face) and each network's crop is fitted
+from that, so a face re-embedded later from its stored crop gets exactly the vector it would get from the photo.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
 from argus.batching import DynamicBatcher
 from argus.config import Settings
-from argus.models.manifest import MOBILEFACENET
-from argus.models.runtime import OnnxModel
+from argus.errors import InvalidInput, ModelUnavailable
 from argus.models.store import ModelStore
-from argus.services.embedder.align import ALIGNED_SIZE, align_face, sharpness
-
-
-class MobileFaceNetModel(OnnxModel):
-    spec = MOBILEFACENET
-
-    def warmup_input(self) -> np.ndarray:
-        return np.zeros((1, 3, ALIGNED_SIZE, ALIGNED_SIZE), dtype=np.float32)
-
-
-def to_input(face_bgr: np.ndarray) -> np.ndarray:
-    """A 112x112 BGR uint8 crop to the network's input: RGB, CHW, (x - 127.5) / 128."""
-    rgb = face_bgr[:, :, ::-1].astype(np.float32)
-    return np.ascontiguousarray(((rgb - 127.5) / 128.0).transpose(2, 0, 1))
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+from argus.profiles import l2_normalise
+from argus.services.embedder.align import FaceCrop, align_face, face_crop, sharpness
+from argus.services.embedder.models import EMBEDDING_MODELS, EmbeddingModel
 
 
 @dataclass(frozen=True)
 class FaceEmbedding:
-    vector: np.ndarray  # (128,) float32, unit length
+    vectors: dict[str, np.ndarray]  # model name -> unit vector, in the order asked for
     sharpness: float
-    aligned: np.ndarray  # the 112x112 BGR crop that was embedded
+    crop: FaceCrop
+
+    def concatenated(self) -> np.ndarray:
+        return np.concatenate(list(self.vectors.values())).astype(np.float32)
 
 
 class FaceEmbedder:
-    """Aligns and embeds faces; crops of concurrent callers share forward passes."""
+    """Holds the configured networks; crops of concurrent callers share forward passes, per network."""
 
-    def __init__(self, store: ModelStore, settings: Settings) -> None:
-        self.model = MobileFaceNetModel(store, settings)
+    def __init__(self, store: ModelStore, settings: Settings, models: Sequence[str] | None = None) -> None:
+        names = list(models or settings.embedding_models)
+        unknown = [name for name in names if name not in EMBEDDING_MODELS]
+        if unknown:
+            raise ModelUnavailable(
+                f"unknown embedding model(s) {', '.join(unknown)}; known: {', '.join(EMBEDDING_MODELS)}"
+            )
         self.flip = settings.flip_augmentation
-        self.batcher = DynamicBatcher.for_model(self.model, settings, max_batch_size=max(settings.max_batch_size, 32))
+        self.models: dict[str, EmbeddingModel] = {}
+        self.batchers: dict[str, DynamicBatcher] = {}
+        try:
+            for name in names:
+                model = EMBEDDING_MODELS[name](store, settings)
+                self.models[name] = model
+                self.batchers[name] = DynamicBatcher.for_model(
+                    model, settings, max_batch_size=max(settings.max_batch_size, 32)
+                )
+        except BaseException:
+            self.close()
+            raise
 
     @property
-    def model_ref(self) -> str:
-        return self.model.spec.ref
+    def default_models(self) -> tuple[str, ...]:
+        return (next(iter(self.models)),)
 
-    @property
-    def dimension(self) -> int:
-        return int(self.model.session.get_outputs()[0].shape[-1])
+    def refs(self, names: Sequence[str]) -> list[str]:
+        return [self.models[name].spec.ref for name in names]
 
-    def embed_aligned(self, crops: list[np.ndarray]) -> list[FaceEmbedding]:
-        """Embeds 112x112 BGR crops. With flip augmentation each crop's mirror is embedded too and the two
-        vectors are summed before normalising, which is steadier under pose and lighting."""
-        inputs = [to_input(crop) for crop in crops]
-        futures = [self.batcher.submit(tensor) for tensor in inputs]
+    def dimensions(self, names: Sequence[str]) -> list[int]:
+        return [self.models[name].dimension for name in names]
+
+    def check_models(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The models to run (the default when none are named); a model this embedder does not hold is refused."""
+        chosen = tuple(names) or self.default_models
+        if len(set(chosen)) != len(chosen):
+            raise InvalidInput(f"a model is named twice in {', '.join(chosen)}")
+        unknown = [name for name in chosen if name not in EMBEDDING_MODELS]
+        if unknown:
+            raise InvalidInput(f"unknown embedding model(s) {', '.join(unknown)}; known: {', '.join(EMBEDDING_MODELS)}")
+        absent = [name for name in chosen if name not in self.models]
+        if absent:
+            raise ModelUnavailable(
+                f"this embedder does not run {', '.join(absent)}; it runs {', '.join(self.models)} "
+                "(set ARGUS_EMBEDDER_MODELS)"
+            )
+        return chosen
+
+    def _submit(self, name: str, crops: Sequence[FaceCrop]) -> list[Future[list[np.ndarray]]]:
+        """Queues one network's forward passes: each face, then (with flip augmentation) each face's mirror image."""
+        model, batcher = self.models[name], self.batchers[name]
+        inputs = [model.to_input(model.crop(crop.image, crop.landmarks)) for crop in crops]
+        futures = [batcher.submit(tensor) for tensor in inputs]
         if self.flip:
-            futures += [self.batcher.submit(np.ascontiguousarray(tensor[:, :, ::-1])) for tensor in inputs]
-        raw = np.stack([future.result()[0] for future in futures])
-        if self.flip:
-            raw = raw[: len(crops)] + raw[len(crops) :]
-        vectors = l2_normalise(raw.astype(np.float32))
-        return [FaceEmbedding(vector, sharpness(crop), crop) for vector, crop in zip(vectors, crops, strict=True)]
+            futures += [batcher.submit(model.mirrored(tensor)) for tensor in inputs]
+        return futures
 
-    def embed(self, images: list[np.ndarray], landmarks: list[np.ndarray]) -> list[FaceEmbedding]:
-        """Aligns each face by its five landmarks (x, y in its image) and embeds it."""
-        crops = [align_face(image, points) for image, points in zip(images, landmarks, strict=True)]
-        return self.embed_aligned(crops)
+    def _vectors(self, name: str, futures: list[Future[list[np.ndarray]]], count: int) -> np.ndarray:
+        """(count, d) unit vectors. With flip augmentation the two raw outputs of a face are summed before
+        normalising, which is steadier under pose and lighting."""
+        output = self.models[name].embedding_output
+        raw = np.stack([future.result()[output] for future in futures]).astype(np.float32)
+        if self.flip:
+            raw = raw[:count] + raw[count:]
+        return l2_normalise(raw)
+
+    def embed_crops(self, crops: Sequence[FaceCrop], models: Sequence[str] = ()) -> list[FaceEmbedding]:
+        chosen = self.check_models(models)
+        if not crops:
+            return []
+        # Every network's passes are queued before any is awaited, so the networks run side by side.
+        pending = {name: self._submit(name, crops) for name in chosen}
+        per_model = {name: self._vectors(name, futures, len(crops)) for name, futures in pending.items()}
+        return [
+            FaceEmbedding(
+                {name: per_model[name][row] for name in chosen},
+                sharpness(align_face(crop.image, crop.landmarks)),
+                crop,
+            )
+            for row, crop in enumerate(crops)
+        ]
+
+    def embed(
+        self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], models: Sequence[str] = ()
+    ) -> list[FaceEmbedding]:
+        """Cuts each face by its five landmarks (x, y in its image) and embeds it with each model."""
+        crops = [face_crop(image, points) for image, points in zip(images, landmarks, strict=True)]
+        return self.embed_crops(crops, models)
 
     def close(self) -> None:
-        self.batcher.close()
+        for batcher in self.batchers.values():
+            batcher.close()

@@ -9,10 +9,10 @@ import numpy as np
 from argus.config import Settings
 from argus.errors import InvalidInput
 from argus.imaging import decode_image
-from argus.messages import LANDMARK_NAMES, landmarks_array
+from argus.messages import LANDMARK_NAMES, landmarks_array, landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.embedder.v1 import embedder_pb2, embedder_pb2_grpc
-from argus.services.embedder.align import ALIGNED_SIZE, align_face
+from argus.services.embedder.align import ALIGNED_SIZE, TEMPLATE_112, FaceCrop, face_crop
 from argus.services.embedder.embedder import FaceEmbedder
 
 # A call embeds the faces found in a few photos, and a photo often holds more than one face, so the face limit is
@@ -57,9 +57,9 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
         except InvalidInput as exc:
             raise InvalidInput(f"face {index}: {exc}") from None
 
-    def _crops(self, faces: list[embedder_pb2.FaceInput]) -> list[np.ndarray]:
-        """Every face as an aligned crop, in request order. Each distinct photo is decoded once, however many
-        faces it carries; cheap checks on all faces come before any decoding."""
+    def _crops(self, faces: list[embedder_pb2.FaceInput]) -> list[FaceCrop]:
+        """Every face as a FaceCrop, in request order. Each distinct photo is decoded once, however many faces it
+        carries; cheap checks on all faces come before any decoding."""
         if not faces:
             raise InvalidInput("the request holds no faces; send at least one")
         if len(faces) > self.max_faces:
@@ -88,7 +88,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
                 data = face.landmarked.image.data
                 if data not in decoded:
                     decoded[data] = self._decode(data, index)
-                crops.append(align_face(decoded[data], landmarks[index]))
+                crops.append(face_crop(decoded[data], landmarks[index]))
             else:
                 crop = self._decode(face.aligned.data, index)
                 if crop.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
@@ -97,21 +97,45 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
                         f"face {index}: an aligned face must be exactly {ALIGNED_SIZE}x{ALIGNED_SIZE} pixels, "
                         f"aligned to the ArcFace template; got {width}x{height}. Send a photo with landmarks instead"
                     )
-                crops.append(crop)
+                crops.append(face_crop(crop, TEMPLATE_112))
         return crops
 
     def Embed(self, request: embedder_pb2.EmbedRequest, context: grpc.ServicerContext) -> embedder_pb2.EmbedResponse:
+        models = self.embedder.check_models(list(request.models))
         crops = self._crops(list(request.faces))
-        embeddings = self.embedder.embed_aligned(crops)
+        embeddings = self.embedder.embed_crops(crops, models)
+        refs = self.embedder.refs(models)
         return embedder_pb2.EmbedResponse(
-            model=self.embedder.model_ref,
+            models=refs,
             flip_augmented=self.embedder.flip,
             embeddings=[
                 embedder_pb2.Embedding(
-                    values=embedding.vector.tolist(),
+                    vectors=[
+                        embedder_pb2.ModelVector(model=ref, values=vector.tolist())
+                        for ref, vector in zip(refs, embedding.vectors.values(), strict=True)
+                    ],
                     sharpness=embedding.sharpness,
-                    aligned_png=encode_png(embedding.aligned) if request.return_aligned else b"",
+                    face_crop_png=encode_png(embedding.crop.image) if request.return_face_crop else b"",
+                    face_crop_landmarks=landmarks_message(embedding.crop.landmarks)
+                    if request.return_face_crop
+                    else None,
                 )
                 for embedding in embeddings
             ],
+        )
+
+    def ListModels(
+        self, request: embedder_pb2.ListModelsRequest, context: grpc.ServicerContext
+    ) -> embedder_pb2.ListModelsResponse:
+        return embedder_pb2.ListModelsResponse(
+            models=[
+                embedder_pb2.EmbeddingModelInfo(
+                    name=model.spec.name,
+                    version=model.spec.version,
+                    dimension=model.dimension,
+                    licence=model.spec.licence,
+                    provider=model.provider,
+                )
+                for model in self.embedder.models.values()
+            ]
         )

@@ -39,6 +39,11 @@ class EmbedderServiceStub:
                 request_serializer=argus_dot_embedder_dot_v1_dot_embedder__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=argus_dot_embedder_dot_v1_dot_embedder__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/argus.embedder.v1.EmbedderService/ListModels',
+                request_serializer=argus_dot_embedder_dot_v1_dot_embedder__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=argus_dot_embedder_dot_v1_dot_embedder__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServiceServicer:
@@ -51,6 +56,13 @@ class EmbedderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The embedding networks this server runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +70,11 @@ def add_EmbedderServiceServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=argus_dot_embedder_dot_v1_dot_embedder__pb2.EmbedRequest.FromString,
                     response_serializer=argus_dot_embedder_dot_v1_dot_embedder__pb2.EmbedResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=argus_dot_embedder_dot_v1_dot_embedder__pb2.ListModelsRequest.FromString,
+                    response_serializer=argus_dot_embedder_dot_v1_dot_embedder__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +104,33 @@ class EmbedderService:
             '/argus.embedder.v1.EmbedderService/Embed',
             argus_dot_embedder_dot_v1_dot_embedder__pb2.EmbedRequest.SerializeToString,
             argus_dot_embedder_dot_v1_dot_embedder__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.embedder.v1.EmbedderService/ListModels',
+            argus_dot_embedder_dot_v1_dot_embedder__pb2.ListModelsRequest.SerializeToString,
+            argus_dot_embedder_dot_v1_dot_embedder__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
