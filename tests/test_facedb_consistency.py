@@ -10,7 +10,6 @@ import pytest
 from argus.config import Settings
 from argus.errors import DependencyUnavailable
 from argus.models.store import ModelStore
-from argus.services.facedb.calibration import load_calibration
 from argus.services.facedb.database import FaceDatabase
 from argus.services.facedb.pipeline import LocalFaceAnalyzer
 from argus.services.facedb.storage import FaceStore
@@ -40,7 +39,7 @@ def test_a_lost_acknowledgement_leaves_no_gap_in_the_index(
     analyzer: LocalFaceAnalyzer, settings: Settings, tmp_path: Path, images_dir: Path
 ) -> None:
     store = CommitThenDrop(f"sqlite:///{tmp_path / 'facedb.sqlite3'}")
-    database = FaceDatabase(store, analyzer, load_calibration(settings, analyzer.model_ref), settings)
+    database = FaceDatabase(store, analyzer, settings)
     database.start()
     database.create_collection("door")
     store.drop_next = True

@@ -62,7 +62,11 @@ def test_enrollment_with_one_photo(enrolled: dict[str, pb.EnrollResponse]) -> No
     assert dict(obama.subject.metadata) == {"team": "executive"}
     face = obama.subject.faces[0]
     assert face.face_id == obama.face_ids[0] and face.face_size > 50 and face.detection_score > 0.6
-    assert face.model.startswith("mobilefacenet@")
+    assert face.profile == "mobilefacenet+dlib" and [m.split("@")[0] for m in face.models] == [
+        "mobilefacenet",
+        "dlib-resnet",
+    ]
+    assert face.has_crop
 
 
 def test_verify_match_and_non_match(facedb_stub: Stub, enrolled: object, images_dir: Path) -> None:
@@ -269,3 +273,56 @@ def test_health_and_collection_lifecycle(facedb_server: object, facedb_stub: Stu
     assert (deleted.deleted_subjects, deleted.deleted_faces) == (1, 1)
     names = [c.name for c in facedb_stub.ListCollections(pb.ListCollectionsRequest(), timeout=30).collections]
     assert "visitors" not in names
+
+
+def test_profiles_are_listed_with_their_calibration(facedb_stub: Stub) -> None:
+    profiles = {p.name: p for p in facedb_stub.ListProfiles(pb.ListProfilesRequest(), timeout=30).profiles}
+    assert set(profiles) == {"mobilefacenet", "dlib", "mobilefacenet+dlib", "mobilefacenet+dlib+faceres"}
+    default = profiles["mobilefacenet+dlib"]
+    assert default.is_default and default.calibrated and 0 < default.threshold < 1
+    assert list(default.models) == ["mobilefacenet", "dlib-resnet"]
+    assert [m.split("@")[0] for m in default.model_versions] == ["mobilefacenet", "dlib-resnet"]
+    assert sum(p.is_default for p in profiles.values()) == 1
+
+
+def test_a_collection_is_re_embedded_for_another_profile_in_the_background(facedb_stub: Stub, images_dir: Path) -> None:
+    import time
+
+    created = facedb_stub.CreateCollection(pb.CreateCollectionRequest(name="moving", profile="dlib"), timeout=30)
+    assert created.profile == "dlib" and created.pending_profile == ""
+    for subject_id, picture in (("obama", "obama"), ("biden", "biden")):
+        facedb_stub.Enroll(
+            pb.EnrollRequest(collection="moving", subject_id=subject_id, images=[photo(images_dir, picture)]),
+            timeout=60,
+        )
+    request = pb.VerifyRequest(collection="moving", subject_id="obama", image=photo(images_dir, "obama2"))
+    before = facedb_stub.Verify(request, timeout=30)
+    assert before.match and before.threshold > 0.8  # dlib's raw cosines run high
+
+    started = facedb_stub.ChangeProfile(
+        pb.ChangeProfileRequest(collection="moving", profile="mobilefacenet"), timeout=30
+    )
+    assert started.profile == "dlib" and started.pending_profile == "mobilefacenet"
+    deadline = time.monotonic() + 60
+    while (current := facedb_stub.GetCollection(pb.GetCollectionRequest(name="moving"), timeout=30)).pending_profile:
+        assert 0 <= current.reembedded_faces <= current.face_count == 2
+        assert time.monotonic() < deadline, "the re-embedding did not finish"
+        time.sleep(0.1)
+    assert current.profile == "mobilefacenet" and current.threshold < 0.5
+    after = facedb_stub.Verify(request, timeout=30)
+    assert after.match and after.threshold == current.threshold and after.similarity != before.similarity
+    subject = facedb_stub.GetSubject(pb.GetSubjectRequest(collection="moving", subject_id="obama"), timeout=30)
+    assert subject.faces[0].profile == "mobilefacenet" and subject.faces[0].models[0].startswith("mobilefacenet@")
+
+
+def test_profile_changes_are_checked(facedb_stub: Stub, enrolled: object) -> None:
+    change = facedb_stub.ChangeProfile
+    assert status_of(change, pb.ChangeProfileRequest(collection=COLLECTION, profile="nope"))[0] == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    code, details = status_of(change, pb.ChangeProfileRequest(collection=COLLECTION))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "name the profile" in details
+    code, details = status_of(change, pb.ChangeProfileRequest(collection="nowhere", profile="dlib"))
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, details = status_of(facedb_stub.CreateCollection, pb.CreateCollectionRequest(name="x", profile="nope"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "unknown embedding profile" in details

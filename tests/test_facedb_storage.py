@@ -26,7 +26,8 @@ from argus.services.facedb.storage import (
     normalize_url,
 )
 
-MODEL = "mobilefacenet@foamliu-1.0"
+PROFILE = "mobilefacenet"
+MODELS = ("mobilefacenet@foamliu-1.0",)
 DIM = 128
 
 
@@ -51,17 +52,17 @@ def unit(rng: np.random.Generator, n: int, d: int = DIM) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def new_face(vector: np.ndarray, *, score: float | None = 0.9, model: str = MODEL) -> NewFace:
-    name, version = model.split("@")
+def new_face(vector: np.ndarray, *, score: float | None = 0.9, profile: str = PROFILE) -> NewFace:
     return NewFace(
         embedding=vector,
-        model_name=name,
-        model_version=version,
+        profile=profile,
+        models=MODELS,
         box=(10.0, 20.0, 110.0, 140.0),
         detection_score=score,  # type: ignore[arg-type]
         face_size=100.0,
         sharpness=42.5,
-        aligned_crop=b"\x89PNG fake",
+        crop=b"\x89PNG fake",
+        crop_landmarks=np.arange(10.0).reshape(5, 2),
     )
 
 
@@ -90,6 +91,47 @@ def test_migrate_creates_the_schema_of_the_models(db: FaceStore) -> None:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == head
 
 
+def test_faces_of_earlier_versions_join_the_mobilefacenet_profile_and_keep_their_ids(database_url: str) -> None:
+    """A database made before profiles existed: upgraded in place, its faces and ids intact, and a face id deleted
+    before the upgrade still never comes back (SQLite rebuilds the table to rename its columns)."""
+    from alembic import command
+
+    store = FaceStore(database_url)
+    command.upgrade(alembic_config(store.url), "0002")
+    vector = unit(np.random.default_rng(0), 1)[0].astype("<f4").tobytes()
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO collections (id, name, model, created_at) VALUES (1, 'old', 'mobilefacenet@foamliu-1.0', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO subjects (id, collection_id, external_id, display_name, metadata, created_at) VALUES (1, 1, 'ann', '', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        for face_id in (1, 2, 3):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO faces (subject_id, collection_id, embedding, dimension, model_name, model_version, "
+                    "x1, y1, x2, y2, detection_score, face_size, sharpness, aligned_crop, created_at) VALUES "
+                    "(1, 1, :e, 128, 'mobilefacenet', 'foamliu-1.0', 0, 0, 50, 50, 0.9, 50, 40, :crop, CURRENT_TIMESTAMP)"
+                ),
+                {"e": vector, "crop": b"png" if face_id < 3 else None},
+            )
+        conn.execute(sa.text("DELETE FROM faces WHERE id = 3"))
+    store.migrate()
+    assert store.get_collection("old").profile == "mobilefacenet"
+    subject = store.get_subject("old", "ann")
+    assert [(f.face_id, f.profile, f.models, f.has_crop) for f in subject.faces] == [
+        (1, "mobilefacenet", MODELS, True),
+        (2, "mobilefacenet", MODELS, True),
+    ]
+    _, new_ids, _ = store.add_faces("old", "ann", "", {}, [new_face(unit(np.random.default_rng(1), 1)[0])])
+    assert new_ids[0] > 3
+    store.close()
+
+
 def test_plain_postgresql_urls_get_the_psycopg_driver() -> None:
     assert normalize_url("postgresql://u:p@h:5/d").drivername == "postgresql+psycopg"
     assert normalize_url("postgres://u@h/d").drivername == "postgresql+psycopg"
@@ -107,10 +149,10 @@ def test_sqlite_parent_folder_is_created(tmp_path: Path) -> None:
 
 def test_collections_create_list_delete_with_counts(db: FaceStore) -> None:
     rng = np.random.default_rng(0)
-    created = db.create_collection("staff", None, MODEL)
-    assert (created.name, created.threshold, created.model, created.subject_count) == ("staff", None, MODEL, 0)
+    created = db.create_collection("staff", None, PROFILE)
+    assert (created.name, created.threshold, created.profile, created.subject_count) == ("staff", None, PROFILE, 0)
     assert created.created_at.tzinfo is not None and created.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
-    db.create_collection("visitors", 0.42, MODEL)
+    db.create_collection("visitors", 0.42, PROFILE)
     db.add_faces("staff", "alice", "Alice", {}, [new_face(v) for v in unit(rng, 3)])
     db.add_faces("staff", "bob", "Bob", {}, [new_face(v) for v in unit(rng, 2)])
     listed = {c.name: c for c in db.list_collections()}
@@ -128,25 +170,25 @@ def test_collections_create_list_delete_with_counts(db: FaceStore) -> None:
 
 
 def test_duplicate_collection_is_already_exists(db: FaceStore) -> None:
-    db.create_collection("staff", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
     with pytest.raises(AlreadyExists, match="'staff' already exists"):
-        db.create_collection("staff", 0.5, MODEL)
+        db.create_collection("staff", 0.5, PROFILE)
     assert len(db.list_collections()) == 1
 
 
 def test_collection_arguments_are_checked(db: FaceStore) -> None:
     with pytest.raises(InvalidInput):
-        db.create_collection("", None, MODEL)
+        db.create_collection("", None, PROFILE)
     with pytest.raises(InvalidInput):
-        db.create_collection("x" * 65, None, MODEL)
+        db.create_collection("x" * 65, None, PROFILE)
     with pytest.raises(InvalidInput):
-        db.create_collection("ok", 1.5, MODEL)
+        db.create_collection("ok", 1.5, PROFILE)
 
 
 def test_not_found_messages_name_what_is_missing(db: FaceStore) -> None:
     with pytest.raises(NotFound, match=r"'ghosts'.*no collections yet"):
         db.get_collection("ghosts")
-    db.create_collection("staff", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
     with pytest.raises(NotFound, match=r"'ghosts'.*'staff'"):
         db.get_subject("ghosts", "alice")
     with pytest.raises(NotFound, match=r"'alice'.*'staff'"):
@@ -164,14 +206,20 @@ def test_not_found_messages_name_what_is_missing(db: FaceStore) -> None:
 
 def test_add_faces_creates_then_extends_a_subject(db: FaceStore) -> None:
     rng = np.random.default_rng(1)
-    db.create_collection("staff", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
     subject, ids, created = db.add_faces("staff", "alice", "Alice", {"team": "red"}, [new_face(unit(rng, 1)[0])])
     assert created and len(ids) == 1
     assert (subject.collection, subject.external_id, subject.display_name) == ("staff", "alice", "Alice")
     assert subject.metadata == {"team": "red"}
     assert [f.face_id for f in subject.faces] == ids
     face = subject.faces[0]
-    assert face.box == (10.0, 20.0, 110.0, 140.0) and face.model == MODEL and face.dimension == DIM
+    assert (
+        face.box == (10.0, 20.0, 110.0, 140.0)
+        and face.profile == PROFILE
+        and face.models == MODELS
+        and face.has_crop
+        and face.dimension == DIM
+    )
     assert face.external_id == "alice" and face.created_at.tzinfo == UTC
 
     # Empty name and metadata keep what is stored.
@@ -189,7 +237,7 @@ def test_add_faces_creates_then_extends_a_subject(db: FaceStore) -> None:
 
 def test_add_faces_is_all_or_nothing(db: FaceStore) -> None:
     rng = np.random.default_rng(2)
-    db.create_collection("staff", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
     # The second face breaks a NOT NULL constraint in the database, after the subject and the first face went in.
     broken = [new_face(unit(rng, 1)[0]), new_face(unit(rng, 1)[0], score=None)]
     with pytest.raises(sa.exc.IntegrityError):
@@ -206,11 +254,11 @@ def test_add_faces_is_all_or_nothing(db: FaceStore) -> None:
     assert face_count(db) == 1
 
 
-def test_add_faces_refuses_another_model_or_dimension(db: FaceStore) -> None:
+def test_add_faces_refuses_another_profile_or_dimension(db: FaceStore) -> None:
     rng = np.random.default_rng(3)
-    db.create_collection("staff", None, MODEL)
-    with pytest.raises(InvalidInput, match=r"mobilefacenet@foamliu-1\.0"):
-        db.add_faces("staff", "alice", "", {}, [new_face(unit(rng, 1)[0], model="arcface@2.0")])
+    db.create_collection("staff", None, PROFILE)
+    with pytest.raises(InvalidInput, match="holds mobilefacenet embeddings, not dlib"):
+        db.add_faces("staff", "alice", "", {}, [new_face(unit(rng, 1)[0], profile="dlib")])
     db.add_faces("staff", "alice", "", {}, [new_face(unit(rng, 1)[0])])
     with pytest.raises(InvalidInput, match="128-dimensional"):
         db.add_faces("staff", "bob", "", {}, [new_face(unit(rng, 1, 64)[0])])
@@ -225,7 +273,7 @@ def test_add_faces_refuses_another_model_or_dimension(db: FaceStore) -> None:
 
 def test_deletes_cascade_to_faces(db: FaceStore) -> None:
     rng = np.random.default_rng(4)
-    db.create_collection("staff", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
     _, alice_ids, _ = db.add_faces("staff", "alice", "", {}, [new_face(v) for v in unit(rng, 3)])
     _, bob_ids, _ = db.add_faces("staff", "bob", "", {}, [new_face(v) for v in unit(rng, 2)])
 
@@ -250,8 +298,8 @@ def test_deletes_cascade_to_faces(db: FaceStore) -> None:
 
 def test_a_face_belongs_to_one_collection(db: FaceStore) -> None:
     rng = np.random.default_rng(5)
-    db.create_collection("a", None, MODEL)
-    db.create_collection("b", None, MODEL)
+    db.create_collection("a", None, PROFILE)
+    db.create_collection("b", None, PROFILE)
     _, ids, _ = db.add_faces("a", "alice", "", {}, [new_face(unit(rng, 1)[0])])
     with pytest.raises(NotFound):
         db.delete_face("b", ids[0])
@@ -262,8 +310,8 @@ def test_a_face_belongs_to_one_collection(db: FaceStore) -> None:
 
 def test_pagination_walks_every_subject_once(db: FaceStore) -> None:
     rng = np.random.default_rng(6)
-    db.create_collection("staff", None, MODEL)
-    db.create_collection("other", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
+    db.create_collection("other", None, PROFILE)
     vectors = unit(rng, 23)
     for i, vector in enumerate(vectors):
         db.add_faces("staff", f"person-{i:02d}", f"Person {i}", {}, [new_face(vector)])
@@ -293,7 +341,7 @@ def test_pagination_walks_every_subject_once(db: FaceStore) -> None:
 
 
 def test_bad_page_token_and_page_size_are_invalid_input(db: FaceStore) -> None:
-    db.create_collection("staff", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
     for token in ["nope!", "Zm9v", "czEyYQ", "===="]:
         with pytest.raises(InvalidInput, match="page_token"):
             db.list_subjects("staff", page_size=10, page_token=token)
@@ -305,7 +353,7 @@ def test_bad_page_token_and_page_size_are_invalid_input(db: FaceStore) -> None:
 
 def test_embeddings_round_trip_bit_exact(db: FaceStore) -> None:
     rng = np.random.default_rng(7)
-    db.create_collection("staff", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
     assert [a.shape for a in db.embeddings("staff")] == [(0,), (0, 0)]
     alice = unit(rng, 3)
     bob = unit(rng, 2)
@@ -317,8 +365,8 @@ def test_embeddings_round_trip_bit_exact(db: FaceStore) -> None:
     assert ids.tolist() == alice_ids + bob_ids
     assert vectors.tobytes() == np.concatenate([alice, bob]).tobytes()
 
-    ids, vectors = db.subject_faces("staff", "bob")
-    assert ids.tolist() == bob_ids and vectors.tobytes() == bob.tobytes()
+    profile, ids, vectors = db.subject_faces("staff", "bob")
+    assert profile == PROFILE and ids.tolist() == bob_ids and vectors.tobytes() == bob.tobytes()
 
     owners = db.face_owners("staff", [*alice_ids[:1], *bob_ids, 999_999])
     assert owners == {alice_ids[0]: ("alice", "Alice"), bob_ids[0]: ("bob", "Bob"), bob_ids[1]: ("bob", "Bob")}
@@ -326,7 +374,7 @@ def test_embeddings_round_trip_bit_exact(db: FaceStore) -> None:
 
 def test_face_ids_are_never_reused(db: FaceStore) -> None:
     rng = np.random.default_rng(8)
-    db.create_collection("staff", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
     _, ids, _ = db.add_faces("staff", "alice", "", {}, [new_face(v) for v in unit(rng, 2)])
     db.delete_face("staff", ids[-1])
     _, again, _ = db.add_faces("staff", "alice", "", {}, [new_face(unit(rng, 1)[0])])
@@ -434,8 +482,8 @@ def test_index_is_safe_under_concurrent_writes_and_searches() -> None:
 
 def test_registry_rebuilds_from_the_store(db: FaceStore) -> None:
     rng = np.random.default_rng(14)
-    db.create_collection("staff", None, MODEL)
-    db.create_collection("empty", None, MODEL)
+    db.create_collection("staff", None, PROFILE)
+    db.create_collection("empty", None, PROFILE)
     vectors = unit(rng, 12)
     for i in range(4):
         db.add_faces("staff", f"p{i}", "", {}, [new_face(v) for v in vectors[3 * i : 3 * i + 3]])
@@ -457,3 +505,64 @@ def test_registry_rebuilds_from_the_store(db: FaceStore) -> None:
     assert fresh.size == index.size == 9
     registry.drop("staff")
     assert "staff" not in registry
+
+
+# Re-embedding for another profile.
+
+
+def test_reembedding_fills_pending_embeddings_then_switches_in_one_step(db: FaceStore) -> None:
+    rng = np.random.default_rng(11)
+    db.create_collection("staff", 0.4, PROFILE)
+    _, ids, _ = db.add_faces("staff", "alice", "", {}, [new_face(v) for v in unit(rng, 3)])
+    started = db.start_reembedding("staff", "mobilefacenet+dlib")
+    assert (started.profile, started.pending_profile, started.reembedded) == (PROFILE, "mobilefacenet+dlib", 0)
+    assert db.reembedding_collections() == [("staff", "mobilefacenet+dlib")]
+
+    profile, rows = db.crops_to_reembed("staff", limit=2)
+    assert profile == "mobilefacenet+dlib" and [row[0] for row in rows] == ids[:2]
+    assert rows[0][1] == b"\x89PNG fake" and rows[0][2] == np.arange(10.0).reshape(5, 2).tolist()
+    fused_models = ("mobilefacenet@foamliu-1.0", "dlib-resnet@v1")
+    new_vectors = unit(rng, 3, 256)
+    assert (
+        db.store_reembedded(
+            "staff", profile, [(i, v, fused_models) for i, v in zip(ids[:2], new_vectors[:2], strict=True)]
+        )
+        == 2
+    )
+    assert db.get_collection("staff").reembedded == 2
+    assert db.pending_embeddings("staff", profile) is None  # one face still to do
+    assert not db.finish_reembedding("staff", profile, 256)
+    assert db.get_collection("staff").profile == PROFILE  # still serving the old profile
+
+    _, rows = db.crops_to_reembed("staff", limit=10)
+    assert [row[0] for row in rows] == ids[2:]
+    db.store_reembedded("staff", profile, [(ids[2], new_vectors[2], fused_models)])
+    pending_ids, pending = db.pending_embeddings("staff", profile)  # type: ignore[misc]
+    assert pending_ids.tolist() == ids and pending.shape == (3, 256)
+    assert db.store_reembedded("staff", "dlib", [(ids[0], new_vectors[0], fused_models)]) == 0  # not the pending one
+    assert db.finish_reembedding("staff", profile, 256)
+
+    switched = db.get_collection("staff")
+    assert (switched.profile, switched.pending_profile, switched.threshold) == ("mobilefacenet+dlib", None, 0.4)
+    _, vectors = db.embeddings("staff")
+    assert vectors.tobytes() == new_vectors.astype("<f4").tobytes()
+    faces = db.get_subject("staff", "alice").faces
+    assert {(f.profile, f.models, f.dimension) for f in faces} == {("mobilefacenet+dlib", fused_models, 256)}
+    assert db.reembedding_collections() == []
+
+
+def test_reembedding_can_be_cancelled_and_needs_every_crop(db: FaceStore) -> None:
+    rng = np.random.default_rng(12)
+    db.create_collection("staff", None, PROFILE)
+    _, ids, _ = db.add_faces("staff", "alice", "", {}, [new_face(v) for v in unit(rng, 2)])
+    db.start_reembedding("staff", "dlib")
+    db.store_reembedded("staff", "dlib", [(ids[0], unit(rng, 1)[0], ("dlib-resnet@v1",))])
+    again = db.start_reembedding("staff", PROFILE)  # back to the current profile: cancels, forgets the work done
+    assert (again.pending_profile, again.reembedded) == (None, 0)
+    assert db.crops_to_reembed("staff", 10) == (None, [])
+
+    without_crop = NewFace(**{**new_face(unit(rng, 1)[0]).__dict__, "crop": None, "crop_landmarks": None})
+    db.add_faces("staff", "bob", "", {}, [without_crop])
+    with pytest.raises(InvalidInput, match="1 face\\(s\\) of collection 'staff' were enrolled without a stored crop"):
+        db.start_reembedding("staff", "dlib")
+    assert db.get_collection("staff").pending_profile is None

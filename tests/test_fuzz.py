@@ -353,7 +353,8 @@ embedder_calls = st.tuples(
     st.builds(
         embedder_pb2.EmbedRequest,
         faces=st.lists(face_inputs(), max_size=4) | st.lists(face_inputs(), min_size=33, max_size=34),
-        return_aligned=st.booleans(),
+        return_face_crop=st.booleans(),
+        models=st.lists(st.sampled_from(["mobilefacenet", "dlib-resnet", "hse-faceres", ""]) | texts, max_size=3),
     ),
 )
 
@@ -374,6 +375,7 @@ def test_embedder_rpcs(embedder_server: RunningServer, embedder_stub: embedder_p
 
 COLLECTION = "fuzz"
 SUBJECT = "alice"
+profiles = st.sampled_from(["", "mobilefacenet", "dlib", "mobilefacenet+dlib", "mobilefacenet+dlib+faceres"]) | texts
 collections = st.one_of(st.just(COLLECTION), texts, st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,70}\Z"))
 subject_ids = st.one_of(st.just(SUBJECT), texts)
 face_images = st.one_of(images, st.just(common_pb2.Image(data=FACE)))
@@ -410,9 +412,15 @@ def audit_requests(draw: st.DrawFn) -> facedb_pb2.ListAuditEventsRequest:
 facedb_calls = st.one_of(
     st.tuples(
         st.just("CreateCollection"),
-        st.builds(facedb_pb2.CreateCollectionRequest, name=texts | collections, threshold=floats32),
+        st.builds(facedb_pb2.CreateCollectionRequest, name=texts | collections, threshold=floats32, profile=profiles),
     ),
     st.tuples(st.just("ListCollections"), st.just(facedb_pb2.ListCollectionsRequest())),
+    st.tuples(st.just("GetCollection"), st.builds(facedb_pb2.GetCollectionRequest, name=collections)),
+    st.tuples(
+        st.just("ChangeProfile"),
+        st.builds(facedb_pb2.ChangeProfileRequest, collection=collections, profile=profiles),
+    ),
+    st.tuples(st.just("ListProfiles"), st.just(facedb_pb2.ListProfilesRequest())),
     st.tuples(
         st.just("DeleteCollection"),
         st.builds(facedb_pb2.DeleteCollectionRequest, name=texts.filter(lambda name: name != COLLECTION)),

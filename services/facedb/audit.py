@@ -16,13 +16,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from argus.auth import current_key
 from argus.services.facedb.storage import Base, FaceStore, UTCDateTime, decode_page_token, encode_page_token, utcnow
 
-VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION = (
+VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE_PROFILE = (
     "verify",
     "identify",
     "enroll",
     "delete_face",
     "delete_subject",
     "delete_collection",
+    "change_profile",
 )
 
 

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from argus.config import Settings
-from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable
+from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded
+from argus.profiles import get_profile
 from argus.services.facedb import audit
 from argus.services.facedb.audit import AuditLog
-from argus.services.facedb.calibration import Calibration
+from argus.services.facedb.calibration import Calibrations
 from argus.services.facedb.index import FaceIndex, IndexRegistry
 from argus.services.facedb.pipeline import AnalyzedFace, FaceAnalyzer
 from argus.services.facedb.storage import CollectionRecord, FaceRecord, FaceStore, NewFace, SubjectRecord
@@ -145,28 +146,66 @@ class _Locks:
             return self.by_collection[collection]
 
 
+@dataclass(frozen=True)
+class EmbeddedFaces:
+    """The faces of a photo embedded for one profile: as analysed, and their fused vectors (one row each)."""
+
+    profile: str
+    faces: list[AnalyzedFace]
+    vectors: np.ndarray
+
+
 class FaceDatabase:
     def __init__(
         self,
         store: FaceStore,
         analyzer: FaceAnalyzer,
-        calibration: Calibration,
         settings: Settings,
+        calibrations: Calibrations | None = None,
         indexes: IndexRegistry | None = None,
     ) -> None:
-        if calibration.model != analyzer.model_ref:
-            raise ModelUnavailable(
-                f"the calibration is for {calibration.model} but the embedder runs {analyzer.model_ref}; "
-                "run `argus calibrate` for this model or set ARGUS_CALIBRATION_FILE"
-            )
         self.store = store
         self.analyzer = analyzer
-        self.calibration = calibration
         self.settings = settings
+        self.calibrations = calibrations or Calibrations(settings)
+        self.calibrations[settings.profile]  # fail at start, not at the first call, when the default is unusable
         self.indexes = indexes or IndexRegistry()
+        self.indexes.transform = self._fused
         self.audit = AuditLog(store)
         self._lock = _Locks()
         self._stale: set[str] = set()  # collections whose index may lack a change the database got
+        self.reembedding_wanted = threading.Event()  # set when a collection starts moving to another profile
+
+    def _usable_profile(self, name: str) -> str:
+        """A known profile that is calibrated and whose networks the embedder runs; refused otherwise, before any
+        collection depends on it."""
+        profile = get_profile(name)
+        self.calibrations[profile.name]
+        missing = [model for model in profile.models if model not in self.analyzer.available_models()]
+        if missing:
+            raise ModelUnavailable(
+                f"profile {profile.name} needs {', '.join(missing)}, which the embedder does not run; add them to "
+                "its ARGUS_EMBEDDER_MODELS"
+            )
+        return profile.name
+
+    def _fused(self, profile: str, stored: np.ndarray) -> np.ndarray:
+        return self.calibrations.fusion(profile).fuse(stored)
+
+    def _embed(self, image: bytes, profile: str, *, keep_crop: bool = False) -> EmbeddedFaces:
+        """Detects the photo's faces and embeds them with the profile's models, checking that the embedder runs the
+        very model versions the profile was calibrated with."""
+        calibration = self.calibrations[profile]
+        faces = self.analyzer.analyze(image, get_profile(profile).models, keep_crop=keep_crop)
+        if not faces:
+            return EmbeddedFaces(profile, [], np.empty((0, sum(calibration.dimensions)), dtype=np.float32))
+        if faces[0].models != calibration.models:
+            raise ModelUnavailable(
+                f"the embedder runs {', '.join(faces[0].models)} but profile {profile} was calibrated with "
+                f"{', '.join(calibration.models)}; run `argus calibrate --profile {profile}` for these models"
+            )
+        vectors = self.calibrations.fusion(profile).fuse(np.stack([face.parts for face in faces]))
+        return EmbeddedFaces(profile, faces, vectors)
 
     def _fresh_index(self, collection: str) -> FaceIndex:
         if collection in self._stale:
@@ -191,33 +230,60 @@ class FaceDatabase:
 
     # --- collections ----------------------------------------------------------------------------------------
 
-    def create_collection(self, name: str, threshold: float = 0.0) -> CollectionRecord:
+    def create_collection(self, name: str, threshold: float = 0.0, profile: str = "") -> CollectionRecord:
         validate_collection_name(name)
         threshold = validate_threshold(threshold)
+        profile = self._usable_profile(profile or self.settings.profile)
         with self._lock(name):
-            record = self.store.create_collection(name, threshold or None, self.analyzer.model_ref)
+            record = self.store.create_collection(name, threshold or None, profile)
             self.indexes.rebuild(name, self.store)
         return record
 
     def collection(self, name: str) -> CollectionRecord:
-        record = self.store.get_collection(name)
-        if record.model != self.analyzer.model_ref:
-            raise ModelUnavailable(
-                f"collection {name!r} holds {record.model} embeddings but the embedder runs "
-                f"{self.analyzer.model_ref}; they cannot be compared"
-            )
-        return record
+        return self.store.get_collection(name)
 
-    def threshold_of(self, record: CollectionRecord) -> float:
-        """The 1:1 threshold: the collection's own, or the calibrated one."""
-        return record.threshold if record.threshold is not None else self.calibration.threshold
+    def threshold_of(self, record: CollectionRecord, profile: str | None = None) -> float:
+        """The 1:1 threshold: the collection's own, or the calibrated one of its profile."""
+        calibration = self.calibrations[profile or record.profile]
+        return record.threshold if record.threshold is not None else calibration.threshold
 
-    def identify_threshold_of(self, record: CollectionRecord) -> float:
+    def identify_threshold_of(self, record: CollectionRecord, profile: str | None = None) -> float:
         """The 1:K threshold rises with the number of people enrolled: the more people, the likelier a stranger
         resembles one of them. It keeps the false-accept rate at ARGUS_OPEN_SET_FAR, and never goes below the
         1:1 threshold."""
-        open_set = self.calibration.identify_threshold(record.subject_count, self.settings.open_set_far)
-        return max(self.threshold_of(record), open_set)
+        calibration = self.calibrations[profile or record.profile]
+        open_set = calibration.identify_threshold(record.subject_count, self.settings.open_set_far)
+        return max(self.threshold_of(record, profile), open_set)
+
+    # --- profiles -------------------------------------------------------------------------------------------
+
+    def change_profile(self, name: str, profile: str) -> CollectionRecord:
+        """Starts re-embedding the collection's faces for another profile from their stored crops. The collection
+        keeps serving on its current profile and index until every face is done; then it switches at once. Asking
+        for the current profile cancels a re-embedding in progress."""
+        profile = self._usable_profile(profile)
+        with self._lock(name):
+            record = self.store.start_reembedding(name, profile)
+        self._audit_change(audit.CHANGE_PROFILE, name, detail=f"{record.profile} -> {profile}")
+        self.reembedding_wanted.set()
+        return record
+
+    def finish_reembedding(self, name: str, profile: str) -> bool:
+        """Switches the collection to its pending profile once every face has its new embedding: the new index is
+        built first, then the database switches in one transaction, then the index is swapped in. Under the
+        collection's lock, so no enrollment lands in between. False while faces are still missing."""
+        with self._lock(name):
+            pending = self.store.pending_embeddings(name, profile)
+            if pending is None:
+                return False
+            index = self.indexes.build(profile, *pending)
+            dimension = sum(self.calibrations[profile].dimensions)
+            if not self.store.finish_reembedding(name, profile, dimension):
+                return False
+            self.indexes.install(name, index)
+            self._stale.discard(name)
+        log.info("collection %s now uses profile %s (%d faces re-embedded)", name, profile, index.size)
+        return True
 
     def list_collections(self) -> list[CollectionRecord]:
         return self.store.list_collections()
@@ -269,66 +335,81 @@ class FaceDatabase:
             raise InvalidInput(
                 f"{len(images)} images in one enrollment; the limit is {self.settings.max_images_per_request}"
             )
-        self.collection(collection)
-        faces = []
-        for index, data in enumerate(images):
-            try:
-                found = self.analyzer.analyze(data, keep_aligned=True)
-            except InvalidInput as exc:
-                raise InvalidInput(f"image {index}: {exc}") from None
-            faces.append(self._usable_face(index, found, take_largest_face))
-        model_name, _, model_version = self.analyzer.model_ref.partition("@")
-        new_faces = [
-            NewFace(
-                embedding=face.embedding,
-                model_name=model_name,
-                model_version=model_version,
-                box=face.box,
-                detection_score=face.score,
-                face_size=face.face_size,
-                sharpness=face.sharpness,
-                aligned_crop=face.aligned_png or None,
-            )
-            for face in faces
-        ]
-        with self._lock(collection):
-            try:
-                subject, face_ids, created = self.store.add_faces(
-                    collection, subject_id, display_name, metadata, new_faces
+        for _attempt in range(3):
+            profile = self.collection(collection).profile
+            embedded = [self._enrollable(index, data, profile, take_largest_face) for index, data in enumerate(images)]
+            new_faces = [
+                NewFace(
+                    embedding=face.parts,
+                    profile=profile,
+                    models=face.models,
+                    box=face.box,
+                    detection_score=face.score,
+                    face_size=face.face_size,
+                    sharpness=face.sharpness,
+                    crop=face.crop_png or None,
+                    crop_landmarks=face.crop_landmarks if face.crop_png else None,
                 )
-            except DependencyUnavailable:
-                # The connection dropped: the commit may or may not have landed. The index is rebuilt from the
-                # database before it is next searched, so it agrees with whatever the database now holds.
-                self._stale.add(collection)
-                raise
-            self.indexes.get(collection).add(
-                np.asarray(face_ids, dtype=np.int64), np.stack([face.embedding for face in faces])
-            )
-        self._audit_change(audit.ENROLL, collection, subject=subject_id, detail=f"faces {face_ids}")
-        return Enrollment(subject, face_ids, created)
+                for face, _ in embedded
+            ]
+            with self._lock(collection):
+                if self.store.get_collection(collection).profile != profile:
+                    continue  # a re-embedding switched the profile meanwhile: embed again for the new one
+                try:
+                    subject, face_ids, created = self.store.add_faces(
+                        collection, subject_id, display_name, metadata, new_faces
+                    )
+                except DependencyUnavailable:
+                    # The connection dropped: the commit may or may not have landed. The index is rebuilt from the
+                    # database before it is next searched, so it agrees with whatever the database now holds.
+                    self._stale.add(collection)
+                    raise
+                self.indexes.get(collection).add(
+                    np.asarray(face_ids, dtype=np.int64), np.stack([vector for _, vector in embedded])
+                )
+            self._audit_change(audit.ENROLL, collection, subject=subject_id, detail=f"faces {face_ids}")
+            return Enrollment(subject, face_ids, created)
+        raise Overloaded(f"collection {collection!r} kept changing profile during the enrollment; retry")
+
+    def _enrollable(
+        self, index: int, image: bytes, profile: str, take_largest_face: bool
+    ) -> tuple[AnalyzedFace, np.ndarray]:
+        try:
+            embedded = self._embed(image, profile, keep_crop=self.settings.keep_face_crops)
+        except InvalidInput as exc:
+            raise InvalidInput(f"image {index}: {exc}") from None
+        face = self._usable_face(index, embedded.faces, take_largest_face)
+        return face, embedded.vectors[0]
 
     # --- decisions ------------------------------------------------------------------------------------------
 
-    def _probe(self, image: bytes) -> tuple[Probe, np.ndarray | None]:
-        faces = self.analyzer.analyze(image)
-        if not faces:
+    def _probe(self, image: bytes, profile: str) -> tuple[Probe, np.ndarray | None]:
+        embedded = self._embed(image, profile)
+        if not embedded.faces:
             return Probe(None, 0), None
-        return Probe(faces[0], len(faces)), faces[0].embedding
+        return Probe(embedded.faces[0], len(embedded.faces)), embedded.vectors[0]
+
+    def _probability(self, profile: str, a: np.ndarray, b: np.ndarray) -> float:
+        """P(same) from the pair's per-model cosines (score fusion by logistic regression)."""
+        cosines = self.calibrations.fusion(profile).model_cosines(a, b)
+        return float(self.calibrations[profile].probability(cosines))
 
     def verify(self, collection: str, subject_id: str, image: bytes) -> Decision:
         """1:1: the probe's largest face against every face enrolled for the subject."""
         validate_subject_id(subject_id)
         record = self.collection(collection)
-        face_ids, vectors = self.store.subject_faces(collection, subject_id)  # NotFound for an unknown subject
-        threshold = self.threshold_of(record)
-        probe, embedding = self._probe(image)
+        # NotFound for an unknown subject; the profile is the one the stored faces were embedded for.
+        profile, face_ids, stored = self.store.subject_faces(collection, subject_id)
+        threshold = self.threshold_of(record, profile)
+        probe, embedding = self._probe(image, profile)
         if embedding is None or len(face_ids) == 0:
             decision = Decision(probe, threshold=threshold)
         else:
+            vectors = self._fused(profile, stored)
             similarities = vectors @ embedding
             best = int(np.argmax(similarities))
             similarity = float(similarities[best])
-            probability = float(self.calibration.probability(similarity))
+            probability = self._probability(profile, vectors[best], embedding)
             decision = Decision(probe, similarity, threshold, probability, int(face_ids[best]))
         verdict = "no_face" if not decision.face_found else "match" if decision.match else "no_match"
         self.audit.record(
@@ -342,21 +423,25 @@ class FaceDatabase:
         return decision
 
     def compare(self, image_a: bytes, image_b: bytes, threshold: float = 0.0) -> Comparison:
-        threshold = validate_threshold(threshold) or self.calibration.threshold
-        probe_a, a = self._probe(image_a)
-        probe_b, b = self._probe(image_b)
+        """Two photos' largest faces, with the default profile."""
+        profile = self.settings.profile
+        threshold = validate_threshold(threshold) or self.calibrations[profile].threshold
+        probe_a, a = self._probe(image_a, profile)
+        probe_b, b = self._probe(image_b, profile)
         if a is None or b is None:
             return Comparison(probe_a, probe_b, 0.0, threshold, 0.0)
         similarity = float(a @ b)
-        return Comparison(probe_a, probe_b, similarity, threshold, float(self.calibration.probability(similarity)))
+        return Comparison(probe_a, probe_b, similarity, threshold, self._probability(profile, a, b))
 
     def identify(self, collection: str, image: bytes, top_k: int = 1, threshold: float = 0.0) -> Identification:
         """1:K for every face in the photo: the best subjects, one candidate per subject, best first."""
         top_k = validate_top_k(top_k)
         record = self.collection(collection)
-        threshold = validate_threshold(threshold) or self.identify_threshold_of(record)
-        faces = self.analyzer.analyze(image)
         index = self._fresh_index(collection)
+        profile = index.profile or record.profile  # the index's own: it may have switched since the record was read
+        threshold = validate_threshold(threshold) or self.identify_threshold_of(record, profile)
+        embedded = self._embed(image, profile)
+        faces = embedded.faces
         if not faces or index.size == 0:
             self.audit.record(
                 audit.IDENTIFY, collection, threshold=threshold, decision="no_face" if not faces else "unknown"
@@ -364,18 +449,18 @@ class FaceDatabase:
             return Identification([IdentifiedFace(f, [], threshold) for f in faces], threshold, index.size)
         # A subject may own several faces: search deeper than top_k so that top_k distinct subjects come back.
         depth = min(index.size, top_k * 8)
-        similarities, ids = index.search(np.stack([face.embedding for face in faces]), depth)
+        similarities, ids = index.search(embedded.vectors, depth)
         owners = self.store.face_owners(collection, sorted({int(i) for i in ids.ravel() if i >= 0}))
         results = []
-        for face, row_scores, row_ids in zip(faces, similarities, ids, strict=True):
+        for face, probe, row_scores, row_ids in zip(faces, embedded.vectors, similarities, ids, strict=True):
             candidates: dict[str, Candidate] = {}
             for score, face_id in zip(row_scores, row_ids, strict=True):
                 owner = owners.get(int(face_id))
                 if owner is None or owner[0] in candidates:
                     continue  # deleted since the search, or a weaker face of a subject already listed
-                candidates[owner[0]] = Candidate(
-                    owner[0], owner[1], float(score), float(self.calibration.probability(score)), int(face_id)
-                )
+                (enrolled,) = index.vectors([int(face_id)])
+                probability = self._probability(profile, enrolled, probe)
+                candidates[owner[0]] = Candidate(owner[0], owner[1], float(score), probability, int(face_id))
                 if len(candidates) == top_k:
                     break
             results.append(IdentifiedFace(face, list(candidates.values()), threshold))

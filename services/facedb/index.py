@@ -12,7 +12,7 @@ fast enough for galleries up to about a million faces on one CPU.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import faiss
@@ -32,7 +32,8 @@ class FaceIndex:
     """One collection's exact cosine-similarity index. Every method takes the lock: FAISS writes are not thread-safe,
     and a search must never see an index half-way through a change."""
 
-    def __init__(self, dimension: int | None = None) -> None:
+    def __init__(self, dimension: int | None = None, profile: str | None = None) -> None:
+        self.profile = profile  # the embedding profile of its vectors; None for an index made empty on first use
         self._lock = threading.RLock()
         self._dimension = dimension
         self._index: faiss.IndexIDMap2 | None = None if dimension is None else self._new_index(dimension)
@@ -127,6 +128,13 @@ class FaceIndex:
             self._ids.difference_update(present)
             return removed
 
+    def vectors(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
+        """The stored (normalised) vectors of these faces, in order; the ids must be in the index."""
+        with self._lock:
+            if self._index is None:
+                raise KeyError("the index is empty")
+            return np.stack([self._index.reconstruct(int(face_id)) for face_id in _as_ids(ids)])
+
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k most similar faces of each query, best first: (similarities (M, k') float32, ids (M, k') int64).
 
@@ -149,32 +157,51 @@ class FaceIndex:
         return similarities, ids
 
 
+# (profile, stored vectors) -> the vectors the index holds: the face database fuses each model's vectors here.
+VectorTransform = Callable[[str, np.ndarray], np.ndarray]
+
+
+def _as_stored(profile: str, vectors: np.ndarray) -> np.ndarray:
+    return vectors
+
+
 class IndexRegistry:
     """A FaceIndex per collection name. The store is the truth; this is rebuilt from it at start."""
 
-    def __init__(self) -> None:
+    def __init__(self, transform: VectorTransform = _as_stored) -> None:
+        self.transform = transform
         self._lock = threading.Lock()
         self._indexes: dict[str, FaceIndex] = {}
+
+    def build(self, profile: str, ids: np.ndarray, stored: np.ndarray) -> FaceIndex:
+        """A new index of these stored vectors, not yet installed."""
+        index = FaceIndex(profile=profile)
+        index.rebuild(ids, self.transform(profile, stored) if len(ids) else stored)
+        return index
+
+    def load(self, name: str, store: FaceStore) -> FaceIndex:
+        """A new index of the collection's faces as the store holds them now, not yet installed."""
+        profile = store.get_collection(name).profile
+        return self.build(profile, *store.embeddings(name))
 
     def rebuild_all(self, store: FaceStore) -> dict[str, int]:
         """Loads every collection's faces from the store; returns faces per collection. Run it before serving:
         an add that lands while it runs could be lost."""
-        fresh: dict[str, FaceIndex] = {}
-        for collection in store.list_collections():
-            index = FaceIndex()
-            index.rebuild(*store.embeddings(collection.name))
-            fresh[collection.name] = index
+        fresh = {collection.name: self.load(collection.name, store) for collection in store.list_collections()}
         with self._lock:
             self._indexes = fresh
         return {name: index.size for name, index in fresh.items()}
 
     def rebuild(self, name: str, store: FaceStore) -> FaceIndex:
         """Reloads one collection from the store (e.g. after an index update failed)."""
-        index = FaceIndex()
-        index.rebuild(*store.embeddings(name))
+        index = self.load(name, store)
+        self.install(name, index)
+        return index
+
+    def install(self, name: str, index: FaceIndex) -> None:
+        """Puts a prepared index in place at once: searches see the old one or the new one, never a mixture."""
         with self._lock:
             self._indexes[name] = index
-        return index
 
     def get(self, name: str) -> FaceIndex:
         """The collection's index, created empty on first use: the caller checks that the collection exists."""

@@ -6,7 +6,7 @@ the same models in process (`LocalFaceAnalyzer`). Both give the same `AnalyzedFa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,14 +15,15 @@ import cv2
 import grpc
 import numpy as np
 
-from argus.client import DetectorClient, EmbedderClient, client_options, landmarked_face
+from argus.client import DetectorClient, EmbedderClient, aligned_face, client_options, landmarked_face
 from argus.config import Settings
 from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded
 from argus.imaging import decode_image
 from argus.messages import box_tuple, landmarks_array
-from argus.models.manifest import MOBILEFACENET
 from argus.models.store import ModelStore
+from argus.proto.embedder.v1 import embedder_pb2
 from argus.services.detector.faces import FaceDetector
+from argus.services.embedder.align import TEMPLATE_112
 from argus.services.embedder.embedder import FaceEmbedder
 
 
@@ -31,9 +32,11 @@ class AnalyzedFace:
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray  # (5, 2) in source pixels
-    embedding: np.ndarray  # (d,) float32, unit length
+    parts: np.ndarray  # the models' unit vectors, concatenated in the order asked for (fuse with a Fusion)
+    models: tuple[str, ...]  # "name@version" of each model, in that order
     sharpness: float
-    aligned_png: bytes  # the 112x112 crop that was embedded; empty when not asked for
+    crop_png: bytes = b""  # the face crop the models were fitted from; empty when not asked for
+    crop_landmarks: np.ndarray | None = None  # (5, 2) in crop pixels
 
     @property
     def face_size(self) -> float:
@@ -45,12 +48,23 @@ class AnalyzedFace:
         return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
 
 
-class FaceAnalyzer(Protocol):
-    @property
-    def model_ref(self) -> str: ...
+@dataclass(frozen=True)
+class Reembedded:
+    parts: np.ndarray
+    models: tuple[str, ...]
 
-    def analyze(self, encoded: bytes, *, keep_aligned: bool = False) -> list[AnalyzedFace]:
-        """Every face in the photo, largest first."""
+
+class FaceAnalyzer(Protocol):
+    def available_models(self) -> tuple[str, ...]:
+        """Manifest names of the embedding networks it can run."""
+        ...
+
+    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> list[AnalyzedFace]:
+        """Every face in the photo, largest first, embedded by each of these models."""
+        ...
+
+    def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
+        """Stored face crops embedded by these models, in order."""
         ...
 
 
@@ -58,43 +72,67 @@ def largest_first(faces: list[AnalyzedFace]) -> list[AnalyzedFace]:
     return sorted(faces, key=lambda face: face.area, reverse=True)
 
 
+@dataclass(frozen=True)
+class StoredCrop:
+    """An enrolled face's stored crop: a face crop with its landmarks, or (from older versions) a 112x112 crop
+    aligned to the ArcFace template, whose landmarks are that template's points."""
+
+    png: bytes
+    landmarks: np.ndarray | None
+
+
+def _stored_crop_image(crop: StoredCrop) -> tuple[np.ndarray, np.ndarray]:
+    image = cv2.imdecode(np.frombuffer(crop.png, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InvalidInput("a stored face crop is not a readable image")
+    return image, TEMPLATE_112 if crop.landmarks is None else np.asarray(crop.landmarks, dtype=np.float64)
+
+
 class LocalFaceAnalyzer:
     """Runs the detector and the embedder in this process."""
 
-    def __init__(self, store: ModelStore, settings: Settings) -> None:
+    def __init__(self, store: ModelStore, settings: Settings, models: Sequence[str] | None = None) -> None:
         self.settings = settings
         self.detector = FaceDetector(store, settings)
-        self.embedder = FaceEmbedder(store, settings)
+        self.embedder = FaceEmbedder(store, settings, models)
 
-    @property
-    def model_ref(self) -> str:
-        return self.embedder.model_ref
+    def available_models(self) -> tuple[str, ...]:
+        return tuple(self.embedder.models)
 
-    def analyze_image(self, image: np.ndarray, *, keep_aligned: bool = False) -> list[AnalyzedFace]:
+    def analyze_image(self, image: np.ndarray, models: Sequence[str], *, keep_crop: bool = False) -> list[AnalyzedFace]:
         (faces,) = self.detector.detect([image], self.detector.defaults)
         if not faces:
             return []
         landmarks = [np.asarray(face.landmarks, dtype=np.float64) for face in faces]
-        embeddings = self.embedder.embed([image] * len(faces), landmarks)
+        embeddings = self.embedder.embed([image] * len(faces), landmarks, models)
+        refs = tuple(self.embedder.refs(list(embeddings[0].vectors)))
         return largest_first(
             [
                 AnalyzedFace(
                     box=face.box,
                     score=face.score,
                     landmarks=points,
-                    embedding=embedding.vector,
+                    parts=embedding.concatenated(),
+                    models=refs,
                     sharpness=embedding.sharpness,
-                    aligned_png=cv2.imencode(".png", embedding.aligned)[1].tobytes() if keep_aligned else b"",
+                    crop_png=cv2.imencode(".png", embedding.crop.image)[1].tobytes() if keep_crop else b"",
+                    crop_landmarks=embedding.crop.landmarks if keep_crop else None,
                 )
                 for face, points, embedding in zip(faces, landmarks, embeddings, strict=True)
             ]
         )
 
-    def analyze(self, encoded: bytes, *, keep_aligned: bool = False) -> list[AnalyzedFace]:
+    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> list[AnalyzedFace]:
         image = decode_image(
             encoded, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
         )
-        return self.analyze_image(image, keep_aligned=keep_aligned)
+        return self.analyze_image(image, models, keep_crop=keep_crop)
+
+    def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
+        decoded = [_stored_crop_image(crop) for crop in crops]
+        embeddings = self.embedder.embed([image for image, _ in decoded], [points for _, points in decoded], models)
+        refs = tuple(self.embedder.refs(self.embedder.check_models(models)))
+        return [Reembedded(embedding.concatenated(), refs) for embedding in embeddings]
 
     def close(self) -> None:
         self.detector.close()
@@ -116,10 +154,6 @@ class RemoteFaceAnalyzer:
         self.detector = DetectorClient(settings.detector_address, timeout_s, **client_options(settings))
         self.embedder = EmbedderClient(settings.embedder_address, timeout_s, **client_options(settings))
 
-    @property
-    def model_ref(self) -> str:
-        return MOBILEFACENET.ref
-
     @staticmethod
     @contextmanager
     def _errors_of(service: str, address: str) -> Iterator[None]:
@@ -132,7 +166,15 @@ class RemoteFaceAnalyzer:
                 raise error(details) from None
             raise DependencyUnavailable(f"the {service} at {address} failed: {code.name}: {details}") from None
 
-    def analyze(self, encoded: bytes, *, keep_aligned: bool = False) -> list[AnalyzedFace]:
+    def available_models(self) -> tuple[str, ...]:
+        with self._errors_of("embedder", self.settings.embedder_address):
+            return tuple(model.name for model in self.embedder.list_models().models)
+
+    @staticmethod
+    def _parts(embedding: embedder_pb2.Embedding) -> np.ndarray:
+        return np.concatenate([np.asarray(vector.values, dtype=np.float32) for vector in embedding.vectors])
+
+    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> list[AnalyzedFace]:
         if len(encoded) > self.settings.max_image_bytes:
             raise InvalidInput(f"image is {len(encoded)} bytes; the limit is {self.settings.max_image_bytes} bytes")
         with self._errors_of("detector", self.settings.detector_address):
@@ -141,23 +183,32 @@ class RemoteFaceAnalyzer:
             return []
         with self._errors_of("embedder", self.settings.embedder_address):
             embedded = self.embedder.embed(
-                [landmarked_face(encoded, face.landmarks) for face in faces], return_aligned=keep_aligned
+                [landmarked_face(encoded, face.landmarks) for face in faces], models=models, return_face_crop=keep_crop
             )
-        if embedded.model != self.model_ref:
-            raise ModelUnavailable(f"the embedder runs {embedded.model}, but this face database needs {self.model_ref}")
         return largest_first(
             [
                 AnalyzedFace(
                     box=box_tuple(face.box),
                     score=face.score,
                     landmarks=landmarks_array(face.landmarks),
-                    embedding=np.asarray(embedding.values, dtype=np.float32),
+                    parts=self._parts(embedding),
+                    models=tuple(embedded.models),
                     sharpness=embedding.sharpness,
-                    aligned_png=embedding.aligned_png,
+                    crop_png=embedding.face_crop_png,
+                    crop_landmarks=landmarks_array(embedding.face_crop_landmarks) if keep_crop else None,
                 )
                 for face, embedding in zip(faces, embedded.embeddings, strict=True)
             ]
         )
+
+    def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
+        inputs = [
+            aligned_face(crop.png) if crop.landmarks is None else landmarked_face(crop.png, crop.landmarks)
+            for crop in crops
+        ]
+        with self._errors_of("embedder", self.settings.embedder_address):
+            embedded = self.embedder.embed(inputs, models=models)
+        return [Reembedded(self._parts(embedding), tuple(embedded.models)) for embedding in embedded.embeddings]
 
     def close(self) -> None:
         self.detector.close()

@@ -9,9 +9,9 @@ from argus.config import Settings
 from argus.health import monitor_dependency
 from argus.proto.facedb.v1 import facedb_pb2, facedb_pb2_grpc
 from argus.server import RunningServer, ServiceBinding, start_server
-from argus.services.facedb.calibration import load_calibration
 from argus.services.facedb.database import FaceDatabase
 from argus.services.facedb.pipeline import FaceAnalyzer, RemoteFaceAnalyzer
+from argus.services.facedb.reembed import Reembedder
 from argus.services.facedb.servicer import FaceDatabaseServicer
 from argus.services.facedb.storage import FaceStore
 
@@ -25,14 +25,16 @@ def start_facedb_server(
     faiss.omp_set_num_threads(settings.search_threads)
     analyzer = analyzer or RemoteFaceAnalyzer(settings)
     store = FaceStore(settings.resolved_database_url)
-    database = FaceDatabase(store, analyzer, load_calibration(settings, analyzer.model_ref), settings)
+    database = FaceDatabase(store, analyzer, settings)
     database.start()
+    reembedder = Reembedder(database)
+    reembedder.start()
     servicer = FaceDatabaseServicer(database)
 
     def register(server: grpc.Server) -> None:
         facedb_pb2_grpc.add_FaceDatabaseServiceServicer_to_server(servicer, server)
 
-    binding = ServiceBinding(SERVICE_NAME, register, on_stop=[store.close])
+    binding = ServiceBinding(SERVICE_NAME, register, on_stop=[reembedder.stop, store.close])
     running = start_server(settings, [binding], settings.facedb_port if port is None else port)
     # NOT_SERVING while the database is down; calls meanwhile fail with UNAVAILABLE (FaceStore), and both recover
     # by themselves when it is back.

@@ -8,8 +8,9 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from argus.errors import InvalidInput
+from argus.errors import InvalidInput, ModelUnavailable
 from argus.messages import box_message
+from argus.profiles import PROFILES
 from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.proto.facedb.v1 import facedb_pb2_grpc
 from argus.services.facedb.database import FaceDatabase, IdentifiedFace, Probe
@@ -26,10 +27,12 @@ def _collection(record: CollectionRecord, database: FaceDatabase) -> pb.Collecti
     return pb.Collection(
         name=record.name,
         threshold=database.threshold_of(record),
-        model=record.model,
+        profile=record.profile,
         subject_count=record.subject_count,
         face_count=record.face_count,
         created_at=_timestamp(record.created_at),
+        pending_profile=record.pending_profile or "",
+        reembedded_faces=record.reembedded,
     )
 
 
@@ -40,7 +43,9 @@ def _face(record: FaceRecord) -> pb.Face:
         detection_score=record.detection_score,
         face_size=record.face_size,
         sharpness=record.sharpness,
-        model=f"{record.model_name}@{record.model_version}",
+        profile=record.profile,
+        models=list(record.models),
+        has_crop=record.has_crop,
         created_at=_timestamp(record.created_at),
     )
 
@@ -104,7 +109,35 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         self.db = database
 
     def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
-        return _collection(self.db.create_collection(request.name, request.threshold), self.db)
+        return _collection(self.db.create_collection(request.name, request.threshold, request.profile), self.db)
+
+    def GetCollection(self, request: pb.GetCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
+        return _collection(self.db.collection(request.name), self.db)
+
+    def ChangeProfile(self, request: pb.ChangeProfileRequest, context: grpc.ServicerContext) -> pb.Collection:
+        if not request.profile:
+            raise InvalidInput(f"name the profile to change to; known: {', '.join(PROFILES)}")
+        return _collection(self.db.change_profile(request.collection, request.profile), self.db)
+
+    def ListProfiles(self, request: pb.ListProfilesRequest, context: grpc.ServicerContext) -> pb.ListProfilesResponse:
+        profiles = []
+        for profile in PROFILES.values():
+            message = pb.Profile(
+                name=profile.name,
+                summary=profile.summary,
+                models=list(profile.models),
+                is_default=profile.name == self.db.settings.profile,
+            )
+            try:
+                calibration = self.db.calibrations[profile.name]
+            except ModelUnavailable:
+                pass
+            else:
+                message.calibrated = True
+                message.threshold = calibration.threshold
+                message.model_versions.extend(calibration.models)
+            profiles.append(message)
+        return pb.ListProfilesResponse(profiles=profiles)
 
     def ListCollections(
         self, request: pb.ListCollectionsRequest, context: grpc.ServicerContext

@@ -39,6 +39,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
@@ -53,7 +54,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MAX_COLLECTION_NAME = 64
 MAX_EXTERNAL_ID = 128
 MAX_DISPLAY_NAME = 256
-MAX_MODEL_REF = 128
+MAX_MODEL_REF = 255
+MAX_PROFILE_NAME = 64
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
@@ -104,7 +106,7 @@ class Base(DeclarativeBase):
 
 
 class Collection(Base):
-    """A gallery searched as one: every face in it comes from the same embedding model."""
+    """A gallery searched as one: every face in it is embedded with the collection's profile."""
 
     __tablename__ = "collections"
     __table_args__ = (UniqueConstraint("name", name="uq_collections_name"),)
@@ -113,7 +115,9 @@ class Collection(Base):
     name: Mapped[str] = mapped_column(String(MAX_COLLECTION_NAME))
     # None: use the calibrated default of the model, so a recalibration reaches existing collections.
     threshold: Mapped[float | None] = mapped_column(Float)
-    model: Mapped[str] = mapped_column(String(MAX_MODEL_REF))  # "name@version", e.g. mobilefacenet@foamliu-1.0
+    profile: Mapped[str] = mapped_column(String(MAX_PROFILE_NAME))  # e.g. "mobilefacenet+dlib"
+    # Set while the faces are being re-embedded for another profile; the collection serves on `profile` meanwhile.
+    pending_profile: Mapped[str | None] = mapped_column(String(MAX_PROFILE_NAME))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     subjects: Mapped[list[Subject]] = relationship(back_populates="collection", passive_deletes=True)
@@ -147,10 +151,11 @@ class Face(Base):
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
     # Denormalised from the subject: rebuilding a collection's index reads one indexed column, no join.
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32, `dimension` values
+    # Each model's unit vector, concatenated in the profile's order: little-endian float32, `dimension` values.
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
     dimension: Mapped[int] = mapped_column(Integer)
-    model_name: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(64))
+    profile: Mapped[str] = mapped_column(String(MAX_PROFILE_NAME))
+    models: Mapped[str] = mapped_column(String(MAX_MODEL_REF))  # "name@version" of each model, comma-separated
     x1: Mapped[float] = mapped_column(Float)
     y1: Mapped[float] = mapped_column(Float)
     x2: Mapped[float] = mapped_column(Float)
@@ -158,8 +163,13 @@ class Face(Base):
     detection_score: Mapped[float] = mapped_column(Float)
     face_size: Mapped[float] = mapped_column(Float)
     sharpness: Mapped[float] = mapped_column(Float)
-    # PNG of the aligned crop: lets a later model re-embed the gallery without the original photos.
+    # PNG of the face crop and where the landmarks fall in it: lets other models re-embed the gallery without the
+    # original photos. No landmarks: a 112x112 crop aligned to the ArcFace template (stored by earlier versions).
     aligned_crop: Mapped[bytes | None] = mapped_column(LargeBinary)
+    crop_landmarks: Mapped[list[list[float]] | None] = mapped_column(JSON)
+    # The embedding for the collection's pending profile, filled in by the re-embedding before the switch.
+    pending_embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pending_models: Mapped[str | None] = mapped_column(String(MAX_MODEL_REF))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="faces")
@@ -171,11 +181,13 @@ class Face(Base):
 @dataclass(frozen=True)
 class CollectionRecord:
     name: str
-    threshold: float | None  # None: the model's calibrated default applies
-    model: str
+    threshold: float | None  # None: the profile's calibrated default applies
+    profile: str
     created_at: datetime
     subject_count: int = 0
     face_count: int = 0
+    pending_profile: str | None = None  # being re-embedded for this profile
+    reembedded: int = 0  # faces already re-embedded for it
 
 
 @dataclass(frozen=True)
@@ -186,19 +198,16 @@ class FaceRecord:
     detection_score: float
     face_size: float
     sharpness: float
-    model_name: str
-    model_version: str
+    profile: str
+    models: tuple[str, ...]  # "name@version" of each model that embedded it
     dimension: int
     created_at: datetime
+    has_crop: bool = False
 
     @property
     def id(self) -> int:
         """The same as face_id: the face's database and FAISS id."""
         return self.face_id
-
-    @property
-    def model(self) -> str:
-        return f"{self.model_name}@{self.model_version}"
 
 
 @dataclass(frozen=True)
@@ -215,18 +224,15 @@ class SubjectRecord:
 class NewFace:
     """A face to enroll, as the pipeline measured it."""
 
-    embedding: np.ndarray  # (d,) float32, unit length
-    model_name: str
-    model_version: str
+    embedding: np.ndarray  # (d,) float32: the models' unit vectors, concatenated
+    profile: str
+    models: tuple[str, ...]
     box: tuple[float, float, float, float]
     detection_score: float
     face_size: float
     sharpness: float
-    aligned_crop: bytes | None = None
-
-    @property
-    def model(self) -> str:
-        return f"{self.model_name}@{self.model_version}"
+    crop: bytes | None = None  # PNG of the face crop
+    crop_landmarks: np.ndarray | None = None  # (5, 2) in crop pixels
 
 
 class _SubjectRace(Exception):
@@ -339,10 +345,11 @@ def _face_record(face: Face, external_id: str) -> FaceRecord:
         detection_score=face.detection_score,
         face_size=face.face_size,
         sharpness=face.sharpness,
-        model_name=face.model_name,
-        model_version=face.model_version,
+        profile=face.profile,
+        models=tuple(face.models.split(",")),
         dimension=face.dimension,
         created_at=face.created_at,
+        has_crop=face.aligned_crop is not None,
     )
 
 
@@ -418,12 +425,27 @@ class FaceStore:
         from alembic import command
 
         config = alembic_config(self.url)
-        with self.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # Two replicas starting together must not both create the tables; the lock ends with the transaction.
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with self.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Alembic alters a SQLite table by copying it and dropping the old one; with foreign keys on, that
+                # drop would cascade to every row referring to it. The pragma only works outside a transaction.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            try:
+                with connection.begin():
+                    if connection.dialect.name == "postgresql":
+                        # Two replicas starting together must not both create the tables; the lock ends with the
+                        # transaction.
+                        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise RuntimeError("the migration left rows whose foreign keys point nowhere; rolled back")
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    connection.commit()
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -451,17 +473,19 @@ class FaceStore:
             raise NotFound(f"collection {name!r} does not exist ({hint}); create it with CreateCollection")
         return collection
 
-    def create_collection(self, name: str, threshold: float | None, model: str) -> CollectionRecord:
+    def create_collection(self, name: str, threshold: float | None, profile: str) -> CollectionRecord:
         _check_name("a collection name", name, MAX_COLLECTION_NAME)
-        _check_name("a model reference", model, MAX_MODEL_REF)
+        _check_name("a profile name", profile, MAX_PROFILE_NAME)
         if threshold is not None and not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
             raise InvalidInput(f"threshold is a cosine similarity between -1 and 1, got {threshold}")
         try:
             with self._transaction() as session:
-                collection = Collection(name=name, threshold=threshold, model=model)
+                collection = Collection(name=name, threshold=threshold, profile=profile)
                 session.add(collection)
                 session.flush()
-                return CollectionRecord(collection.name, collection.threshold, collection.model, collection.created_at)
+                return CollectionRecord(
+                    collection.name, collection.threshold, collection.profile, collection.created_at
+                )
         except IntegrityError:
             raise AlreadyExists(f"collection {name!r} already exists") from None
 
@@ -472,12 +496,26 @@ class FaceStore:
         faces = (
             select(func.count(Face.id)).where(Face.collection_id == Collection.id).correlate(Collection)
         ).scalar_subquery()
-        statement = select(Collection, subjects, faces).order_by(Collection.name)
+        reembedded = (
+            select(func.count(Face.id))
+            .where(Face.collection_id == Collection.id, Face.pending_embedding.is_not(None))
+            .correlate(Collection)
+        ).scalar_subquery()
+        statement = select(Collection, subjects, faces, reembedded).order_by(Collection.name)
         if where is not None:
             statement = statement.where(where)
         return [
-            CollectionRecord(c.name, c.threshold, c.model, c.created_at, int(n_subjects), int(n_faces))
-            for c, n_subjects, n_faces in session.execute(statement)
+            CollectionRecord(
+                c.name,
+                c.threshold,
+                c.profile,
+                c.created_at,
+                int(n_subjects),
+                int(n_faces),
+                c.pending_profile,
+                int(done),
+            )
+            for c, n_subjects, n_faces, done in session.execute(statement)
         ]
 
     def get_collection(self, name: str) -> CollectionRecord:
@@ -557,9 +595,9 @@ class FaceStore:
         with self._transaction() as session:
             collection = self._collection(session, collection_name)
             for face in faces:
-                if face.model != collection.model:
+                if face.profile != collection.profile:
                     raise InvalidInput(
-                        f"collection {collection.name!r} holds {collection.model} embeddings, not {face.model}"
+                        f"collection {collection.name!r} holds {collection.profile} embeddings, not {face.profile}"
                     )
             dimension = encoded[0][1]
             stored = session.scalar(select(Face.dimension).where(Face.collection_id == collection.id).limit(1))
@@ -595,8 +633,8 @@ class FaceStore:
                     collection_id=collection.id,
                     embedding=blob,
                     dimension=dim,
-                    model_name=face.model_name,
-                    model_version=face.model_version,
+                    profile=face.profile,
+                    models=",".join(face.models),
                     x1=face.box[0],
                     y1=face.box[1],
                     x2=face.box[2],
@@ -604,7 +642,8 @@ class FaceStore:
                     detection_score=face.detection_score,
                     face_size=face.face_size,
                     sharpness=face.sharpness,
-                    aligned_crop=face.aligned_crop,
+                    aligned_crop=face.crop,
+                    crop_landmarks=None if face.crop_landmarks is None else np.asarray(face.crop_landmarks).tolist(),
                 )
                 for face, (blob, dim) in zip(faces, encoded, strict=True)
             ]
@@ -684,15 +723,138 @@ class FaceStore:
             ).all()
             return _stack([tuple(row) for row in rows])  # type: ignore[misc]
 
-    def subject_faces(self, collection: str, external_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """One subject's face ids and embeddings: what 1:1 verification compares against."""
+    def subject_faces(self, collection: str, external_id: str) -> tuple[str, np.ndarray, np.ndarray]:
+        """One subject's faces as 1:1 verification compares against them: the collection's profile, which every
+        stored embedding follows, the face ids and the stored embeddings."""
         with self._transaction() as session:
             found = self._collection(session, collection)
             subject = self._subject(session, found, external_id)
             rows = session.execute(
                 select(Face.id, Face.embedding, Face.dimension).where(Face.subject_id == subject.id).order_by(Face.id)
             ).all()
-            return _stack([tuple(row) for row in rows])  # type: ignore[misc]
+            return (found.profile, *_stack([tuple(row) for row in rows]))  # type: ignore[misc]
+
+    # Re-embedding a collection for another profile, from the stored face crops.
+
+    def start_reembedding(self, collection: str, profile: str) -> CollectionRecord:
+        """Marks the collection as moving to `profile` and forgets any earlier, unfinished re-embedding. Refused when
+        a face has no stored crop (it could not be re-embedded)."""
+        _check_name("a profile name", profile, MAX_PROFILE_NAME)
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            without_crop = session.scalar(
+                select(func.count(Face.id)).where(Face.collection_id == found.id, Face.aligned_crop.is_(None))
+            )
+            if without_crop:
+                raise InvalidInput(
+                    f"{without_crop} face(s) of collection {collection!r} were enrolled without a stored crop "
+                    "(ARGUS_KEEP_FACE_CROPS was off), so they cannot be re-embedded; delete and re-enroll them first"
+                )
+            session.execute(
+                update(Face).where(Face.collection_id == found.id).values(pending_embedding=None, pending_models=None)
+            )
+            found.pending_profile = None if profile == found.profile else profile
+            session.flush()
+            return self._counted(session, Collection.id == found.id)[0]
+
+    def cancel_reembedding(self, collection: str) -> None:
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            session.execute(
+                update(Face).where(Face.collection_id == found.id).values(pending_embedding=None, pending_models=None)
+            )
+            found.pending_profile = None
+
+    def crops_to_reembed(self, collection: str, limit: int) -> tuple[str | None, list[tuple[int, bytes, Any]]]:
+        """The pending profile and up to `limit` faces still to re-embed for it: (face id, crop PNG, crop
+        landmarks or None), oldest first. No pending profile: (None, [])."""
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            if found.pending_profile is None:
+                return None, []
+            rows = session.execute(
+                select(Face.id, Face.aligned_crop, Face.crop_landmarks)
+                .where(Face.collection_id == found.id, Face.pending_embedding.is_(None))
+                .order_by(Face.id)
+                .limit(limit)
+            ).all()
+            return found.pending_profile, [(int(i), crop, points) for i, crop, points in rows]
+
+    def store_reembedded(
+        self, collection: str, profile: str, faces: Sequence[tuple[int, np.ndarray, tuple[str, ...]]]
+    ) -> int:
+        """Keeps new embeddings for the pending profile; ignored if the collection has since moved to another
+        pending profile (or none). Returns how many were stored."""
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            if found.pending_profile != profile:
+                return 0
+            stored = 0
+            for face_id, vector, models in faces:
+                blob, _ = _embedding_bytes(vector)
+                result = session.execute(
+                    update(Face)
+                    .where(Face.id == face_id, Face.collection_id == found.id)
+                    .values(pending_embedding=blob, pending_models=",".join(models))
+                )
+                stored += result.rowcount or 0
+            return stored
+
+    def pending_embeddings(self, collection: str, profile: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every face's embedding for the pending profile, or None while some face still lacks one (or the
+        collection is no longer moving to that profile)."""
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            if found.pending_profile != profile:
+                return None
+            missing = session.scalar(
+                select(func.count(Face.id)).where(Face.collection_id == found.id, Face.pending_embedding.is_(None))
+            )
+            if missing:
+                return None
+            rows = session.execute(
+                select(Face.id, Face.pending_embedding, Face.dimension)
+                .where(Face.collection_id == found.id)
+                .order_by(Face.id)
+            ).all()
+            itemsize = EMBEDDING_DTYPE.itemsize
+            return _stack([(int(i), blob, len(blob) // itemsize) for i, blob, _ in rows])
+
+    def finish_reembedding(self, collection: str, profile: str, dimension: int) -> bool:
+        """Switches the collection to the pending profile in one transaction: every face's pending embedding
+        becomes its embedding. False (and nothing changed) when some face still lacks one."""
+        with self._transaction() as session:
+            found = self._collection(session, collection)
+            if found.pending_profile != profile:
+                return False
+            missing = session.scalar(
+                select(func.count(Face.id)).where(Face.collection_id == found.id, Face.pending_embedding.is_(None))
+            )
+            if missing:
+                return False
+            session.execute(
+                update(Face)
+                .where(Face.collection_id == found.id)
+                .values(
+                    embedding=Face.pending_embedding,
+                    models=Face.pending_models,
+                    profile=profile,
+                    dimension=dimension,
+                    pending_embedding=None,
+                    pending_models=None,
+                )
+            )
+            found.profile = profile
+            found.pending_profile = None
+            return True
+
+    def reembedding_collections(self) -> list[tuple[str, str]]:
+        """(collection, pending profile) of every collection being re-embedded: to resume after a restart."""
+        with self._transaction() as session:
+            rows = session.execute(
+                select(Collection.name, Collection.pending_profile).where(Collection.pending_profile.is_not(None))
+            ).all()
+            return [(name, pending) for name, pending in rows]
 
     def face_owners(self, collection: str, face_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
         """face id -> (external id, display name) for the ids that are in the collection; others are left out."""

@@ -24,28 +24,76 @@ NO_MATCH: ProbeOutcome
 NO_FACE: ProbeOutcome
 
 class Collection(_message.Message):
-    __slots__ = ("name", "threshold", "model", "subject_count", "face_count", "created_at")
+    __slots__ = ("name", "threshold", "profile", "subject_count", "face_count", "created_at", "pending_profile", "reembedded_faces")
     NAME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
-    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_COUNT_FIELD_NUMBER: _ClassVar[int]
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    REEMBEDDED_FACES_FIELD_NUMBER: _ClassVar[int]
     name: str
     threshold: float
-    model: str
+    profile: str
     subject_count: int
     face_count: int
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., subject_count: _Optional[int] = ..., face_count: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    pending_profile: str
+    reembedded_faces: int
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., profile: _Optional[str] = ..., subject_count: _Optional[int] = ..., face_count: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pending_profile: _Optional[str] = ..., reembedded_faces: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "threshold")
+    __slots__ = ("name", "threshold", "profile")
     NAME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     name: str
     threshold: float
-    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ...) -> None: ...
+    profile: str
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., profile: _Optional[str] = ...) -> None: ...
+
+class GetCollectionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ChangeProfileRequest(_message.Message):
+    __slots__ = ("collection", "profile")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    profile: str
+    def __init__(self, collection: _Optional[str] = ..., profile: _Optional[str] = ...) -> None: ...
+
+class ListProfilesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Profile(_message.Message):
+    __slots__ = ("name", "summary", "models", "calibrated", "threshold", "model_versions", "is_default")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    summary: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    calibrated: bool
+    threshold: float
+    model_versions: _containers.RepeatedScalarFieldContainer[str]
+    is_default: bool
+    def __init__(self, name: _Optional[str] = ..., summary: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., calibrated: _Optional[bool] = ..., threshold: _Optional[float] = ..., model_versions: _Optional[_Iterable[str]] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class ListProfilesResponse(_message.Message):
+    __slots__ = ("profiles",)
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    profiles: _containers.RepeatedCompositeFieldContainer[Profile]
+    def __init__(self, profiles: _Optional[_Iterable[_Union[Profile, _Mapping]]] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()
@@ -72,22 +120,26 @@ class DeleteCollectionResponse(_message.Message):
     def __init__(self, deleted_subjects: _Optional[int] = ..., deleted_faces: _Optional[int] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("face_id", "box", "detection_score", "face_size", "sharpness", "model", "created_at")
+    __slots__ = ("face_id", "box", "detection_score", "face_size", "sharpness", "profile", "created_at", "models", "has_crop")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     FACE_SIZE_FIELD_NUMBER: _ClassVar[int]
     SHARPNESS_FIELD_NUMBER: _ClassVar[int]
-    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    HAS_CROP_FIELD_NUMBER: _ClassVar[int]
     face_id: int
     box: _common_pb2.BoundingBox
     detection_score: float
     face_size: float
     sharpness: float
-    model: str
+    profile: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, face_id: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., face_size: _Optional[float] = ..., sharpness: _Optional[float] = ..., model: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    models: _containers.RepeatedScalarFieldContainer[str]
+    has_crop: bool
+    def __init__(self, face_id: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., face_size: _Optional[float] = ..., sharpness: _Optional[float] = ..., profile: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[str]] = ..., has_crop: _Optional[bool] = ...) -> None: ...
 
 class Subject(_message.Message):
     __slots__ = ("collection", "subject_id", "display_name", "metadata", "faces", "created_at")

@@ -39,10 +39,25 @@ class FaceDatabaseServiceStub:
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.CreateCollectionRequest.SerializeToString,
                 response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
                 _registered_method=True)
+        self.GetCollection = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/GetCollection',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.GetCollectionRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
+                _registered_method=True)
         self.ListCollections = channel.unary_unary(
                 '/argus.facedb.v1.FaceDatabaseService/ListCollections',
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListCollectionsResponse.FromString,
+                _registered_method=True)
+        self.ChangeProfile = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/ChangeProfile',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ChangeProfileRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
+                _registered_method=True)
+        self.ListProfiles = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/ListProfiles',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListProfilesRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListProfilesResponse.FromString,
                 _registered_method=True)
         self.DeleteCollection = channel.unary_unary(
                 '/argus.facedb.v1.FaceDatabaseService/DeleteCollection',
@@ -110,8 +125,30 @@ class FaceDatabaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCollection(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListCollections(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeProfile(self, request, context):
+        """Re-embeds the collection's faces for another embedding profile, from their stored crops, in the background.
+        The collection keeps serving on its current profile until every face is done, then switches at once;
+        GetCollection shows the progress. Asking for the current profile cancels a change in progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProfiles(self, request, context):
+        """The embedding profiles this server knows, with their calibrated thresholds.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -198,10 +235,25 @@ def add_FaceDatabaseServiceServicer_to_server(servicer, server):
                     request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.CreateCollectionRequest.FromString,
                     response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.SerializeToString,
             ),
+            'GetCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollection,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.GetCollectionRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.SerializeToString,
+            ),
             'ListCollections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCollections,
                     request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListCollectionsRequest.FromString,
                     response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'ChangeProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeProfile,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ChangeProfileRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.SerializeToString,
+            ),
+            'ListProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProfiles,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListProfilesRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListProfilesResponse.SerializeToString,
             ),
             'DeleteCollection': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteCollection,
@@ -297,6 +349,33 @@ class FaceDatabaseService:
             _registered_method=True)
 
     @staticmethod
+    def GetCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/GetCollection',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.GetCollectionRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListCollections(request,
             target,
             options=(),
@@ -313,6 +392,60 @@ class FaceDatabaseService:
             '/argus.facedb.v1.FaceDatabaseService/ListCollections',
             argus_dot_facedb_dot_v1_dot_facedb__pb2.ListCollectionsRequest.SerializeToString,
             argus_dot_facedb_dot_v1_dot_facedb__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/ChangeProfile',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.ChangeProfileRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/ListProfiles',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.ListProfilesRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.ListProfilesResponse.FromString,
             options,
             channel_credentials,
             insecure,
