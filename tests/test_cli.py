@@ -92,6 +92,16 @@ def test_face_commands_against_running_services(facedb_server: object, images_di
     assert argus("compare", str(faces / "biden.jpg"), str(faces / "biden2.jpg")).returncode == 0
     listed = json.loads(argus("subjects", "list", "cli", "--json").stdout)
     assert [s["subject_id"] for s in listed] == ["obama"]
+    profiles = argus("profiles")
+    assert profiles.returncode == 0 and "mobilefacenet+dlib (default)" in profiles.stdout
+    moved = argus("collections", "profile", "cli", "mobilefacenet", "--wait")
+    assert moved.returncode == 0, moved.stderr
+    assert (
+        "re-embedding cli (1 faces) for mobilefacenet" in moved.stdout
+        and "now uses profile mobilefacenet" in moved.stdout
+    )
+    assert argus("collections", "list").stdout.splitlines()[-1].split()[-1] == "mobilefacenet"
+    assert argus("verify", "cli", "obama", str(faces / "obama2.jpg")).returncode == 0  # still a match after the move
     assert argus("subjects", "delete", "cli", "obama").returncode == 0
     missing = argus("verify", "cli", "obama", str(faces / "obama2.jpg"))
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
@@ -109,8 +119,10 @@ def test_calibrate_writes_a_calibration_file(tmp_path: Path, eval_dir: Path, mod
     result = run_argus("calibrate", "--pairs", str(lfw / "pairs.txt"), "--output", str(output), env=env)
     assert result.returncode == 0, result.stderr
     written = json.loads(output.read_text())
-    assert written["pairs"] == 40 and written["model"].startswith("mobilefacenet@")
-    assert 0.0 < written["threshold"] < 0.6 and written["coef"] > 0
+    assert written["pairs"] == 40 and written["profile"] == "mobilefacenet+dlib"
+    assert [m.split("@")[0] for m in written["models"]] == ["mobilefacenet", "dlib-resnet"]
+    assert list(written["means"]) == ["dlib-resnet"] and len(written["means"]["dlib-resnet"]) == 128
+    assert 0.0 < written["threshold"] < 0.6 and len(written["coef"]) == 2
     assert "too few for open-set thresholds" in result.stderr  # 40 pairs cannot fit the impostor tail
 
 

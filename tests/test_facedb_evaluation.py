@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from argus.config import Settings
-from argus.models.manifest import MOBILEFACENET
+from argus.models.manifest import DLIB_RESNET, MOBILEFACENET
 from argus.models.store import ModelStore
 from argus.services.detector.faces import DetectedFace
 from argus.services.facedb.calibration import load_calibration
@@ -27,6 +27,7 @@ from argus.services.facedb.evaluation import (
     closest_to_centre,
     evaluate_identification,
     evaluate_lfw,
+    in_fold_fusion_accuracy,
     list_identities,
     open_set_threshold,
     plot_roc,
@@ -220,24 +221,50 @@ def analyzer(store: ModelStore, settings: Settings, tmp_path: Path) -> Iterator[
 
 def test_small_real_evaluation(analyzer: LocalFaceAnalyzer, eval_dir: Path, tmp_path: Path) -> None:
     lfw = eval_dir / "lfw"
-    result = evaluate_lfw(analyzer, lfw, "pairsDevTest.txt", pairs_per_fold=40)
-    assert result.pairs == 40 and result.model == MOBILEFACENET.ref and result.pairs_file == "pairsDevTest.txt"
+    calibration = load_calibration(Settings(calibration_dir=None), "mobilefacenet+dlib")
+    fusion = calibration.fusion()
+    result = evaluate_lfw(analyzer, lfw, fusion, "pairsDevTest.txt", pairs_per_fold=40)
+    assert result.pairs == 40 and result.pairs_file == "pairsDevTest.txt"
+    assert result.model == f"mobilefacenet+dlib ({MOBILEFACENET.ref}, {DLIB_RESNET.ref})"
     assert result.missed == 0 and result.images > 40
     assert result.accuracy > 0.85 and result.auc > 0.9
     assert result.mean_same > 0.4 and abs(result.mean_different) < 0.2
-    cache_files = list((tmp_path / "cache").glob("*.npz"))
-    assert len(cache_files) == 1
-    again = evaluate_lfw(analyzer, lfw, "pairsDevTest.txt", pairs_per_fold=40)  # from the cache: same numbers
+    assert result.fusion_accuracy is None  # one fold: no held-out fold to test the score fusion on
+    cache_files = sorted(p.name.split("-flip")[0] for p in (tmp_path / "cache").glob("*.npz"))
+    assert cache_files == ["lfw-dlib-resnet", "lfw-mobilefacenet"]  # one cache per model, shared by profiles
+    again = evaluate_lfw(analyzer, lfw, fusion, "pairsDevTest.txt", pairs_per_fold=40)  # from the cache
     assert again.accuracy == result.accuracy and np.array_equal(again.roc_tpr, result.roc_tpr)
 
-    calibration = load_calibration(Settings(calibration_file=None), analyzer.model_ref)
-    assert 0.1 < calibration.threshold < 0.5
-    identified = evaluate_identification(analyzer, lfw, calibration.threshold, limit_identities=20)
-    assert identified.identities == 20 and identified.open_set_probes == 20 and identified.probes >= 20
-    assert identified.rank1 > 0.85 and identified.rank5 >= identified.rank1
-    assert identified.dir_at_threshold <= identified.rank1 and 0 <= identified.open_set_far <= 1
+    identified = evaluate_identification(
+        analyzer,
+        lfw,
+        fusion,
+        lambda size: calibration.identify_threshold(size, 0.01),
+        gallery_sizes=(5, None),
+        limit_identities=20,
+    )
+    small, everyone = identified.galleries
+    assert (small.identities, everyone.identities, identified.open_set_probes) == (5, 20, 20)
+    assert everyone.probes > small.probes >= 5
+    for gallery in identified.galleries:
+        assert gallery.rank1 > 0.85 and gallery.rank5 >= gallery.rank1
+        assert gallery.dir_at_threshold <= gallery.rank1 and 0 <= gallery.open_set_far <= 1
+        assert gallery.dir_at(0.01) >= gallery.dir_at(0.001)
+    assert everyone.threshold >= small.threshold  # a bigger gallery needs a higher threshold
     assert identified.missed == 0
-    assert json.loads(json.dumps(identified.as_dict()))["identities"] == 20
+    assert json.loads(json.dumps(identified.as_dict()))["galleries"][1]["identities"] == 20
+
+
+def test_score_fusion_is_cross_validated_in_fold() -> None:
+    """Model 2 tells the pairs apart, model 1 is noise: the in-fold regression learns that from the other folds."""
+    rng = np.random.default_rng(0)
+    same = np.tile(np.arange(100) < 50, 4)
+    folds = np.repeat(np.arange(4), 100)
+    cosines = np.stack([rng.normal(0, 0.3, 400), np.where(same, 0.5, 0.0) + rng.normal(0, 0.1, 400)], axis=1)
+    accuracy, std = in_fold_fusion_accuracy(cosines, same, folds)
+    assert accuracy > 0.95 and 0 <= std < 0.05
+    shuffled, _ = in_fold_fusion_accuracy(cosines, rng.permutation(same), folds)
+    assert shuffled < 0.7  # labels that carry nothing cannot be learnt on other folds
 
 
 def test_cache_reuses_embeddings_and_reports_faceless_images(
@@ -251,7 +278,7 @@ def test_cache_reuses_embeddings_and_reports_faceless_images(
     faces = sorted(f"Aaron_Peirsol/{p.name}" for p in (root / "Aaron_Peirsol").iterdir())[:2]
     names = [*faces, "Blank/Blank_0001.jpg"]
 
-    cache = EmbeddingCache(analyzer, root)
+    cache = EmbeddingCache(analyzer, root, ["mobilefacenet"])
     embeddings = cache.embeddings(names)
     assert list(embeddings.names) == sorted(names)
     assert embeddings.missed == 1 and embeddings.missed_names == ["Blank/Blank_0001.jpg"]
@@ -277,7 +304,7 @@ def test_a_face_missed_at_the_default_threshold_is_found_leniently(
 ) -> None:
     strict = LocalFaceAnalyzer(store, settings.model_copy(update={"data_dir": tmp_path, "face_score_threshold": 1.0}))
     try:
-        embeddings = EmbeddingCache(strict, eval_dir / "lfw" / IMAGES_SUBDIR).embeddings(
+        embeddings = EmbeddingCache(strict, eval_dir / "lfw" / IMAGES_SUBDIR, ["mobilefacenet"]).embeddings(
             ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg"]
         )
     finally:

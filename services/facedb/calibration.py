@@ -13,6 +13,8 @@ import json
 import math
 import os
 import tempfile
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from pathlib import Path
@@ -21,7 +23,8 @@ from typing import Any, overload
 import numpy as np
 
 from argus.config import Settings
-from argus.errors import ModelUnavailable
+from argus.errors import InvalidInput, ModelUnavailable
+from argus.profiles import Fusion, get_profile
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 
@@ -93,11 +96,15 @@ def fit_impostor_tail(scores: np.ndarray) -> ImpostorTail:
 
 @dataclass(frozen=True)
 class Calibration:
-    """A threshold and a probability curve for one embedding model, with where they came from."""
+    """Everything fitted for one embedding profile: the fusion's mean vectors, the accept threshold, the
+    probability model over the per-model cosines, and the impostor tail, with where they came from."""
 
-    model: str  # model ref, e.g. mobilefacenet@foamliu-1.0: a calibration is only valid for its own model
-    threshold: float  # cosine at or above which two faces are the same person (accuracy-maximising)
-    coef: float  # P(same | cosine s) = sigmoid(coef * s + intercept)
+    profile: str  # e.g. "mobilefacenet+dlib": a calibration is only valid for its own profile...
+    models: tuple[str, ...]  # ...and for these exact model versions ("name@version"), in the profile's order
+    dimensions: tuple[int, ...]  # each model's vector size
+    means: dict[str, tuple[float, ...]]  # model name -> mean unit vector, for the models the profile centres
+    threshold: float  # fused cosine at or above which two faces are the same person (accuracy-maximising)
+    coef: tuple[float, ...]  # P(same | per-model cosines c) = sigmoid(coef . c + intercept)
     intercept: float
     pairs_file: str  # the labelled pairs it was fitted on (file name only)
     pairs: int
@@ -105,6 +112,11 @@ class Calibration:
     flip_augmentation: bool  # embeddings were made with flip test-time augmentation
     created: str  # ISO date
     impostors: ImpostorTail | None = None  # for open-set thresholds that grow with the gallery
+
+    def fusion(self) -> Fusion:
+        return Fusion(
+            get_profile(self.profile), self.dimensions, {name: np.asarray(m) for name, m in self.means.items()}
+        )
 
     def identify_threshold(self, gallery_size: int, false_accept_rate: float) -> float:
         """The 1:K threshold: high enough that a stranger is taken for one of gallery_size people with at most
@@ -114,21 +126,20 @@ class Calibration:
         return max(self.threshold, self.impostors.gallery_threshold(gallery_size, false_accept_rate))
 
     @overload
-    def probability(self, similarity: float) -> float: ...
+    def probability(self, cosines: float) -> float: ...
 
     @overload
-    def probability(self, similarity: np.ndarray) -> np.ndarray: ...
+    def probability(self, cosines: np.ndarray) -> np.ndarray | float: ...
 
-    def probability(self, similarity: float | np.ndarray) -> float | np.ndarray:
-        """Probability that a pair with this cosine similarity is the same person."""
-        z = self.coef * np.asarray(similarity, dtype=np.float64) + self.intercept
+    def probability(self, cosines: float | np.ndarray) -> float | np.ndarray:
+        """Probability that a pair is the same person, from its per-model cosines (..., k); a single-model profile
+        may pass the cosine itself."""
+        features = np.asarray(cosines, dtype=np.float64)
+        if features.ndim == 0 or features.shape[-1] != len(self.coef):
+            features = features[..., None]
+        z = features @ np.asarray(self.coef, dtype=np.float64) + self.intercept
         p = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic sigmoid, without exp overflow warnings
         return float(p) if np.ndim(p) == 0 else p
-
-    @property
-    def even_odds_similarity(self) -> float:
-        """The cosine at which the probability is exactly one half."""
-        return -self.intercept / self.coef if self.coef else math.nan
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -147,9 +158,12 @@ class Calibration:
             raise ValueError(f"calibration lacks {', '.join(missing)}")
         try:
             calibration = cls(
-                model=str(data["model"]),
+                profile=str(data["profile"]),
+                models=tuple(str(m) for m in data["models"]),
+                dimensions=tuple(int(d) for d in data["dimensions"]),
+                means={str(k): tuple(float(x) for x in v) for k, v in dict(data["means"]).items()},
                 threshold=float(data["threshold"]),
-                coef=float(data["coef"]),
+                coef=tuple(float(c) for c in data["coef"]),
                 intercept=float(data["intercept"]),
                 pairs_file=str(data["pairs_file"]),
                 pairs=int(data["pairs"]),
@@ -160,8 +174,14 @@ class Calibration:
             )
         except (TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"calibration has a field of the wrong type: {exc}") from None
-        if not all(math.isfinite(v) for v in (calibration.threshold, calibration.coef, calibration.intercept)):
+        if not all(math.isfinite(v) for v in (calibration.threshold, calibration.intercept, *calibration.coef)):
             raise ValueError("calibration threshold, coef and intercept must be finite numbers")
+        if len(calibration.coef) != len(calibration.models) or len(calibration.dimensions) != len(calibration.models):
+            raise ValueError("calibration needs one coefficient and one dimension per model")
+        try:
+            calibration.fusion()
+        except (InvalidInput, ValueError) as exc:
+            raise ValueError(f"calibration does not fit its profile: {exc}") from None
         return calibration
 
     def save(self, path: Path) -> None:
@@ -227,30 +247,49 @@ def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
     return [(int(indices[s]), int(indices[e])) for s, e in zip(starts, ends, strict=True)]
 
 
+def fit_probability(model_cosines: np.ndarray, same: np.ndarray) -> tuple[tuple[float, ...], float]:
+    """Score fusion as binary classification: a logistic regression of same/different on the per-model cosines
+    of each pair (n, k). Returns (coefficients, intercept)."""
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.asarray(model_cosines, dtype=np.float64).reshape(len(same), -1)
+    regression = LogisticRegression(C=LOGISTIC_C, max_iter=1000).fit(features, np.asarray(same, dtype=bool))
+    return tuple(float(c) for c in regression.coef_[0]), float(regression.intercept_[0])
+
+
 def fit_calibration(
+    fusion: Fusion,
+    models: Sequence[str],
     similarities: np.ndarray,
+    model_cosines: np.ndarray,
     same: np.ndarray,
-    model: str,
     *,
     pairs_file: str = "",
     flip_augmentation: bool = True,
     created: date | None = None,
     impostor_scores: np.ndarray | None = None,
 ) -> Calibration:
-    """Fits the accept threshold (accuracy-maximising) and P(same | cosine) (logistic regression) on labelled pairs."""
-    from sklearn.linear_model import LogisticRegression
-
+    """Fits, on labelled pairs, the accept threshold on the fused cosine (accuracy-maximising) and P(same) from the
+    per-model cosines (logistic regression); the impostor tail from impostor_scores when given."""
     scores = np.asarray(similarities, dtype=np.float64).ravel()
     labels = np.asarray(same, dtype=bool).ravel()
-    threshold, accuracy = accuracy_threshold(scores, labels)
     if labels.all() or not labels.any():
         raise ValueError("calibration needs both same-person and different-person pairs")
-    regression = LogisticRegression(C=LOGISTIC_C, max_iter=1000).fit(scores[:, None], labels)
+    threshold, accuracy = accuracy_threshold(scores, labels)
+    coef, intercept = fit_probability(model_cosines, labels)
+    means = {
+        member.model: tuple(float(x) for x in mean)
+        for member, mean in zip(fusion.profile.members, fusion.means, strict=True)
+        if mean is not None
+    }
     return Calibration(
-        model=model,
+        profile=fusion.profile.name,
+        models=tuple(models),
+        dimensions=fusion.dimensions,
+        means=means,
         threshold=threshold,
-        coef=float(regression.coef_[0, 0]),
-        intercept=float(regression.intercept_[0]),
+        coef=coef,
+        intercept=intercept,
         pairs_file=Path(pairs_file).name if pairs_file else "",
         pairs=int(scores.size),
         accuracy=accuracy,
@@ -260,27 +299,49 @@ def fit_calibration(
     )
 
 
-def default_calibration_path(model_ref: str) -> Path:
-    """The calibration shipped with the package for a model: calibration/<model name>.json beside this module."""
-    name = model_ref.split("@", 1)[0]
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ValueError(f"{model_ref!r} is not a model reference like name@version")
-    return CALIBRATION_DIR / f"{name}.json"
+def default_calibration_path(profile: str) -> Path:
+    """The calibration shipped with the package for a profile: calibration/<profile>.json beside this module."""
+    return CALIBRATION_DIR / f"{get_profile(profile).name}.json"
 
 
-def load_calibration(settings: Settings, model_ref: str) -> Calibration:
-    """settings.calibration_file when set, else the shipped file; refuses a file made for another model."""
-    path = settings.calibration_file or default_calibration_path(model_ref)
-    advice = "run `argus calibrate` to make one, or point ARGUS_CALIBRATION_FILE at one"
+def load_calibration(settings: Settings, profile: str) -> Calibration:
+    """<profile>.json from settings.calibration_dir when set, else the shipped file; refuses a file made for
+    another profile."""
+    name = get_profile(profile).name
+    path = (settings.calibration_dir or CALIBRATION_DIR) / f"{name}.json"
+    advice = f"run `argus calibrate --profile {name}` to make one, or point ARGUS_CALIBRATION_DIR at a folder with one"
     if not path.is_file():
-        raise ModelUnavailable(f"no calibration for {model_ref}: {path} does not exist; {advice}")
+        raise ModelUnavailable(f"no calibration for profile {name}: {path} does not exist; {advice}")
     try:
         calibration = Calibration.load(path)
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(f"calibration file {path} is unreadable ({exc}); {advice}") from None
-    if calibration.model != model_ref:
+    if calibration.profile != name:
         raise ModelUnavailable(
-            f"calibration file {path} was fitted for {calibration.model}, not {model_ref}; thresholds do not "
-            f"carry over between models: {advice}"
+            f"calibration file {path} was fitted for profile {calibration.profile}, not {name}; thresholds do not "
+            f"carry over between profiles: {advice}"
         )
     return calibration
+
+
+class Calibrations:
+    """Each profile's calibration, loaded on first use and then kept."""
+
+    def __init__(self, settings: Settings, preset: Mapping[str, Calibration] | None = None) -> None:
+        self.settings = settings
+        self._loaded: dict[str, Calibration] = dict(preset or {})
+        self._fusions: dict[str, Fusion] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, profile: str) -> Calibration:
+        with self._lock:
+            if profile not in self._loaded:
+                self._loaded[profile] = load_calibration(self.settings, profile)
+            return self._loaded[profile]
+
+    def fusion(self, profile: str) -> Fusion:
+        calibration = self[profile]
+        with self._lock:
+            if profile not in self._fusions:
+                self._fusions[profile] = calibration.fusion()
+            return self._fusions[profile]

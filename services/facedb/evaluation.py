@@ -24,20 +24,28 @@ import cv2
 import numpy as np
 
 from argus.imaging import decode_image
+from argus.profiles import EmbeddingProfile, Fusion
 from argus.services.detector.faces import DetectedFace, FaceOptions
-from argus.services.facedb.calibration import TAIL_SAMPLES, Calibration, accuracy_threshold, fit_calibration
+from argus.services.facedb.calibration import (
+    TAIL_SAMPLES,
+    Calibration,
+    accuracy_threshold,
+    fit_calibration,
+    fit_probability,
+)
 from argus.services.facedb.pipeline import LocalFaceAnalyzer
 
 IMAGES_SUBDIR = "lfw-deepfunneled"
 FAR_TARGETS = (1e-3, 1e-2)
-OPEN_SET_FAR_TARGET = 0.01
+IDENTIFY_FAR_TARGETS = (0.01, 0.001)  # open-set: share of never-enrolled people taken for somebody
+GALLERY_SIZES = (100, 500, None)  # people enrolled in `argus eval identify`; None: all of them
 # A face the default threshold misses is looked for again this leniently: LFW guarantees a face in every image,
 # so a weak detection of it beats a zero vector.
 RETRY_SCORE_THRESHOLD = 0.3
 # Bump when the way an image becomes an embedding changes, so stale caches are not reused.
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 MIN_IMPOSTOR_PAIRS = 10 * TAIL_SAMPLES  # below this the open-set tail is not fitted
 _CHUNK = 64  # images decoded and in flight at once
 _NO_PIXEL_LIMIT = 1 << 40  # evaluation images are trusted files, not requests
@@ -147,6 +155,22 @@ class FaceEmbeddings:
     def missed_names(self) -> list[str]:
         return [name for name, status in zip(self.names, self.status, strict=True) if status == MISSED]
 
+    def fused(self, fusion: Fusion) -> FaceEmbeddings:
+        """The profile's embeddings from the per-model vectors (a missed face stays a zero vector)."""
+        return FaceEmbeddings(self.names, fusion.fuse(self.vectors), self.status)
+
+
+def fit_means(embeddings: FaceEmbeddings, profile: EmbeddingProfile, dimensions: Sequence[int]) -> Fusion:
+    """The profile's fusion with each centred model's mean unit vector taken over these (development) images."""
+    found = embeddings.vectors[embeddings.status != MISSED]
+    pieces = np.split(found, np.cumsum(dimensions)[:-1], axis=1)
+    means = {
+        member.model: piece.mean(axis=0)
+        for member, piece in zip(profile.members, pieces, strict=True)
+        if member.centred
+    }
+    return Fusion(profile, dimensions, means)
+
 
 def closest_to_centre(faces: Sequence[DetectedFace], height: int, width: int) -> DetectedFace | None:
     """The face whose box centre is nearest the image centre: LFW crops are centred on their subject, while the
@@ -180,11 +204,14 @@ class EmbeddingCache:
         self,
         analyzer: LocalFaceAnalyzer,
         image_root: Path,
+        models: Sequence[str],
         *,
         cache_dir: Path | None = None,
         retry_score_threshold: float = RETRY_SCORE_THRESHOLD,
     ) -> None:
         self.analyzer = analyzer
+        self.models = analyzer.embedder.check_models(models)
+        self.refs = analyzer.embedder.refs(self.models)
         self.image_root = Path(image_root)
         self.cache_dir = cache_dir or analyzer.settings.data_dir / "cache"
         self.retry_score_threshold = retry_score_threshold
@@ -198,7 +225,7 @@ class EmbeddingCache:
         face_settings = sorted((k, v) for k, v in self.analyzer.settings.model_dump().items() if k.startswith("face_"))
         parts = (
             f"v{CACHE_VERSION}",
-            embedder.model_ref,
+            ",".join(self.refs),
             f"flip={embedder.flip}",
             detector.model.spec.ref,
             f"score={options.score_threshold}",
@@ -211,9 +238,8 @@ class EmbeddingCache:
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
     def _prefix(self) -> str:
-        embedder = self.analyzer.embedder
-        model = embedder.model_ref.replace("@", "-").replace("/", "-")
-        return f"lfw-{model}-flip{int(embedder.flip)}-{self.pipeline_key}"
+        models = "+".join(self.models).replace("/", "-")
+        return f"lfw-{models}-flip{int(self.analyzer.embedder.flip)}-{self.pipeline_key}"
 
     def cache_path(self, names: Sequence[str]) -> Path:
         return self.cache_dir / f"{self._prefix()}-{self._files_key(sorted(set(names)))}.npz"
@@ -239,7 +265,7 @@ class EmbeddingCache:
         known = self._reusable(wanted)
         todo = [name for name in wanted if name not in known]
         computed = self._compute(todo, progress)
-        dimension = self.analyzer.embedder.dimension
+        dimension = sum(self.analyzer.embedder.dimensions(self.models))
         vectors = np.zeros((len(wanted), dimension), dtype=np.float32)
         status = np.zeros(len(wanted), dtype=np.int8)
         for row, name in enumerate(wanted):
@@ -292,7 +318,7 @@ class EmbeddingCache:
         detector, embedder = self.analyzer.detector, self.analyzer.embedder
         defaults = detector.defaults
         lenient = FaceOptions(self.retry_score_threshold, defaults.iou_threshold, defaults.max_detections)
-        dimension = embedder.dimension
+        dimension = sum(embedder.dimensions(self.models))
         results: dict[str, tuple[np.ndarray, int]] = {}
         done = 0
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -311,8 +337,9 @@ class EmbeddingCache:
                 vectors = embedder.embed(
                     [images[i] for i in hits],
                     [np.asarray(chosen[i].landmarks, dtype=np.float64) for i in hits],  # type: ignore[union-attr]
+                    self.models,
                 )
-                by_index = {i: embedding.vector for i, embedding in zip(hits, vectors, strict=True)}
+                by_index = {i: embedding.concatenated() for i, embedding in zip(hits, vectors, strict=True)}
                 for i, name in enumerate(chunk):
                     vector = by_index.get(i, np.zeros(dimension, dtype=np.float32))
                     results[name] = (vector.astype(np.float32), status[i])
@@ -352,6 +379,9 @@ class VerificationResult:
     roc_thresholds: np.ndarray
     model: str = ""
     pairs_file: str = ""
+    # Score fusion: a logistic regression over the per-model cosines, fitted on the other folds, tested on each.
+    fusion_accuracy: float | None = None
+    fusion_accuracy_std: float | None = None
     images: int = 0
     retried: int = 0  # images whose face was only found at the lenient retry threshold
     missed: int = 0  # images with no face at all (zero embedding: such a pair scores 0)
@@ -376,6 +406,8 @@ class VerificationResult:
             "missed": self.missed,
             "accuracy": self.accuracy,
             "accuracy_std": self.accuracy_std,
+            "fusion_accuracy": self.fusion_accuracy,
+            "fusion_accuracy_std": self.fusion_accuracy_std,
             "threshold": self.threshold,
             "fold_accuracies": list(self.fold_accuracies),
             "fold_thresholds": list(self.fold_thresholds),
@@ -478,41 +510,79 @@ def select_pairs(
     return selected
 
 
-def lfw_pair_scores(
+def lfw_embeddings(
     analyzer: LocalFaceAnalyzer,
     lfw_dir: Path,
-    pairs_file: str | Path = "pairs.txt",
-    limit_folds: int | None = None,
-    *,
-    pairs_per_fold: int | None = None,
+    names: Sequence[str],
+    models: Sequence[str],
     progress: ProgressCallback | None = None,
-) -> tuple[list[Pair], np.ndarray, FaceEmbeddings]:
-    """The pairs of an LFW pairs file (a name inside lfw_dir, or a path), their cosines and the embeddings used."""
-    pairs = select_pairs(read_pairs(Path(lfw_dir) / pairs_file), limit_folds, pairs_per_fold)
-    cache = EmbeddingCache(analyzer, Path(lfw_dir) / IMAGES_SUBDIR)
-    embeddings = cache.embeddings([name for pair in pairs for name in (pair.path_a, pair.path_b)], progress)
-    return pairs, score_pairs(embeddings, pairs), embeddings
+) -> FaceEmbeddings:
+    """The per-model vectors of these LFW images (names relative to the images folder), concatenated in the order
+    of `models`. Each model has its own cache, so profiles sharing a model share its embeddings."""
+    root = Path(lfw_dir) / IMAGES_SUBDIR
+    per_model = [EmbeddingCache(analyzer, root, [model]).embeddings(names, progress) for model in models]
+    first = per_model[0]
+    return FaceEmbeddings(first.names, np.concatenate([e.vectors for e in per_model], axis=1), first.status)
+
+
+def pair_images(pairs: Sequence[Pair]) -> list[str]:
+    return [name for pair in pairs for name in (pair.path_a, pair.path_b)]
+
+
+def development_fusion(
+    analyzer: LocalFaceAnalyzer,
+    lfw_dir: Path,
+    profile: EmbeddingProfile,
+    pairs_file: str | Path = "pairsDevTest.txt",
+    progress: ProgressCallback | None = None,
+) -> Fusion:
+    """The profile's fusion with its means fitted on the development split's images (never the test pairs)."""
+    pairs = read_pairs(Path(lfw_dir) / pairs_file)
+    embeddings = lfw_embeddings(analyzer, lfw_dir, pair_images(pairs), profile.models, progress)
+    return fit_means(embeddings, profile, analyzer.embedder.dimensions(profile.models))
+
+
+def in_fold_fusion_accuracy(model_cosines: np.ndarray, same: np.ndarray, folds: np.ndarray) -> tuple[float, float]:
+    """Score fusion as binary classification, cross-validated like LFW's protocol: per fold, a logistic regression
+    over the per-model cosines is fitted on the other folds and decides (P >= 0.5) the held-out one."""
+    accuracies = []
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        coef, intercept = fit_probability(model_cosines[~held_out], same[~held_out])
+        z = model_cosines[held_out] @ np.asarray(coef) + intercept
+        accuracies.append(float(np.mean((z >= 0) == same[held_out])))
+    return float(np.mean(accuracies)), float(np.std(accuracies))
 
 
 def evaluate_lfw(
     analyzer: LocalFaceAnalyzer,
     lfw_dir: Path,
+    fusion: Fusion,
     pairs_file: str | Path = "pairs.txt",
     limit_folds: int | None = None,
     *,
     pairs_per_fold: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> VerificationResult:
-    """Verification accuracy on an LFW pairs file: pairs.txt is the test protocol, pairsDevTest.txt the dev split."""
+    """Verification accuracy of a profile on an LFW pairs file: pairs.txt is the test protocol, pairsDevTest.txt
+    the development split. With several folds, score fusion by logistic regression is reported in-fold too."""
     started = time.perf_counter()
-    pairs, scores, embeddings = lfw_pair_scores(
-        analyzer, lfw_dir, pairs_file, limit_folds, pairs_per_fold=pairs_per_fold, progress=progress
-    )
-    result = verification_metrics(scores, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]))
+    pairs = select_pairs(read_pairs(Path(lfw_dir) / pairs_file), limit_folds, pairs_per_fold)
+    models = fusion.profile.models
+    embeddings = lfw_embeddings(analyzer, lfw_dir, pair_images(pairs), models, progress).fused(fusion)
+    same, folds = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
+    result = verification_metrics(score_pairs(embeddings, pairs), same, folds)
+    fusion_accuracy: tuple[float | None, float | None] = (None, None)
+    if len(np.unique(folds)) > 1:
+        a = embeddings.rows([pair.path_a for pair in pairs])
+        b = embeddings.rows([pair.path_b for pair in pairs])
+        fusion_accuracy = in_fold_fusion_accuracy(fusion.model_cosines(a, b), same, folds)
     return replace(
         result,
-        model=analyzer.model_ref,
+        model=f"{fusion.profile.name} ({', '.join(analyzer.embedder.refs(models))})",
         pairs_file=Path(pairs_file).name,
+        fusion_accuracy=fusion_accuracy[0],
+        fusion_accuracy_std=fusion_accuracy[1],
         images=len(embeddings.names),
         retried=embeddings.retried,
         missed=embeddings.missed,
@@ -533,13 +603,19 @@ def impostor_scores(embeddings: FaceEmbeddings) -> np.ndarray:
 def calibrate_lfw(
     analyzer: LocalFaceAnalyzer,
     lfw_dir: Path,
+    profile: EmbeddingProfile,
     pairs_file: str | Path = "pairsDevTest.txt",
     *,
     progress: ProgressCallback | None = None,
 ) -> Calibration:
-    """Fits the threshold, the probability curve and the impostor tail (for open-set thresholds) on LFW's
-    development pairs and their images, never on the test pairs."""
-    pairs, scores, embeddings = lfw_pair_scores(analyzer, lfw_dir, pairs_file, progress=progress)
+    """Fits a profile's fusion means, threshold, probability model and impostor tail (for open-set thresholds) on
+    LFW's development pairs and their images, never on the test pairs."""
+    pairs = read_pairs(Path(lfw_dir) / pairs_file)
+    raw = lfw_embeddings(analyzer, lfw_dir, pair_images(pairs), profile.models, progress)
+    fusion = fit_means(raw, profile, analyzer.embedder.dimensions(profile.models))
+    embeddings = raw.fused(fusion)
+    a = embeddings.rows([pair.path_a for pair in pairs])
+    b = embeddings.rows([pair.path_b for pair in pairs])
     impostors = impostor_scores(embeddings)
     if impostors.size < MIN_IMPOSTOR_PAIRS:
         log.warning(
@@ -549,9 +625,11 @@ def calibrate_lfw(
             Path(pairs_file).name,
         )
     return fit_calibration(
-        scores,
+        fusion,
+        analyzer.embedder.refs(profile.models),
+        score_pairs(embeddings, pairs),
+        fusion.model_cosines(a, b),
         np.array([p.same for p in pairs]),
-        analyzer.model_ref,
         pairs_file=Path(pairs_file).name,
         flip_augmentation=analyzer.embedder.flip,
         impostor_scores=impostors if impostors.size >= MIN_IMPOSTOR_PAIRS else None,
@@ -630,22 +708,36 @@ def plot_roc(result: VerificationResult, path: Path, *, size: tuple[int, int] = 
 
 
 @dataclass(frozen=True)
-class IdentificationResult:
+class OpenSetPoint:
+    far_target: float  # share of strangers allowed to be taken for somebody
+    threshold: float  # the lowest threshold that keeps the strangers' measured rate at most far_target
+    dir: float  # detection and identification rate there: best match right AND at or above the threshold
+
+
+@dataclass(frozen=True)
+class GalleryResult:
     identities: int  # enrolled: identities with >= 2 images, one (the first) image each
     probes: int  # their other images
     rank1: float  # share of probes whose best match is their own identity
     rank5: float
+    # The threshold Identify itself uses at this gallery size (the calibrated impostor-tail rule), and what it gives.
     threshold: float
-    dir_at_threshold: float  # detection and identification rate: best match right AND similarity >= threshold
+    dir_at_threshold: float
+    open_set_far: float  # share of strangers (never enrolled) whose best similarity reaches `threshold`
+    points: tuple[OpenSetPoint, ...]  # DIR at measured false-accept rates (thresholds set on these strangers)
+
+    def dir_at(self, far_target: float) -> float:
+        for point in self.points:
+            if math.isclose(point.far_target, far_target):
+                return point.dir
+        raise KeyError(f"no open-set point at FAR {far_target}")
+
+
+@dataclass(frozen=True)
+class IdentificationResult:
+    galleries: tuple[GalleryResult, ...]  # smallest first
     open_set_probes: int  # identities with one image, never enrolled
-    open_set_far: float  # share of them whose best similarity >= threshold: a stranger taken for someone
-    mean_genuine: float  # mean best-match similarity of correctly identified probes
-    mean_open_set_best: float  # mean best similarity of the strangers
-    # A 1:K "unknown" decision compares a stranger with every enrolled person, so it needs a higher threshold than
-    # 1:1 verification: the lowest one that keeps the open-set FAR at the target, and the DIR it leaves.
-    open_set_far_target: float
-    open_set_threshold: float
-    dir_at_open_set_threshold: float
+    far_target: float  # the open-set false-accept rate the calibrated thresholds aim at
     model: str = ""
     images: int = 0
     retried: int = 0
@@ -653,7 +745,16 @@ class IdentificationResult:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "galleries"}
+        data["galleries"] = [
+            {
+                **{name: getattr(g, name) for name in g.__dataclass_fields__ if name != "points"},
+                **{f"dir_at_far_{p.far_target:g}": p.dir for p in g.points},
+                **{f"threshold_at_far_{p.far_target:g}": p.threshold for p in g.points},
+            }
+            for g in self.galleries
+        ]
+        return data
 
 
 @dataclass(frozen=True)
@@ -688,55 +789,75 @@ def open_set_threshold(stranger_best: np.ndarray, far_target: float) -> float:
     return float(np.nextafter(ranked[allowed], np.inf))
 
 
-def evaluate_identification(
-    analyzer: LocalFaceAnalyzer,
-    lfw_dir: Path,
+def _gallery_result(
+    embeddings: FaceEmbeddings,
+    lists: IdentityLists,
+    people: Sequence[str],
     threshold: float,
-    *,
-    limit_identities: int | None = None,
-    progress: ProgressCallback | None = None,
-) -> IdentificationResult:
-    """1:K search on LFW: closed set (enroll each multi-image identity's first image, probe with the rest) for rank-1
-    and DIR, open set (single-image identities, never enrolled) for the false-accept rate at `threshold`."""
-    started = time.perf_counter()
-    image_root = Path(lfw_dir) / IMAGES_SUBDIR
-    lists = list_identities(image_root, limit_identities)
-    if not lists.multi:
-        raise ValueError(f"no identity with two or more images under {image_root}")
-    gallery_ids = list(lists.multi)
-    gallery_names = [lists.multi[person][0] for person in gallery_ids]
-    probe_names = [name for person in gallery_ids for name in lists.multi[person][1:]]
-    position = {person: row for row, person in enumerate(gallery_ids)}
+    far_targets: Sequence[float],
+) -> GalleryResult:
+    gallery_names = [lists.multi[person][0] for person in people]
+    probe_names = [name for person in people for name in lists.multi[person][1:]]
+    position = {person: row for row, person in enumerate(people)}
     probe_truth = np.array([position[name.split("/")[0]] for name in probe_names], dtype=np.int64)
     stranger_names = [images[0] for images in lists.single.values()]
-    cache = EmbeddingCache(analyzer, image_root)
-    embeddings = cache.embeddings(gallery_names + probe_names + stranger_names, progress)
 
     gallery = embeddings.rows(gallery_names)
     probe_scores = embeddings.rows(probe_names) @ gallery.T
-    top = min(5, len(gallery_ids))
-    ranked = np.argsort(-probe_scores, axis=1)[:, :top]
+    ranked = np.argsort(-probe_scores, axis=1)[:, : min(5, len(people))]
     probe_missed = embeddings.status[[embeddings.index[n] for n in probe_names]] == MISSED
     best = probe_scores[np.arange(len(probe_names)), ranked[:, 0]]
     correct = (ranked[:, 0] == probe_truth) & ~probe_missed
     in_top = (ranked == probe_truth[:, None]).any(axis=1) & ~probe_missed
     stranger_best = (embeddings.rows(stranger_names) @ gallery.T).max(axis=1) if stranger_names else np.zeros(0)
-    open_threshold = open_set_threshold(stranger_best, OPEN_SET_FAR_TARGET)
-    return IdentificationResult(
-        identities=len(gallery_ids),
+    points = []
+    for far in far_targets:
+        at = open_set_threshold(stranger_best, far)
+        points.append(OpenSetPoint(far, at, float((correct & (best >= at)).mean())))
+    return GalleryResult(
+        identities=len(people),
         probes=len(probe_names),
         rank1=float(correct.mean()),
         rank5=float(in_top.mean()),
         threshold=float(threshold),
         dir_at_threshold=float((correct & (best >= threshold)).mean()),
-        open_set_probes=len(stranger_names),
         open_set_far=float((stranger_best >= threshold).mean()) if stranger_names else 0.0,
-        mean_genuine=float(best[correct].mean()) if correct.any() else 0.0,
-        mean_open_set_best=float(stranger_best.mean()) if stranger_names else 0.0,
-        open_set_far_target=OPEN_SET_FAR_TARGET,
-        open_set_threshold=open_threshold,
-        dir_at_open_set_threshold=float((correct & (best >= open_threshold)).mean()),
-        model=analyzer.model_ref,
+        points=tuple(points),
+    )
+
+
+def evaluate_identification(
+    analyzer: LocalFaceAnalyzer,
+    lfw_dir: Path,
+    fusion: Fusion,
+    threshold_at: Callable[[int], float],
+    *,
+    gallery_sizes: Sequence[int | None] = GALLERY_SIZES,
+    far_targets: Sequence[float] = IDENTIFY_FAR_TARGETS,
+    limit_identities: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> IdentificationResult:
+    """1:K search on LFW, open set. For each gallery size N (None: every multi-image identity), the first N
+    identities (by name) are enrolled with their first image and probed with the rest; the single-image identities
+    are strangers, never enrolled. threshold_at(N) is the threshold Identify would use with N people enrolled."""
+    started = time.perf_counter()
+    image_root = Path(lfw_dir) / IMAGES_SUBDIR
+    lists = list_identities(image_root, limit_identities)
+    if not lists.multi:
+        raise ValueError(f"no identity with two or more images under {image_root}")
+    everyone = list(lists.multi)
+    sizes = sorted({min(size or len(everyone), len(everyone)) for size in gallery_sizes})
+    names = [name for images in lists.multi.values() for name in images] + [i[0] for i in lists.single.values()]
+    raw = lfw_embeddings(analyzer, lfw_dir, names, fusion.profile.models, progress)
+    embeddings = raw.fused(fusion)
+    galleries = tuple(
+        _gallery_result(embeddings, lists, everyone[:size], threshold_at(size), far_targets) for size in sizes
+    )
+    return IdentificationResult(
+        galleries=galleries,
+        open_set_probes=len(lists.single),
+        far_target=far_targets[0],
+        model=f"{fusion.profile.name} ({', '.join(analyzer.embedder.refs(fusion.profile.models))})",
         images=len(embeddings.names),
         retried=embeddings.retried,
         missed=embeddings.missed,

@@ -4,13 +4,16 @@ process, so they need the models pulled but no running service."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from argus.cli.output import print_figures, print_json
+from argus.cli.output import print_figures, print_json, table
 from argus.config import Settings, get_settings
+from argus.errors import ModelUnavailable
 from argus.models.store import ModelStore
+from argus.profiles import PROFILES, EmbeddingProfile, get_profile
 
 
 def _store(settings: Settings) -> ModelStore:
@@ -58,21 +61,34 @@ def cmd_eval_widerface(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyzer(settings: Settings) -> Any:
+def _analyzer(settings: Settings, profile: EmbeddingProfile) -> Any:
     from argus.services.facedb.pipeline import LocalFaceAnalyzer
 
-    return LocalFaceAnalyzer(_store(settings), settings)
+    return LocalFaceAnalyzer(_store(settings), settings, profile.models)
+
+
+def _fusion(analyzer: Any, settings: Settings, profile: EmbeddingProfile, lfw: Path) -> Any:
+    """The profile's fusion as calibrated (its means were fitted on the development images), or, for a profile
+    not calibrated yet, with means fitted on those images now."""
+    from argus.services.facedb.calibration import load_calibration
+    from argus.services.facedb.evaluation import development_fusion
+
+    try:
+        return load_calibration(settings, profile.name).fusion()
+    except ModelUnavailable:
+        return development_fusion(analyzer, lfw, profile, progress=_progress)
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
     from argus.services.facedb.evaluation import evaluate_lfw, plot_roc
 
     settings = get_settings()
-    analyzer = _analyzer(settings)
+    profile = get_profile(args.profile or settings.profile)
+    lfw = args.data or settings.eval_dir / "lfw"
+    analyzer = _analyzer(settings, profile)
     try:
-        result = evaluate_lfw(
-            analyzer, args.data or settings.eval_dir / "lfw", args.pairs, limit_folds=args.folds, progress=_progress
-        )
+        fusion = _fusion(analyzer, settings, profile, lfw)
+        result = evaluate_lfw(analyzer, lfw, fusion, args.pairs, limit_folds=args.folds, progress=_progress)
     finally:
         analyzer.close()
     if args.plot:
@@ -87,27 +103,62 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 def cmd_eval_identify(args: argparse.Namespace) -> int:
     from argus.services.facedb.calibration import load_calibration
-    from argus.services.facedb.evaluation import IMAGES_SUBDIR, evaluate_identification, list_identities
+    from argus.services.facedb.evaluation import evaluate_identification
 
     settings = get_settings()
+    profile = get_profile(args.profile or settings.profile)
     lfw = args.data or settings.eval_dir / "lfw"
-    analyzer = _analyzer(settings)
+    analyzer = _analyzer(settings, profile)
     try:
-        # By default, the threshold Identify itself would use with this many people enrolled.
-        gallery_size = len(list_identities(lfw / IMAGES_SUBDIR, args.limit).multi)
-        calibration = load_calibration(settings, analyzer.model_ref)
-        threshold = args.threshold or calibration.identify_threshold(gallery_size, settings.open_set_far)
+        try:
+            calibration = load_calibration(settings, profile.name)
+        except ModelUnavailable:
+            calibration = None
+        fusion = _fusion(analyzer, settings, profile, lfw)
+
+        def threshold_at(gallery_size: int) -> float:
+            """By default the threshold Identify itself would use with this many people enrolled."""
+            if args.threshold:
+                return float(args.threshold)
+            if calibration is None:
+                return math.nan
+            return calibration.identify_threshold(gallery_size, settings.open_set_far)
+
         result = evaluate_identification(
-            analyzer,
-            lfw,
-            threshold,
-            limit_identities=args.limit,
-            progress=_progress,
+            analyzer, lfw, fusion, threshold_at, limit_identities=args.limit, progress=_progress
         )
     finally:
         analyzer.close()
-    _report(result, args.json)
+    if args.json:
+        print_json(result.as_dict())
+    else:
+        _print_identification(result)
     return 0
+
+
+def _print_identification(result: Any) -> None:
+    print(
+        f"{result.model}: {result.open_set_probes} strangers (never enrolled), {result.images} images, "
+        f"{result.missed} without a face, {result.seconds:.1f} s"
+    )
+    header = ["enrolled", "probes", "rank-1", "rank-5"]
+    far_targets = [point.far_target for point in result.galleries[0].points]
+    header += [f"DIR@FAR {far:g}" for far in far_targets]
+    header += ["Identify threshold", "its DIR", "its FAR"]
+    rows = [
+        [
+            g.identities,
+            g.probes,
+            f"{100 * g.rank1:.1f}%",
+            f"{100 * g.rank5:.1f}%",
+            *[f"{100 * p.dir:.1f}% (t {p.threshold:.3f})" for p in g.points],
+            f"{g.threshold:.3f}",
+            f"{100 * g.dir_at_threshold:.1f}%",
+            f"{100 * g.open_set_far:.2f}%",
+        ]
+        for g in result.galleries
+    ]
+    print(table(rows, header))
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -115,12 +166,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from argus.services.facedb.evaluation import calibrate_lfw
 
     settings = get_settings()
-    analyzer = _analyzer(settings)
+    profile = get_profile(args.profile or settings.profile)
+    analyzer = _analyzer(settings, profile)
     try:
-        calibration = calibrate_lfw(analyzer, args.pairs.parent, args.pairs.name, progress=_progress)
+        calibration = calibrate_lfw(analyzer, args.pairs.parent, profile, args.pairs.name, progress=_progress)
     finally:
         analyzer.close()
-    output = args.output or settings.calibration_file or default_calibration_path(calibration.model)
+    if args.output:
+        output = args.output
+    elif settings.calibration_dir:
+        output = settings.calibration_dir / f"{profile.name}.json"
+    else:
+        output = default_calibration_path(profile.name)
     calibration.save(output)
     print(calibration.to_json(), end="")
     print(f"calibration written to {output}", file=sys.stderr)
@@ -148,7 +205,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     lfw.add_argument("--plot", type=Path, help="write the ROC curve to this PNG")
     lfw.set_defaults(func=cmd_eval_lfw)
 
-    identify = sub.add_parser("identify", help="LFW closed-set rank-1 and open-set false accepts")
+    identify = sub.add_parser(
+        "identify", help="LFW 1:K with 100, 500 and all enrolled: rank-1, DIR at FAR 1% and 0.1%, open-set FAR"
+    )
     identify.add_argument("--data", type=Path, help="LFW folder (default: EVAL_DIR/lfw)")
     identify.add_argument("--threshold", type=float, default=0.0, help="cosine threshold (default: Identify's own)")
     identify.add_argument("--limit", type=int, help="first N identities of each kind only")
@@ -156,8 +215,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     for parser in (coco, wider, lfw, identify):
         parser.add_argument("--json", action="store_true")
+    for parser in (lfw, identify):
+        parser.add_argument("--profile", choices=list(PROFILES), help="embedding profile (default: ARGUS_PROFILE)")
 
-    calibrate = commands.add_parser("calibrate", help="fit the threshold and probability curve on labelled pairs")
+    calibrate = commands.add_parser(
+        "calibrate", help="fit a profile's fusion means, threshold, score fusion and impostor tail on labelled pairs"
+    )
+    calibrate.add_argument("--profile", choices=list(PROFILES), help="embedding profile (default: ARGUS_PROFILE)")
     calibrate.add_argument("--pairs", type=Path, required=True, help="an LFW-format pairs file, e.g. pairsDevTest.txt")
-    calibrate.add_argument("--output", type=Path, help="where to write (default: ARGUS_CALIBRATION_FILE or shipped)")
+    calibrate.add_argument("--output", type=Path, help="where to write (default: ARGUS_CALIBRATION_DIR or shipped)")
     calibrate.set_defaults(func=cmd_calibrate)

@@ -10,6 +10,7 @@ from pathlib import Path
 from argus.cli.output import as_dict, print_json, table
 from argus.client import FaceDbClient, client_options
 from argus.config import get_settings
+from argus.profiles import PROFILES
 from argus.proto.facedb.v1 import facedb_pb2
 
 
@@ -24,11 +25,11 @@ def _outcome(value: int) -> str:
 
 def cmd_collections_create(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        collection = client.create_collection(args.name, args.threshold)
+        collection = client.create_collection(args.name, args.threshold, args.profile or "")
     if args.json:
         print_json(collection)
     else:
-        print(f"created {collection.name} (threshold {collection.threshold:.3f}, model {collection.model})")
+        print(f"created {collection.name} (threshold {collection.threshold:.3f}, profile {collection.profile})")
     return 0
 
 
@@ -38,8 +39,55 @@ def cmd_collections_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([as_dict(collection) for collection in collections])
         return 0
-    rows = [[c.name, c.subject_count, c.face_count, f"{c.threshold:.3f}", c.model] for c in collections]
-    print(table(rows, ["collection", "subjects", "faces", "threshold", "model"]))
+    rows = [[c.name, c.subject_count, c.face_count, f"{c.threshold:.3f}", c.profile, _moving(c)] for c in collections]
+    print(table(rows, ["collection", "subjects", "faces", "threshold", "profile", "re-embedding"]))
+    return 0
+
+
+def _moving(collection: facedb_pb2.Collection) -> str:
+    if not collection.pending_profile:
+        return ""
+    return f"-> {collection.pending_profile}: {collection.reembedded_faces}/{collection.face_count} faces"
+
+
+def cmd_collections_profile(args: argparse.Namespace) -> int:
+    """Starts moving a collection to another profile; with --wait, shows the progress until it has switched."""
+    with _client(args) as client:
+        collection = client.change_profile(args.name, args.profile)
+        if not collection.pending_profile:
+            print(f"{collection.name} uses profile {collection.profile}; nothing to re-embed")
+            return 0
+        print(f"re-embedding {collection.name} ({collection.face_count} faces) for {collection.pending_profile}")
+        while args.wait and collection.pending_profile:
+            time.sleep(0.5)
+            collection = client.get_collection(args.name)
+            print(f"  {_moving(collection) or 'done'}", flush=True)
+    if not args.wait:
+        print(f"it keeps serving on {collection.profile} meanwhile; `argus collections list` shows the progress")
+    elif collection.profile != args.profile:
+        print(f"the re-embedding stopped before switching (see the face database's log); profile {collection.profile}")
+        return 1
+    else:
+        print(f"{collection.name} now uses profile {collection.profile} (threshold {collection.threshold:.3f})")
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        profiles = client.list_profiles()
+    if args.json:
+        print_json([as_dict(profile) for profile in profiles])
+        return 0
+    rows = [
+        [
+            p.name + (" (default)" if p.is_default else ""),
+            ", ".join(p.model_versions or p.models),
+            f"{p.threshold:.3f}" if p.calibrated else "not calibrated",
+            p.summary,
+        ]
+        for p in profiles
+    ]
+    print(table(rows, ["profile", "models", "threshold", "what"]))
     return 0
 
 
@@ -191,14 +239,24 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     create = sub.add_parser("create")
     create.add_argument("name")
     create.add_argument("--threshold", type=float, default=0.0, help="cosine threshold (default: calibrated)")
+    create.add_argument("--profile", choices=list(PROFILES), help="embedding profile (default: the server's)")
     create.set_defaults(func=cmd_collections_create)
     listing = sub.add_parser("list")
     listing.set_defaults(func=cmd_collections_list)
     delete = sub.add_parser("delete")
     delete.add_argument("name")
     delete.set_defaults(func=cmd_collections_delete)
-    for parser in (create, listing, delete):
+    profile = sub.add_parser("profile", help="re-embed a collection for another profile, from its stored crops")
+    profile.add_argument("name")
+    profile.add_argument("profile", choices=list(PROFILES))
+    profile.add_argument("--wait", action="store_true", help="show the progress until the collection has switched")
+    profile.set_defaults(func=cmd_collections_profile)
+    for parser in (create, listing, delete, profile):
         _common(parser)
+
+    profiles = commands.add_parser("profiles", help="the embedding profiles and their calibrated thresholds")
+    profiles.set_defaults(func=cmd_profiles)
+    _common(profiles)
 
     enroll = commands.add_parser("enroll", help="enroll a person from one or more photos")
     enroll.add_argument("collection")
