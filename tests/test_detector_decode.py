@@ -106,3 +106,53 @@ def test_yunet_decode_on_a_synthetic_cell() -> None:
     np.testing.assert_allclose(landmarks[0], [[32, 16], [48, 16], [40, 24], [32, 32], [48, 32]], rtol=1e-6)
     empty = faces.decode(outputs, 64, 64, score_threshold=0.95)
     assert empty[0].shape == (0, 4) and empty[2].shape == (0, 5, 2)
+
+
+# --- landmark refinement (the second look at each face) ----------------------------------------------------------
+
+
+def test_refine_window_centres_the_face_at_half_the_window() -> None:
+    # A 40x50 box centred at (120, 75): scale 384 / (2 * 50) = 3.84, the centre lands on (192, 192).
+    matrix = faces.refine_window((100.0, 50.0, 140.0, 100.0))
+    np.testing.assert_allclose(matrix, [[3.84, 0, 192 - 3.84 * 120], [0, 3.84, 192 - 3.84 * 75]])
+    corners = np.array([[100.0, 50.0], [140.0, 100.0]]) @ matrix[:, :2].T + matrix[:, 2]
+    np.testing.assert_allclose(corners, [[115.2, 96.0], [268.8, 288.0]])  # the box is half the window high
+
+
+def test_refined_landmarks_map_back_from_the_window_and_keep_the_first_look_otherwise() -> None:
+    face = faces.DetectedFace((100.0, 50.0, 140.0, 100.0), 0.9, tuple((110.0 + i, 60.0 + i) for i in range(5)))
+    matrix = faces.refine_window(face.box)
+    # The second look finds the face where it must be, with points at window (192 + 3.84 k, 192): photo (120 + k, 75).
+    same = faces.DetectedFace((115.0, 96.0, 269.0, 288.0), 0.5, tuple((192 + 3.84 * k, 192.0) for k in range(5)))
+    np.testing.assert_allclose(faces.refined_landmarks(face, matrix, [same]), [(120 + k, 75) for k in range(5)])
+    # A neighbour at the window's edge is not this face: the first landmarks stay.
+    neighbour = faces.DetectedFace((300.0, 0.0, 384.0, 90.0), 0.9, tuple((350.0, 40.0) for _ in range(5)))
+    assert faces.refined_landmarks(face, matrix, [neighbour]) == face.landmarks
+    assert faces.refined_landmarks(face, matrix, []) == face.landmarks
+    assert faces.refined_landmarks(face, matrix, [neighbour, same])[0] == pytest.approx((120, 75))
+
+
+def test_the_second_look_moves_landmarks_a_little_and_nothing_else(store: ModelStore, settings: object) -> None:
+    import cv2
+
+    from argus.config import Settings
+
+    assert isinstance(settings, Settings) and settings.face_refine_landmarks
+    refined = faces.FaceDetector(store, settings)
+    first_look = faces.FaceDetector(store, settings.model_copy(update={"face_refine_landmarks": False}))
+    try:
+        images_root = settings.eval_dir.parent / "images" / "faces"
+        photos = [cv2.imread(str(images_root / name)) for name in ("two_people.jpg", "obama.jpg")]
+        again, before = refined.detect(photos, refined.defaults), first_look.detect(photos, first_look.defaults)
+    finally:
+        refined.close()
+        first_look.close()
+    assert [len(found) for found in again] == [len(found) for found in before] == [2, 1]
+    moved = []
+    for new, old in zip((f for found in again for f in found), (f for found in before for f in found), strict=True):
+        assert new.box == old.box and new.score == old.score
+        size = old.box[2] - old.box[0]
+        shift = np.abs(np.subtract(new.landmarks, old.landmarks)).max()
+        assert shift < 0.1 * size  # the same points, placed a little differently
+        moved.append(shift)
+    assert max(moved) > 0  # ... and not simply copied

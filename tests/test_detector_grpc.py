@@ -59,6 +59,11 @@ def test_two_people_give_two_faces_with_plausible_landmarks(detector_stub: Stub,
     centres = sorted((f.box.x1 + f.box.x2) / 2 for f in result.faces)
     assert centres[0] < 1126 / 2 < centres[1]  # one person each side
 
+    coarse = detector_pb2.DetectFacesRequest(images=request.images, coarse_landmarks=True)
+    (first_look,) = detector_stub.DetectFaces(coarse, timeout=30).results
+    assert [f.box for f in first_look.faces] == [f.box for f in result.faces]  # the second look moves points only
+    assert [f.landmarks for f in first_look.faces] != [f.landmarks for f in result.faces]
+
 
 def test_many_images_in_one_call_keep_their_order(detector_stub: Stub, images_dir: Path) -> None:
     paths = [images_dir / "objects" / name for name in ("dog.jpg", "bus.jpg", "zidane.jpg", "dog.jpg")]

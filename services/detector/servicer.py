@@ -44,11 +44,12 @@ def object_options(
     )
 
 
-def face_options(options: detector_pb2.DetectionOptions, defaults: FaceOptions) -> FaceOptions:
+def face_options(options: detector_pb2.DetectionOptions, defaults: FaceOptions, *, coarse: bool = False) -> FaceOptions:
     return FaceOptions(
         _threshold(options.score_threshold, defaults.score_threshold, "score_threshold"),
         _threshold(options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
         _max_detections(options.max_detections, defaults.max_detections),
+        defaults.refine_landmarks and not coarse,
     )
 
 
@@ -91,7 +92,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
     def DetectFaces(
         self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectFacesResponse:
-        options = face_options(request.options, self.faces.defaults)
+        options = face_options(request.options, self.faces.defaults, coarse=request.coarse_landmarks)
         images = self._decode(list(request.images))
         detections = self.faces.detect(images, options)
         return detector_pb2.DetectFacesResponse(

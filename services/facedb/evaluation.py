@@ -25,7 +25,7 @@ import numpy as np
 
 from argus.imaging import decode_image
 from argus.profiles import EmbeddingProfile, Fusion
-from argus.services.detector.faces import DetectedFace, FaceOptions
+from argus.services.detector.faces import DetectedFace
 from argus.services.facedb.calibration import (
     TAIL_SAMPLES,
     Calibration,
@@ -317,7 +317,7 @@ class EmbeddingCache:
         """
         detector, embedder = self.analyzer.detector, self.analyzer.embedder
         defaults = detector.defaults
-        lenient = FaceOptions(self.retry_score_threshold, defaults.iou_threshold, defaults.max_detections)
+        lenient = replace(defaults, score_threshold=self.retry_score_threshold)
         dimension = sum(embedder.dimensions(self.models))
         results: dict[str, tuple[np.ndarray, int]] = {}
         done = 0

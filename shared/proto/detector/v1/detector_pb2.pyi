@@ -60,12 +60,14 @@ class DetectObjectsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ImageObjects, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class DetectFacesRequest(_message.Message):
-    __slots__ = ("images", "options")
+    __slots__ = ("images", "options", "coarse_landmarks")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    COARSE_LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
     options: DetectionOptions
-    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ...) -> None: ...
+    coarse_landmarks: bool
+    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ..., coarse_landmarks: _Optional[bool] = ...) -> None: ...
 
 class DetectedFace(_message.Message):
     __slots__ = ("box", "score", "landmarks")
