@@ -81,6 +81,7 @@ def _calibration(**changes: object) -> Calibration:
         profile="mobilefacenet",
         models=("m@1",),
         dimensions=(4,),
+        weights=(1.0,),
         means={},
         threshold=0.3,
         coef=(21.0,),
@@ -156,6 +157,8 @@ def test_from_json_rejects_bad_files() -> None:
         Calibration.from_json(json.dumps({**good, "intercept": float("nan")}))
     with pytest.raises(ValueError, match="one coefficient and one dimension per model"):
         Calibration.from_json(json.dumps({**good, "coef": [1.0, 2.0]}))
+    with pytest.raises(ValueError, match=r"fitted with weights \(0\.5,\), but profile mobilefacenet now"):
+        Calibration.from_json(json.dumps({**good, "weights": [0.5]}))
     with pytest.raises(ValueError, match="does not fit its profile"):  # dlib is centred: its mean is needed
         Calibration.from_json(
             json.dumps(

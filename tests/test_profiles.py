@@ -29,22 +29,25 @@ def test_a_single_uncentred_model_passes_through() -> None:
     np.testing.assert_array_equal(fusion.fuse(vectors), vectors)
 
 
-def test_fusion_centres_renormalises_and_averages_the_cosines() -> None:
-    # Model A (2-d) as is; model B (2-d) centred on (0.6, 0.8).
+def test_fusion_centres_renormalises_and_weighs_the_cosines() -> None:
+    # Model A (2-d) as is, weight 0.8; model B (2-d) centred on (0.6, 0.8), weight 0.2.
+    assert [m.weight for m in FUSED.members] == [0.8, 0.2]
     fusion = Fusion(FUSED, (2, 2), {"dlib-resnet": np.array([0.6, 0.8])})
     a = np.array([1.0, 0.0, 0.6, 0.8 + 0.5])  # B minus its mean: (0, 0.5) -> (0, 1)
     b = np.array([0.0, 1.0, 0.6 + 0.3, 0.8])  # B minus its mean: (0.3, 0) -> (1, 0)
     c = np.array([1.0, 0.0, 0.6, 0.8 + 0.1])  # the same centred direction as a
-    fused = fusion.fuse(np.stack([a, b, c]))
-    s = 1 / math.sqrt(2)
-    np.testing.assert_allclose(fused[0], [s, 0, 0, s], atol=1e-6)
-    np.testing.assert_allclose(fused[1], [0, s, s, 0], atol=1e-6)
+    d = np.array([1.0, 0.0, 0.6 + 0.2, 0.8])  # A agrees with a, B does not
+    fused = fusion.fuse(np.stack([a, b, c, d]))
+    big, small = math.sqrt(0.8), math.sqrt(0.2)
+    np.testing.assert_allclose(fused[0], [big, 0, 0, small], atol=1e-6)
+    np.testing.assert_allclose(fused[1], [0, big, small, 0], atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-6)
-    # Per-model cosines: A says 1 for a-c, B (centred) says 1; for a-b both say 0. The fused cosine is their mean.
+    # Per-model cosines come back whole; the fused cosine is their weighted mean.
     np.testing.assert_allclose(fusion.model_cosines(fused[0], fused[2]), [1, 1], atol=1e-6)
     np.testing.assert_allclose(fusion.model_cosines(fused[0], fused[1]), [0, 0], atol=1e-6)
-    np.testing.assert_allclose(fusion.model_cosines(fused[:2], fused[1:]), [[0, 0], [0, 0]], atol=1e-6)
-    assert float(fused[0] @ fused[2]) == pytest.approx(1.0)
+    np.testing.assert_allclose(fusion.model_cosines(fused[0], fused[3]), [1, 0], atol=1e-6)
+    np.testing.assert_allclose(fusion.model_cosines(fused[:2], fused[1:3]), [[0, 0], [0, 0]], atol=1e-6)
+    assert float(fused[0] @ fused[3]) == pytest.approx(0.8)
 
 
 def test_a_missing_face_stays_a_zero_vector() -> None:

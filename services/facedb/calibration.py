@@ -102,6 +102,7 @@ class Calibration:
     profile: str  # e.g. "mobilefacenet+dlib": a calibration is only valid for its own profile...
     models: tuple[str, ...]  # ...and for these exact model versions ("name@version"), in the profile's order
     dimensions: tuple[int, ...]  # each model's vector size
+    weights: tuple[float, ...]  # the profile's member weights it was fitted with (the fused cosine depends on them)
     means: dict[str, tuple[float, ...]]  # model name -> mean unit vector, for the models the profile centres
     threshold: float  # fused cosine at or above which two faces are the same person (accuracy-maximising)
     coef: tuple[float, ...]  # P(same | per-model cosines c) = sigmoid(coef . c + intercept)
@@ -161,6 +162,7 @@ class Calibration:
                 profile=str(data["profile"]),
                 models=tuple(str(m) for m in data["models"]),
                 dimensions=tuple(int(d) for d in data["dimensions"]),
+                weights=tuple(float(w) for w in data["weights"]),
                 means={str(k): tuple(float(x) for x in v) for k, v in dict(data["means"]).items()},
                 threshold=float(data["threshold"]),
                 coef=tuple(float(c) for c in data["coef"]),
@@ -179,9 +181,15 @@ class Calibration:
         if len(calibration.coef) != len(calibration.models) or len(calibration.dimensions) != len(calibration.models):
             raise ValueError("calibration needs one coefficient and one dimension per model")
         try:
-            calibration.fusion()
+            fusion = calibration.fusion()
         except (InvalidInput, ValueError) as exc:
             raise ValueError(f"calibration does not fit its profile: {exc}") from None
+        current = tuple(member.weight for member in fusion.profile.members)
+        if calibration.weights != current:
+            raise ValueError(
+                f"calibration was fitted with weights {calibration.weights}, but profile {calibration.profile} now "
+                f"weighs its models {current}: its threshold no longer applies"
+            )
         return calibration
 
     def save(self, path: Path) -> None:
@@ -286,6 +294,7 @@ def fit_calibration(
         profile=fusion.profile.name,
         models=tuple(models),
         dimensions=fusion.dimensions,
+        weights=tuple(member.weight for member in fusion.profile.members),
         means=means,
         threshold=threshold,
         coef=coef,
