@@ -3,8 +3,10 @@ database servers, and a PostgreSQL server of the test run's own."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -66,6 +68,30 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     ModelStore(root, Settings().models_mirror).pull_all()
     return root
+
+
+BenchRunner = Callable[..., "subprocess.CompletedProcess[str]"]  # what the run_bench fixture gives
+
+
+@pytest.fixture
+def run_bench(models_dir: Path, images_dir: Path) -> BenchRunner:
+    """Runs bench/<script> with these arguments, the test models and images and --json (the JSON on stdout, the
+    table on stderr), and checks that it succeeded: the benches' smoke tests check their rows, never their speed."""
+
+    def run(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        repo = Path(__file__).resolve().parent.parent
+        done = subprocess.run(
+            [sys.executable, str(repo / "bench" / script), *args, "--json", "--images", str(images_dir)],
+            cwd=repo,
+            env={**os.environ, "ARGUS_MODELS_DIR": str(models_dir), "ARGUS_METRICS_PORT": "0", **env},
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        return done
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 from argus.profiles import PROFILES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BENCH = REPO_ROOT / "bench" / "embedder_bench.py"
 
-
-def test_embedder_bench_prints_a_row_per_profile(models_dir: Path, images_dir: Path) -> None:
-    env = {**os.environ, "ARGUS_MODELS_DIR": str(models_dir), "ARGUS_INTRA_OP_THREADS": "2"}
-    done = subprocess.run(
-        [sys.executable, str(BENCH), "--seconds", "0.05", "--json", "--images", str(images_dir)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+def test_embedder_bench_prints_a_row_per_profile(run_bench: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    done = run_bench("embedder_bench.py", "--seconds", "0.05", ARGUS_INTRA_OP_THREADS="2")
     rows = json.loads(done.stdout)
     assert [row["profile"] for row in rows] == list(PROFILES)
     dims = {row["profile"]: row["dimension"] for row in rows}

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BENCH = REPO_ROOT / "bench" / "jobs_bench.py"
 STYLES = ("candy", "mosaic", "rain-princess", "udnie", "arbitrary")
 SIDES = (64, 128)
 
 
-def test_jobs_bench_prints_every_row(models_dir: Path, images_dir: Path) -> None:
-    env = {**os.environ, "ARGUS_MODELS_DIR": str(models_dir), "ARGUS_METRICS_PORT": "0"}
+def test_jobs_bench_prints_every_row(run_bench: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     sides = ",".join(str(side) for side in SIDES)
-    command = [sys.executable, str(BENCH), "--seconds", "0.3", "--sides", sides, "--jobs", "40", "--json"]
-    done = subprocess.run(
-        [*command, "--images", str(images_dir)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_bench("jobs_bench.py", "--seconds", "0.3", "--sides", sides, "--jobs", "40")
 
     table = done.stderr  # with --json the table goes to stderr, the JSON to stdout
 

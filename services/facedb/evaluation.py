@@ -485,10 +485,14 @@ def verification_metrics(
     )
 
 
+def pair_rows(embeddings: FaceEmbeddings, pairs: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """The embeddings of each pair's first and second image, row by row."""
+    return embeddings.rows([pair.path_a for pair in pairs]), embeddings.rows([pair.path_b for pair in pairs])
+
+
 def score_pairs(embeddings: FaceEmbeddings, pairs: Sequence[Pair]) -> np.ndarray:
     """Cosine similarity of each pair (embeddings are unit vectors; a missed face scores 0 against anything)."""
-    a = embeddings.rows([pair.path_a for pair in pairs])
-    b = embeddings.rows([pair.path_b for pair in pairs])
+    a, b = pair_rows(embeddings, pairs)
     return np.einsum("ij,ij->i", a, b).astype(np.float64)
 
 
@@ -574,9 +578,7 @@ def evaluate_lfw(
     result = verification_metrics(score_pairs(embeddings, pairs), same, folds)
     fusion_accuracy: tuple[float | None, float | None] = (None, None)
     if len(np.unique(folds)) > 1:
-        a = embeddings.rows([pair.path_a for pair in pairs])
-        b = embeddings.rows([pair.path_b for pair in pairs])
-        fusion_accuracy = in_fold_fusion_accuracy(fusion.model_cosines(a, b), same, folds)
+        fusion_accuracy = in_fold_fusion_accuracy(fusion.model_cosines(*pair_rows(embeddings, pairs)), same, folds)
     return replace(
         result,
         model=f"{fusion.profile.name} ({', '.join(analyzer.embedder.refs(models))})",
@@ -614,8 +616,6 @@ def calibrate_lfw(
     raw = lfw_embeddings(analyzer, lfw_dir, pair_images(pairs), profile.models, progress)
     fusion = fit_means(raw, profile, analyzer.embedder.dimensions(profile.models))
     embeddings = raw.fused(fusion)
-    a = embeddings.rows([pair.path_a for pair in pairs])
-    b = embeddings.rows([pair.path_b for pair in pairs])
     impostors = impostor_scores(embeddings)
     if impostors.size < MIN_IMPOSTOR_PAIRS:
         log.warning(
@@ -628,7 +628,7 @@ def calibrate_lfw(
         fusion,
         analyzer.embedder.refs(profile.models),
         score_pairs(embeddings, pairs),
-        fusion.model_cosines(a, b),
+        fusion.model_cosines(*pair_rows(embeddings, pairs)),
         np.array([p.same for p in pairs]),
         pairs_file=Path(pairs_file).name,
         flip_augmentation=analyzer.embedder.flip,

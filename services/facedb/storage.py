@@ -800,17 +800,23 @@ class FaceStore:
                 stored += result.rowcount or 0
             return stored
 
+    @classmethod
+    def _moving_to(cls, session: Session, collection: str, profile: str) -> Collection | None:
+        """The collection, if it is moving to this profile and every face has its embedding for it."""
+        found = cls._collection(session, collection)
+        if found.pending_profile != profile:
+            return None
+        missing = session.scalar(
+            select(func.count(Face.id)).where(Face.collection_id == found.id, Face.pending_embedding.is_(None))
+        )
+        return None if missing else found
+
     def pending_embeddings(self, collection: str, profile: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Every face's embedding for the pending profile, or None while some face still lacks one (or the
         collection is no longer moving to that profile)."""
         with self._transaction() as session:
-            found = self._collection(session, collection)
-            if found.pending_profile != profile:
-                return None
-            missing = session.scalar(
-                select(func.count(Face.id)).where(Face.collection_id == found.id, Face.pending_embedding.is_(None))
-            )
-            if missing:
+            found = self._moving_to(session, collection, profile)
+            if found is None:
                 return None
             rows = session.execute(
                 select(Face.id, Face.pending_embedding, Face.dimension)
@@ -824,13 +830,8 @@ class FaceStore:
         """Switches the collection to the pending profile in one transaction: every face's pending embedding
         becomes its embedding. False (and nothing changed) when some face still lacks one."""
         with self._transaction() as session:
-            found = self._collection(session, collection)
-            if found.pending_profile != profile:
-                return False
-            missing = session.scalar(
-                select(func.count(Face.id)).where(Face.collection_id == found.id, Face.pending_embedding.is_(None))
-            )
-            if missing:
+            found = self._moving_to(session, collection, profile)
+            if found is None:
                 return False
             session.execute(
                 update(Face)
