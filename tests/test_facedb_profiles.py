@@ -129,3 +129,9 @@ def test_changing_back_cancels_and_unusable_profiles_are_refused(
 
 def test_new_collections_take_the_default_profile(database: FaceDatabase, settings: Settings) -> None:
     assert database.create_collection("plain").profile == settings.profile == FUSED
+
+
+def test_re_embedding_batches_fit_in_one_embedder_call(database: FaceDatabase, settings: Settings) -> None:
+    """Every stored crop is a photo of its own to the embedder, which refuses more per call than its limit."""
+    assert Reembedder(database).batch_size == settings.max_images_per_request == 8
+    assert Reembedder(database, batch_size=3).batch_size == 3

@@ -28,7 +28,8 @@ RETRY_WAIT_S = 2.0  # after a failure (the embedder or the database being down),
 class Reembedder:
     def __init__(self, database: FaceDatabase, batch_size: int = BATCH_SIZE) -> None:
         self.database = database
-        self.batch_size = batch_size
+        # Each stored crop is a photo of its own to the embedder, which takes at most this many per call.
+        self.batch_size = min(batch_size, database.settings.max_images_per_request)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reembedder", daemon=True)
 
