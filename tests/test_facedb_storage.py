@@ -543,7 +543,8 @@ def test_reembedding_fills_pending_embeddings_then_switches_in_one_step(db: Face
     assert db.finish_reembedding("staff", profile, 256)
 
     switched = db.get_collection("staff")
-    assert (switched.profile, switched.pending_profile, switched.threshold) == ("mobilefacenet+dlib", None, 0.4)
+    # the collection's own threshold was a cosine of the old profile: dropped, the new calibrated one applies
+    assert (switched.profile, switched.pending_profile, switched.threshold) == ("mobilefacenet+dlib", None, None)
     _, vectors = db.embeddings("staff")
     assert vectors.tobytes() == new_vectors.astype("<f4").tobytes()
     faces = db.get_subject("staff", "alice").faces

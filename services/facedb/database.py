@@ -150,7 +150,6 @@ class _Locks:
 class EmbeddedFaces:
     """The faces of a photo embedded for one profile: as analysed, and their fused vectors (one row each)."""
 
-    profile: str
     faces: list[AnalyzedFace]
     vectors: np.ndarray
 
@@ -198,14 +197,14 @@ class FaceDatabase:
         calibration = self.calibrations[profile]
         faces = self.analyzer.analyze(image, get_profile(profile).models, keep_crop=keep_crop)
         if not faces:
-            return EmbeddedFaces(profile, [], np.empty((0, sum(calibration.dimensions)), dtype=np.float32))
+            return EmbeddedFaces([], np.empty((0, sum(calibration.dimensions)), dtype=np.float32))
         if faces[0].models != calibration.models:
             raise ModelUnavailable(
                 f"the embedder runs {', '.join(faces[0].models)} but profile {profile} was calibrated with "
                 f"{', '.join(calibration.models)}; run `argus calibrate --profile {profile}` for these models"
             )
         vectors = self.calibrations.fusion(profile).fuse(np.stack([face.parts for face in faces]))
-        return EmbeddedFaces(profile, faces, vectors)
+        return EmbeddedFaces(faces, vectors)
 
     def _fresh_index(self, collection: str) -> FaceIndex:
         if collection in self._stale:

@@ -847,6 +847,9 @@ class FaceStore:
             )
             found.profile = profile
             found.pending_profile = None
+            # A cosine threshold means nothing across profiles (dlib's raw strangers score 0.83): the new profile's
+            # calibrated one applies from now on.
+            found.threshold = None
             return True
 
     def reembedding_collections(self) -> list[tuple[str, str]]:
