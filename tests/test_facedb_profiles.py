@@ -135,3 +135,29 @@ def test_re_embedding_batches_fit_in_one_embedder_call(database: FaceDatabase, s
     """Every stored crop is a photo of its own to the embedder, which refuses more per call than its limit."""
     assert Reembedder(database).batch_size == settings.max_images_per_request == 8
     assert Reembedder(database, batch_size=3).batch_size == 3
+
+
+def test_faces_stored_by_earlier_versions_re_embed_from_their_112_crops(
+    database: FaceDatabase, analyzer: LocalFaceAnalyzer, images_dir: Path
+) -> None:
+    """Earlier versions stored the 112x112 ArcFace-aligned crop without landmarks; such faces still move."""
+    import cv2
+    import numpy as np
+    import sqlalchemy as sa
+
+    from argus.services.embedder.align import align_face
+    from argus.services.facedb.evaluation import _read_image
+
+    database.create_collection("old", profile="mobilefacenet")
+    database.enroll("old", "obama", [photo(images_dir, "obama")])
+    image = _read_image(images_dir / "faces" / "obama.jpg")
+    (face,) = analyzer.detector.detect([image], analyzer.detector.defaults)[0]
+    legacy = cv2.imencode(".png", align_face(image, np.asarray(face.landmarks)))[1].tobytes()
+    with database.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE faces SET aligned_crop = :png, crop_landmarks = NULL"), {"png": legacy})
+
+    database.change_profile("old", FUSED)
+    run_to_completion(Reembedder(database))
+    assert database.collection("old").profile == FUSED
+    decision = database.verify("old", "obama", photo(images_dir, "obama2"))
+    assert decision.match and decision.similarity > decision.threshold + 0.1
