@@ -37,10 +37,6 @@ class EmbeddingProfile:
         return tuple(member.model for member in self.members)
 
     @property
-    def fused(self) -> bool:
-        return len(self.members) > 1
-
-    @property
     def needs_means(self) -> tuple[str, ...]:
         return tuple(member.model for member in self.members if member.centred)
 

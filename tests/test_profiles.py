@@ -17,7 +17,6 @@ FUSED = get_profile("mobilefacenet+dlib")
 def test_every_profile_names_embedding_models_of_the_manifest() -> None:
     for profile in PROFILES.values():
         assert profile.models and all(MANIFEST[m].task == "face-embedding" for m in profile.models)
-        assert profile.fused == (len(profile.members) > 1)
     assert get_profile("dlib").needs_means == () and FUSED.needs_means == ("dlib-resnet",)
     with pytest.raises(InvalidInput, match="unknown embedding profile 'arcface'"):
         get_profile("arcface")

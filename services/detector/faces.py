@@ -132,6 +132,9 @@ class FaceDetector:
         self.max_side = settings.face_max_side
         self.batcher = DynamicBatcher.for_model(self.model, settings)
         self.defaults = FaceOptions.from_settings(settings)
+        self._second_look = FaceOptions(
+            REFINE_SCORE_THRESHOLD, self.defaults.iou_threshold, self.defaults.max_detections
+        )
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         height, width = image.shape[:2]
@@ -161,7 +164,6 @@ class FaceDetector:
         more precisely there than on a small or a huge face, and alignment depends on them. All windows have the
         same size, so they share forward passes. Boxes and scores stay those of the first look."""
         jobs = [(i, face, refine_window(face.box)) for i, faces in enumerate(found) for face in faces]
-        lenient = FaceOptions(REFINE_SCORE_THRESHOLD, self.defaults.iou_threshold, self.defaults.max_detections)
         refined: list[list[DetectedFace]] = [[] for _ in found]
         for start in range(0, len(jobs), REFINE_CHUNK):
             chunk = jobs[start : start + REFINE_CHUNK]
@@ -169,7 +171,7 @@ class FaceDetector:
                 cv2.warpAffine(images[i], matrix, (REFINE_SIZE, REFINE_SIZE), flags=cv2.INTER_LINEAR)
                 for i, _, matrix in chunk
             ]
-            for (i, face, matrix), looks in zip(chunk, self.detect_once(windows, lenient), strict=True):
+            for (i, face, matrix), looks in zip(chunk, self.detect_once(windows, self._second_look), strict=True):
                 refined[i].append(DetectedFace(face.box, face.score, refined_landmarks(face, matrix, looks)))
         return refined
 

@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from pathlib import Path
@@ -336,9 +336,9 @@ def load_calibration(settings: Settings, profile: str) -> Calibration:
 class Calibrations:
     """Each profile's calibration, loaded on first use and then kept."""
 
-    def __init__(self, settings: Settings, preset: Mapping[str, Calibration] | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._loaded: dict[str, Calibration] = dict(preset or {})
+        self._loaded: dict[str, Calibration] = {}
         self._fusions: dict[str, Fusion] = {}
         self._lock = threading.Lock()
 

@@ -541,9 +541,20 @@ def development_fusion(
     progress: ProgressCallback | None = None,
 ) -> Fusion:
     """The profile's fusion with its means fitted on the development split's images (never the test pairs)."""
+    return _development(analyzer, lfw_dir, profile, pairs_file, progress)[2]
+
+
+def _development(
+    analyzer: LocalFaceAnalyzer,
+    lfw_dir: Path,
+    profile: EmbeddingProfile,
+    pairs_file: str | Path,
+    progress: ProgressCallback | None,
+) -> tuple[list[Pair], FaceEmbeddings, Fusion]:
+    """The development pairs, their images' per-model vectors, and the profile's fusion with means fitted on them."""
     pairs = read_pairs(Path(lfw_dir) / pairs_file)
     embeddings = lfw_embeddings(analyzer, lfw_dir, pair_images(pairs), profile.models, progress)
-    return fit_means(embeddings, profile, analyzer.embedder.dimensions(profile.models))
+    return pairs, embeddings, fit_means(embeddings, profile, analyzer.embedder.dimensions(profile.models))
 
 
 def in_fold_fusion_accuracy(model_cosines: np.ndarray, same: np.ndarray, folds: np.ndarray) -> tuple[float, float]:
@@ -612,9 +623,7 @@ def calibrate_lfw(
 ) -> Calibration:
     """Fits a profile's fusion means, threshold, probability model and impostor tail (for open-set thresholds) on
     LFW's development pairs and their images, never on the test pairs."""
-    pairs = read_pairs(Path(lfw_dir) / pairs_file)
-    raw = lfw_embeddings(analyzer, lfw_dir, pair_images(pairs), profile.models, progress)
-    fusion = fit_means(raw, profile, analyzer.embedder.dimensions(profile.models))
+    pairs, raw, fusion = _development(analyzer, lfw_dir, profile, pairs_file, progress)
     embeddings = raw.fused(fusion)
     impostors = impostor_scores(embeddings)
     if impostors.size < MIN_IMPOSTOR_PAIRS:

@@ -67,16 +67,24 @@ def _analyzer(settings: Settings, profile: EmbeddingProfile) -> Any:
     return LocalFaceAnalyzer(_store(settings), settings, profile.models)
 
 
-def _fusion(analyzer: Any, settings: Settings, profile: EmbeddingProfile, lfw: Path) -> Any:
-    """The profile's fusion as calibrated (its means were fitted on the development images), or, for a profile
-    not calibrated yet, with means fitted on those images now."""
+def _calibration(settings: Settings, profile: EmbeddingProfile) -> Any:
+    """The profile's calibration, or None when there is none yet."""
     from argus.services.facedb.calibration import load_calibration
-    from argus.services.facedb.evaluation import development_fusion
 
     try:
-        return load_calibration(settings, profile.name).fusion()
+        return load_calibration(settings, profile.name)
     except ModelUnavailable:
-        return development_fusion(analyzer, lfw, profile, progress=_progress)
+        return None
+
+
+def _fusion(analyzer: Any, calibration: Any, profile: EmbeddingProfile, lfw: Path) -> Any:
+    """The profile's fusion as calibrated (its means were fitted on the development images), or, for a profile
+    not calibrated yet, with means fitted on those images now."""
+    from argus.services.facedb.evaluation import development_fusion
+
+    if calibration is not None:
+        return calibration.fusion()
+    return development_fusion(analyzer, lfw, profile, progress=_progress)
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
@@ -87,7 +95,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     lfw = args.data or settings.eval_dir / "lfw"
     analyzer = _analyzer(settings, profile)
     try:
-        fusion = _fusion(analyzer, settings, profile, lfw)
+        fusion = _fusion(analyzer, _calibration(settings, profile), profile, lfw)
         result = evaluate_lfw(analyzer, lfw, fusion, args.pairs, limit_folds=args.folds, progress=_progress)
     finally:
         analyzer.close()
@@ -102,7 +110,6 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_identify(args: argparse.Namespace) -> int:
-    from argus.services.facedb.calibration import load_calibration
     from argus.services.facedb.evaluation import evaluate_identification
 
     settings = get_settings()
@@ -110,11 +117,8 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     lfw = args.data or settings.eval_dir / "lfw"
     analyzer = _analyzer(settings, profile)
     try:
-        try:
-            calibration = load_calibration(settings, profile.name)
-        except ModelUnavailable:
-            calibration = None
-        fusion = _fusion(analyzer, settings, profile, lfw)
+        calibration = _calibration(settings, profile)
+        fusion = _fusion(analyzer, calibration, profile, lfw)
 
         def threshold_at(gallery_size: int) -> float:
             """By default the threshold Identify itself would use with this many people enrolled."""
