@@ -41,7 +41,7 @@ from argus.redis_server import RedisServer, RedisServerError
 from argus.services.jobs.handlers import StylizationHandler
 from argus.services.jobs.server import detection_handler, job_store, make_worker, start_jobs_server
 from argus.services.jobs.servicer import WATCH_POLL_S
-from argus.services.jobs.store import Kind, State
+from argus.services.jobs.store import EVERYONE, Kind, State
 from argus.services.jobs.worker import Worker
 from argus.services.stylizer.styles import ARBITRARY, Stylizer
 
@@ -318,7 +318,7 @@ def run_burst(address: str, settings: Settings, image: bytes, workers: int, jobs
         time.sleep(0.005)
     store = job_store(settings)
     try:
-        last_finished = max(store.get(job_id).finished_at for job_id in job_ids)
+        last_finished = max(store.get(job_id, EVERYONE).finished_at for job_id in job_ids)
     finally:
         store.close()
     submit_s = submitted - started

@@ -12,13 +12,23 @@ import grpc
 import redis
 from google.protobuf import timestamp_pb2
 
+from argus.auth import ADMIN, current_key
 from argus.config import Settings
 from argus.errors import InvalidInput
 from argus.models.manifest import MANIFEST
 from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from argus.queue import StreamQueue
 from argus.services.jobs.handlers import STYLE_PREFIX, fixed_style_names, validate
-from argus.services.jobs.store import DEAD_LETTER_STREAM, JobRecord, JobStore, Kind, State, redis_unavailable
+from argus.services.jobs.store import (
+    DEAD_LETTER_STREAM,
+    EVERYONE,
+    JobRecord,
+    JobStore,
+    Kind,
+    State,
+    Viewer,
+    redis_unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,14 @@ def _unavailable_without_redis(method: _Rpc) -> _Rpc:
 
 
 WATCH_POLL_S = 0.025  # a cheap HGETALL; short jobs reach watchers without a 100 ms lag
+
+
+def caller_viewer() -> Viewer:
+    """The calling key owns what it submits and sees only that; admin keys, and everyone when auth is off, see all."""
+    key = current_key.get()
+    if key is None:
+        return EVERYONE
+    return Viewer(owner=key.key_id, sees_all=ADMIN in key.scopes)
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp | None:
@@ -78,6 +96,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
             attempts=record.attempts,
             error=record.error,
             expires_at=_timestamp(record.expires_at),
+            owner=record.owner,
         )
         if include_result and record.state == State.SUCCEEDED:
             data = self.store.result(record)
@@ -93,19 +112,24 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
         kind = validate(request, self.settings)
         self._ensure_groups()
         record, _ = self.store.create(
-            kind, request.SerializeToString(), request.idempotency_key, stream=self.queues[kind].stream
+            kind,
+            request.SerializeToString(),
+            request.idempotency_key,
+            stream=self.queues[kind].stream,
+            owner=caller_viewer().owner,
         )
         return self._message(record, include_result=False)
 
     @_unavailable_without_redis
     def GetJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
-        return self._message(self.store.get(request.job_id), request.include_result)
+        return self._message(self.store.get(request.job_id, caller_viewer()), request.include_result)
 
     def WatchJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> Iterator[jobs_pb2.Job]:
         last = None
+        viewer = caller_viewer()
         while context.is_active():
             with redis_unavailable():
-                record = self.store.get(request.job_id)
+                record = self.store.get(request.job_id, viewer)
                 seen = (record.state, record.progress, record.attempts, record.error)
                 message = None
                 if seen != last:
@@ -119,7 +143,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
 
     @_unavailable_without_redis
     def CancelJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:
-        return self._message(self.store.cancel(request.job_id), include_result=False)
+        return self._message(self.store.cancel(request.job_id, caller_viewer()), include_result=False)
 
     @_unavailable_without_redis
     def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.ServicerContext) -> jobs_pb2.ListJobsResponse:
@@ -132,6 +156,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
             request.page_token,
             State(request.state) if request.state else None,
             Kind(request.kind) if request.kind else None,
+            caller_viewer(),
         )
         return jobs_pb2.ListJobsResponse(
             jobs=[self._message(record, include_result=False) for record in records], next_page_token=token

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -21,10 +22,33 @@ from pathlib import Path
 import redis
 
 from argus.errors import DependencyUnavailable, InvalidInput, NotFound
+from argus.files import private_dir
 
 PREFIX = "argus:"
-INDEX = f"{PREFIX}jobs"  # sorted set of job ids by creation time, for listing
+INDEX = f"{PREFIX}jobs"  # sorted set of every job id by creation time, for listing
 IDEMPOTENCY_TTL_S = 24 * 3600
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # what create() hands out: uuid4().hex
+
+
+def _owner_index(owner: str) -> str:
+    """Sorted set of one owner's job ids by creation time, so a listing reads only that owner's jobs."""
+    return f"{INDEX}:owner:{owner}"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose jobs a call may see. A job belongs to the API key that submitted it (`owner`, its key id); admin keys,
+    and every caller when auth is off, see all jobs. Another owner's job is answered as not found, never as
+    forbidden, so its existence is not revealed."""
+
+    owner: str = ""
+    sees_all: bool = False
+
+    def may_see(self, owner: str) -> bool:
+        return self.sees_all or owner == self.owner
+
+
+EVERYONE = Viewer(sees_all=True)  # the workers, and callers when auth is off
 
 
 class State(IntEnum):
@@ -69,6 +93,7 @@ class JobRecord:
     cancel_requested: bool
     expires_at: float
     result_location: str  # "", "redis" or "file"
+    owner: str = ""  # the submitting key's id; "" when auth was off
 
     @classmethod
     def from_hash(cls, job_id: str, data: dict[str, str]) -> JobRecord:
@@ -85,6 +110,7 @@ class JobRecord:
             cancel_requested=data.get("cancel_requested") == "1",
             expires_at=float(data.get("expires_at", 0)),
             result_location=data.get("result_location", ""),
+            owner=data.get("owner", ""),
         )
 
 
@@ -122,22 +148,24 @@ class JobStore:
     # --- creating and reading -------------------------------------------------------------------------------
 
     def create(
-        self, kind: Kind, request: bytes, idempotency_key: str = "", stream: str | None = None
+        self, kind: Kind, request: bytes, idempotency_key: str = "", stream: str | None = None, owner: str = ""
     ) -> tuple[JobRecord, bool]:
-        """Stores a new queued job, or returns the job an earlier submit with the same key created.
+        """Stores a new queued job of this owner, or returns the job an earlier submit of the same owner with the
+        same idempotency key created.
 
-        Returns (record, created). The key is claimed atomically, so two concurrent retries make one job. With a
-        stream, the job's message is added to it in the same MULTI/EXEC transaction as the record: Redis failing
-        half-way can never leave a QUEUED job that no worker will ever be given.
+        Returns (record, created). The key is claimed atomically, so two concurrent retries make one job; keys are
+        scoped by owner, so another key's identical idempotency key makes a job of its own. With a stream, the job's
+        message is added to it in the same MULTI/EXEC transaction as the record: Redis failing half-way can never
+        leave a QUEUED job that no worker will ever be given.
         """
         job_id = uuid.uuid4().hex
         if idempotency_key:
-            key = f"{PREFIX}idempotency:{idempotency_key}"
+            key = f"{PREFIX}idempotency:{owner}:{idempotency_key}"
             claimed = self.client.set(key, job_id, nx=True, ex=IDEMPOTENCY_TTL_S)
             if not claimed:
                 existing = self.client.get(key)
                 if existing and self.client.exists(_key(existing)):
-                    return self.get(existing), False
+                    return self.get(existing, EVERYONE), False
                 # The key names a job that was never stored (Redis failed between the two steps) or has expired:
                 # this submit makes the job instead of answering NOT_FOUND to every retry for a day.
                 self.client.set(key, job_id, ex=IDEMPOTENCY_TTL_S)
@@ -145,18 +173,23 @@ class JobStore:
         pipe = self.binary.pipeline()  # transaction=True: MULTI ... EXEC
         pipe.set(_request_key(job_id), request)
         pipe.hset(
-            _key(job_id), mapping={"kind": int(kind), "state": int(State.QUEUED), "created_at": now, "attempts": 0}
+            _key(job_id),
+            mapping={"kind": int(kind), "state": int(State.QUEUED), "created_at": now, "attempts": 0, "owner": owner},
         )
         pipe.zadd(INDEX, {job_id: now})
+        pipe.zadd(_owner_index(owner), {job_id: now})
         if stream is not None:
             pipe.xadd(stream, {"job_id": job_id})
         pipe.execute()
-        return self.get(job_id), True
+        return self.get(job_id, EVERYONE), True
 
-    def get(self, job_id: str) -> JobRecord:
-        data = self.client.hgetall(_key(job_id)) if job_id else {}
-        if not data:
-            raise NotFound(f"no job {job_id!r}: it never existed, or it finished and expired")
+    def get(self, job_id: str, viewer: Viewer) -> JobRecord:
+        """The job, if it exists and the viewer may see it; NotFound alike for both, so IDs cannot be probed."""
+        if not JOB_ID.fullmatch(job_id):  # no such job can exist; and never a Redis key of another kind
+            raise NotFound("no such job: a job ID is the 32 lowercase hexadecimal digits SubmitJob returned")
+        data = self.client.hgetall(_key(job_id))
+        if not data or not viewer.may_see(data.get("owner", "")):
+            raise NotFound(f"no job {job_id}: it never existed, it finished and expired, or it is not yours")
         return JobRecord.from_hash(job_id, data)
 
     def request(self, job_id: str) -> bytes:
@@ -174,17 +207,19 @@ class JobStore:
         return None
 
     def list(
-        self, page_size: int, page_token: str, state: State | None, kind: Kind | None
+        self, page_size: int, page_token: str, state: State | None, kind: Kind | None, viewer: Viewer
     ) -> tuple[list[JobRecord], str]:
-        """Newest first. Records that expired are dropped from the index on the way."""
+        """The viewer's jobs (every job for one who sees all), newest first. Records that expired are dropped from
+        the index on the way."""
         if page_size == 0:
             page_size = 100
         if not 1 <= page_size <= 1000:
             raise InvalidInput(f"page_size {page_size} is out of range: 1 to 1000, or 0 for 100")
         offset = _decode_offset(page_token)
+        index = INDEX if viewer.sees_all else _owner_index(viewer.owner)
         found: list[JobRecord] = []
         while len(found) < page_size:
-            ids = self.client.zrevrange(INDEX, offset, offset + 4 * page_size - 1)
+            ids = self.client.zrevrange(index, offset, offset + 4 * page_size - 1)
             if not ids:
                 return found, ""
             pipe = self.client.pipeline()
@@ -193,7 +228,7 @@ class JobStore:
             for job_id, data in zip(ids, pipe.execute(), strict=True):
                 offset += 1
                 if not data:
-                    self.client.zrem(INDEX, job_id)
+                    self.client.zrem(index, job_id)
                     offset -= 1
                     continue
                 record = JobRecord.from_hash(job_id, data)
@@ -201,7 +236,7 @@ class JobStore:
                     found.append(record)
                     if len(found) == page_size:
                         break
-        more = self.client.zcard(INDEX) > offset
+        more = self.client.zcard(index) > offset
         return found, _encode_offset(offset) if more else ""
 
     # --- life cycle -----------------------------------------------------------------------------------------
@@ -238,14 +273,14 @@ class JobStore:
     def fail(self, job_id: str, error: str) -> None:
         self._finish(job_id, State.FAILED, {"error": error})
 
-    def cancel(self, job_id: str) -> JobRecord:
+    def cancel(self, job_id: str, viewer: Viewer) -> JobRecord:
         """A queued job ends now; a running one is flagged and ends when its worker next reports progress."""
-        record = self.get(job_id)
+        record = self.get(job_id, viewer)
         if record.state == State.QUEUED:
             self._finish(job_id, State.CANCELLED, {})
         elif record.state == State.RUNNING:
             self.client.hset(_key(job_id), "cancel_requested", "1")
-        return self.get(job_id)
+        return self.get(job_id, viewer)
 
     def mark_cancelled(self, job_id: str) -> None:
         self._finish(job_id, State.CANCELLED, {})
@@ -261,7 +296,7 @@ class JobStore:
 
     def _write_file(self, job_id: str, data: bytes) -> None:
         """Written to a temporary name and renamed, so a reader never sees half a result."""
-        self.results_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.results_dir)  # results hold what was found in people's photos
         handle, temporary = tempfile.mkstemp(dir=self.results_dir, prefix=f".{job_id}.")
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)

@@ -18,7 +18,7 @@ from prometheus_client import Counter, Histogram
 
 from argus.errors import ArgusError
 from argus.queue import Message, StreamQueue
-from argus.services.jobs.store import DEAD_LETTER_STREAM, JobStore, Kind, State
+from argus.services.jobs.store import DEAD_LETTER_STREAM, EVERYONE, JobStore, Kind, State
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Worker:
     def process(self, message: Message) -> None:
         job_id = message.fields.get("job_id", "")
         try:
-            record = self.store.get(job_id)
+            record = self.store.get(job_id, EVERYONE)
         except ArgusError:
             self.queue.ack(message.message_id)  # expired or unknown: nothing left to do
             return

@@ -27,19 +27,19 @@ from argus.proto.detector.v1 import detector_pb2 as argus_dot_detector_dot_v1_do
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61rgus/jobs/v1/jobs.proto\x12\rargus.jobs.v1\x1a\x1c\x61rgus/common/v1/common.proto\x1a argus/detector/v1/detector.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\x0c\x44\x65tectionJob\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.argus.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.argus.detector.v1.DetectionOptions\x12\x0f\n\x07objects\x18\x03 \x01(\x08\x12\r\n\x05\x66\x61\x63\x65s\x18\x04 \x01(\x08\x12\x13\n\x0b\x63lass_names\x18\x05 \x03(\t\x12\x11\n\tclass_ids\x18\x06 \x03(\x05\"\xf0\x01\n\x0eStylizationJob\x12\'\n\x07\x63ontent\x18\x01 \x01(\x0b\x32\x16.argus.common.v1.Image\x12\x14\n\nstyle_name\x18\x02 \x01(\tH\x00\x12-\n\x0bstyle_image\x18\x03 \x01(\x0b\x32\x16.argus.common.v1.ImageH\x00\x12\x15\n\x08strength\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x31\n\routput_format\x18\x05 \x01(\x0e\x32\x1a.argus.jobs.v1.ImageFormat\x12\x10\n\x08max_size\x18\x06 \x01(\x05\x42\x07\n\x05styleB\x0b\n\t_strength\"\x9a\x01\n\x10SubmitJobRequest\x12\x30\n\tdetection\x18\x01 \x01(\x0b\x32\x1b.argus.jobs.v1.DetectionJobH\x00\x12\x34\n\x0bstylization\x18\x02 \x01(\x0b\x32\x1d.argus.jobs.v1.StylizationJobH\x00\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\tB\x05\n\x03job\"\x83\x01\n\x0f\x44\x65tectionResult\x12\x39\n\x07objects\x18\x01 \x01(\x0b\x32(.argus.detector.v1.DetectObjectsResponse\x12\x35\n\x05\x66\x61\x63\x65s\x18\x02 \x01(\x0b\x32&.argus.detector.v1.DetectFacesResponse\"s\n\x11StylizationResult\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.argus.common.v1.Image\x12(\n\x04size\x18\x02 \x01(\x0b\x32\x1a.argus.common.v1.ImageSize\x12\r\n\x05model\x18\x03 \x01(\t\"\xcf\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.argus.jobs.v1.JobKind\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.argus.jobs.v1.JobState\x12\x10\n\x08progress\x18\x04 \x01(\x02\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x33\n\tdetection\x18\n \x01(\x0b\x32\x1e.argus.jobs.v1.DetectionResultH\x00\x12\x37\n\x0bstylization\x18\x0b \x01(\x0b\x32 .argus.jobs.v1.StylizationResultH\x00\x12.\n\nexpires_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06result\"7\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0einclude_result\x18\x02 \x01(\x08\"\x86\x01\n\x0fListJobsRequest\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.argus.jobs.v1.JobState\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.argus.jobs.v1.JobKind\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"M\n\x10ListJobsResponse\x12 \n\x04jobs\x18\x01 \x03(\x0b\x32\x12.argus.jobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x13\n\x11ListStylesRequest\"C\n\x05Style\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07licence\x18\x04 \x01(\t\":\n\x12ListStylesResponse\x12$\n\x06styles\x18\x01 \x03(\x0b\x32\x14.argus.jobs.v1.Style*C\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\r\n\tDETECTION\x10\x01\x12\x0f\n\x0bSTYLIZATION\x10\x02*h\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05*H\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x08\n\x04JPEG\x10\x01\x12\x07\n\x03PNG\x10\x02\x12\x08\n\x04WEBP\x10\x03\x32\xaa\x03\n\x0bJobsService\x12@\n\tSubmitJob\x12\x1f.argus.jobs.v1.SubmitJobRequest\x1a\x12.argus.jobs.v1.Job\x12:\n\x06GetJob\x12\x1c.argus.jobs.v1.GetJobRequest\x1a\x12.argus.jobs.v1.Job\x12>\n\x08WatchJob\x12\x1c.argus.jobs.v1.GetJobRequest\x1a\x12.argus.jobs.v1.Job0\x01\x12=\n\tCancelJob\x12\x1c.argus.jobs.v1.GetJobRequest\x1a\x12.argus.jobs.v1.Job\x12K\n\x08ListJobs\x12\x1e.argus.jobs.v1.ListJobsRequest\x1a\x1f.argus.jobs.v1.ListJobsResponse\x12Q\n\nListStyles\x12 .argus.jobs.v1.ListStylesRequest\x1a!.argus.jobs.v1.ListStylesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61rgus/jobs/v1/jobs.proto\x12\rargus.jobs.v1\x1a\x1c\x61rgus/common/v1/common.proto\x1a argus/detector/v1/detector.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\x0c\x44\x65tectionJob\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.argus.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.argus.detector.v1.DetectionOptions\x12\x0f\n\x07objects\x18\x03 \x01(\x08\x12\r\n\x05\x66\x61\x63\x65s\x18\x04 \x01(\x08\x12\x13\n\x0b\x63lass_names\x18\x05 \x03(\t\x12\x11\n\tclass_ids\x18\x06 \x03(\x05\"\xf0\x01\n\x0eStylizationJob\x12\'\n\x07\x63ontent\x18\x01 \x01(\x0b\x32\x16.argus.common.v1.Image\x12\x14\n\nstyle_name\x18\x02 \x01(\tH\x00\x12-\n\x0bstyle_image\x18\x03 \x01(\x0b\x32\x16.argus.common.v1.ImageH\x00\x12\x15\n\x08strength\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x31\n\routput_format\x18\x05 \x01(\x0e\x32\x1a.argus.jobs.v1.ImageFormat\x12\x10\n\x08max_size\x18\x06 \x01(\x05\x42\x07\n\x05styleB\x0b\n\t_strength\"\x9a\x01\n\x10SubmitJobRequest\x12\x30\n\tdetection\x18\x01 \x01(\x0b\x32\x1b.argus.jobs.v1.DetectionJobH\x00\x12\x34\n\x0bstylization\x18\x02 \x01(\x0b\x32\x1d.argus.jobs.v1.StylizationJobH\x00\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\tB\x05\n\x03job\"\x83\x01\n\x0f\x44\x65tectionResult\x12\x39\n\x07objects\x18\x01 \x01(\x0b\x32(.argus.detector.v1.DetectObjectsResponse\x12\x35\n\x05\x66\x61\x63\x65s\x18\x02 \x01(\x0b\x32&.argus.detector.v1.DetectFacesResponse\"s\n\x11StylizationResult\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.argus.common.v1.Image\x12(\n\x04size\x18\x02 \x01(\x0b\x32\x1a.argus.common.v1.ImageSize\x12\r\n\x05model\x18\x03 \x01(\t\"\xde\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.argus.jobs.v1.JobKind\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.argus.jobs.v1.JobState\x12\x10\n\x08progress\x18\x04 \x01(\x02\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x33\n\tdetection\x18\n \x01(\x0b\x32\x1e.argus.jobs.v1.DetectionResultH\x00\x12\x37\n\x0bstylization\x18\x0b \x01(\x0b\x32 .argus.jobs.v1.StylizationResultH\x00\x12.\n\nexpires_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05owner\x18\r \x01(\tB\x08\n\x06result\"7\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0einclude_result\x18\x02 \x01(\x08\"\x86\x01\n\x0fListJobsRequest\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.argus.jobs.v1.JobState\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.argus.jobs.v1.JobKind\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"M\n\x10ListJobsResponse\x12 \n\x04jobs\x18\x01 \x03(\x0b\x32\x12.argus.jobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x13\n\x11ListStylesRequest\"C\n\x05Style\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07licence\x18\x04 \x01(\t\":\n\x12ListStylesResponse\x12$\n\x06styles\x18\x01 \x03(\x0b\x32\x14.argus.jobs.v1.Style*C\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\r\n\tDETECTION\x10\x01\x12\x0f\n\x0bSTYLIZATION\x10\x02*h\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05*H\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x08\n\x04JPEG\x10\x01\x12\x07\n\x03PNG\x10\x02\x12\x08\n\x04WEBP\x10\x03\x32\xaa\x03\n\x0bJobsService\x12@\n\tSubmitJob\x12\x1f.argus.jobs.v1.SubmitJobRequest\x1a\x12.argus.jobs.v1.Job\x12:\n\x06GetJob\x12\x1c.argus.jobs.v1.GetJobRequest\x1a\x12.argus.jobs.v1.Job\x12>\n\x08WatchJob\x12\x1c.argus.jobs.v1.GetJobRequest\x1a\x12.argus.jobs.v1.Job0\x01\x12=\n\tCancelJob\x12\x1c.argus.jobs.v1.GetJobRequest\x1a\x12.argus.jobs.v1.Job\x12K\n\x08ListJobs\x12\x1e.argus.jobs.v1.ListJobsRequest\x1a\x1f.argus.jobs.v1.ListJobsResponse\x12Q\n\nListStyles\x12 .argus.jobs.v1.ListStylesRequest\x1a!.argus.jobs.v1.ListStylesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'argus.jobs.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBKIND']._serialized_start=1863
-  _globals['_JOBKIND']._serialized_end=1930
-  _globals['_JOBSTATE']._serialized_start=1932
-  _globals['_JOBSTATE']._serialized_end=2036
-  _globals['_IMAGEFORMAT']._serialized_start=2038
-  _globals['_IMAGEFORMAT']._serialized_end=2110
+  _globals['_JOBKIND']._serialized_start=1878
+  _globals['_JOBKIND']._serialized_end=1945
+  _globals['_JOBSTATE']._serialized_start=1947
+  _globals['_JOBSTATE']._serialized_end=2051
+  _globals['_IMAGEFORMAT']._serialized_start=2053
+  _globals['_IMAGEFORMAT']._serialized_end=2125
   _globals['_DETECTIONJOB']._serialized_start=141
   _globals['_DETECTIONJOB']._serialized_end=321
   _globals['_STYLIZATIONJOB']._serialized_start=324
@@ -51,19 +51,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STYLIZATIONRESULT']._serialized_start=857
   _globals['_STYLIZATIONRESULT']._serialized_end=972
   _globals['_JOB']._serialized_start=975
-  _globals['_JOB']._serialized_end=1438
-  _globals['_GETJOBREQUEST']._serialized_start=1440
-  _globals['_GETJOBREQUEST']._serialized_end=1495
-  _globals['_LISTJOBSREQUEST']._serialized_start=1498
-  _globals['_LISTJOBSREQUEST']._serialized_end=1632
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1634
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1711
-  _globals['_LISTSTYLESREQUEST']._serialized_start=1713
-  _globals['_LISTSTYLESREQUEST']._serialized_end=1732
-  _globals['_STYLE']._serialized_start=1734
-  _globals['_STYLE']._serialized_end=1801
-  _globals['_LISTSTYLESRESPONSE']._serialized_start=1803
-  _globals['_LISTSTYLESRESPONSE']._serialized_end=1861
-  _globals['_JOBSSERVICE']._serialized_start=2113
-  _globals['_JOBSSERVICE']._serialized_end=2539
+  _globals['_JOB']._serialized_end=1453
+  _globals['_GETJOBREQUEST']._serialized_start=1455
+  _globals['_GETJOBREQUEST']._serialized_end=1510
+  _globals['_LISTJOBSREQUEST']._serialized_start=1513
+  _globals['_LISTJOBSREQUEST']._serialized_end=1647
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1649
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1726
+  _globals['_LISTSTYLESREQUEST']._serialized_start=1728
+  _globals['_LISTSTYLESREQUEST']._serialized_end=1747
+  _globals['_STYLE']._serialized_start=1749
+  _globals['_STYLE']._serialized_end=1816
+  _globals['_LISTSTYLESRESPONSE']._serialized_start=1818
+  _globals['_LISTSTYLESRESPONSE']._serialized_end=1876
+  _globals['_JOBSSERVICE']._serialized_start=2128
+  _globals['_JOBSSERVICE']._serialized_end=2554
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class JobsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """A job belongs to the API key that submitted it: other keys get NOT_FOUND for it and do not see it in ListJobs,
+    idempotency keys are scoped by that key, and admin keys see every job.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -67,7 +69,9 @@ class JobsServiceStub:
 
 
 class JobsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """A job belongs to the API key that submitted it: other keys get NOT_FOUND for it and do not see it in ListJobs,
+    idempotency keys are scoped by that key, and admin keys see every job.
+    """
 
     def SubmitJob(self, request, context):
         """Validates the job and queues it; returns at once with the job's ID. A bad job fails here, not later.
@@ -150,7 +154,9 @@ def add_JobsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class JobsService:
-    """Missing associated documentation comment in .proto file."""
+    """A job belongs to the API key that submitted it: other keys get NOT_FOUND for it and do not see it in ListJobs,
+    idempotency keys are scoped by that key, and admin keys see every job.
+    """
 
     @staticmethod
     def SubmitJob(request,
