@@ -83,12 +83,19 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the face database; defaults to SQLite at DATA_DIR/facedb.sqlite3."
     )
+    database_password_file: Path | None = Field(
+        None, description="File holding the database password (a container secret); it replaces the URL's password."
+    )
     profile: str = Field(
         "mobilefacenet+dlib", description="Embedding profile of new collections (see `argus profiles`)."
     )
     keep_face_crops: bool = Field(
         True, description="Store each enrolled face's crop, so a collection can later be re-embedded by other models."
     )
+    max_metadata_bytes: int = Field(
+        4096, gt=0, description="Largest subject metadata, as compact JSON; every listing of subjects carries it."
+    )
+    max_metadata_depth: int = Field(4, ge=1, description="Deepest nesting of objects and lists in subject metadata.")
     min_face_size: int = Field(32, ge=0, description="Enrollment refuses faces whose shorter side is smaller (px).")
     min_sharpness: float = Field(
         15.0, ge=0, description="Enrollment refuses faces blurrier than this (variance of the Laplacian)."
@@ -130,6 +137,9 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         None, description="The key this process sends: the CLI's, and services' calls to others."
     )
+    api_key_file: Path | None = Field(
+        None, description="File holding the key this process sends (a container secret), when ARGUS_API_KEY is unset."
+    )
     max_concurrent_calls: int = Field(
         64, gt=0, description="Calls a service works on at once; more get RESOURCE_EXHAUSTED instead of queueing."
     )
@@ -149,6 +159,9 @@ class Settings(BaseSettings):
     facedb_port: int = Field(50053, description="Face database gRPC port.")
     jobs_port: int = Field(50054, description="Jobs API gRPC port.")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 turns the HTTP endpoint off.")
+    health_port: int = Field(
+        0, ge=0, description="A plaintext port serving only gRPC health, for probes that cannot do TLS; 0: none."
+    )
     grpc_workers: int = Field(16, gt=0, description="Threads serving gRPC calls per server.")
     detector_address: str = Field("127.0.0.1:50051", description="Where clients and other services reach the detector.")
     embedder_address: str = Field("127.0.0.1:50052", description="Where clients and facedb reach the embedder.")
@@ -173,7 +186,30 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'facedb.sqlite3'}"
+        url = self.database_url or f"sqlite:///{self.data_dir / 'facedb.sqlite3'}"
+        if self.database_password_file is None:
+            return url
+        from sqlalchemy.engine import make_url
+
+        password = _secret(self.database_password_file, "ARGUS_DATABASE_PASSWORD_FILE")
+        return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+    @property
+    def resolved_api_key(self) -> str | None:
+        if self.api_key or self.api_key_file is None:
+            return self.api_key
+        return _secret(self.api_key_file, "ARGUS_API_KEY_FILE")
+
+
+def _secret(path: Path, setting: str) -> str:
+    """A secret kept in a file (a Docker or Kubernetes secret), without its trailing newline."""
+    try:
+        value = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"{setting}: cannot read {path}: {error.strerror}") from None
+    if not value:
+        raise ValueError(f"{setting}: {path} is empty")
+    return value
 
 
 @lru_cache

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import grpc
 
+# A status message travels in a response header, and headers have a size limit (8 KiB by default): a message over it
+# turns the intended status into RESOURCE_EXHAUSTED. Messages are cut to this many bytes before they are sent.
+MAX_MESSAGE_BYTES = 1000
+
 
 class ArgusError(Exception):
     """Base class: the message is meant for the person who sent the request."""
 
     status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+
+def status_message(text: str) -> str:
+    """The message as sent: at most MAX_MESSAGE_BYTES of UTF-8 (percent-encoding on the wire at most triples it)."""
+    encoded = text.encode()
+    if len(encoded) <= MAX_MESSAGE_BYTES:
+        return text
+    return encoded[: MAX_MESSAGE_BYTES - 20].decode(errors="ignore") + f"... ({len(encoded)} bytes)"
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A caller's value quoted in a message, shortened: an error must not echo whatever size the caller sent."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 class InvalidInput(ArgusError):

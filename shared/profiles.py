@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from argus.errors import InvalidInput
+from argus.errors import InvalidInput, shown
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def get_profile(name: str) -> EmbeddingProfile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise InvalidInput(f"unknown embedding profile {name!r}; known: {', '.join(PROFILES)}") from None
+        raise InvalidInput(f"unknown embedding profile {shown(name)}; known: {', '.join(PROFILES)}") from None
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import redis
 
+from argus.files import private_dir
+
 
 class RedisServerError(RuntimeError):
     """No redis-server binary, or it would not start."""
@@ -50,7 +52,7 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError("redis-server is not installed (Debian package redis-server)")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)  # the append-only file holds every queued photo
         self.process = subprocess.Popen(self.command(binary), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=1)
         deadline = time.monotonic() + timeout_s

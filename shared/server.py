@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from argus.auth import Gatekeeper, KeyRing, current_key, warn_if_open
 from argus.config import Settings
-from argus.errors import ArgusError, Overloaded
+from argus.errors import ArgusError, Overloaded, status_message
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _status_of(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode
 def _abort(context: grpc.ServicerContext, exc: Exception, code: grpc.StatusCode, method: str) -> None:
     """Ends the call with its status and a message a person can act on; raises unless the servicer already did."""
     if isinstance(exc, ArgusError):
-        context.abort(code, str(exc))
+        context.abort(code, status_message(str(exc)))
     if context.code() in (None, grpc.StatusCode.OK):
         log.exception("unexpected error in %s", method)
         context.abort(code, f"internal error in {method}; the server log has the details")
@@ -149,6 +149,7 @@ class RunningServer:
     health: health.HealthServicer
     bindings: list[ServiceBinding]
     _stopped: threading.Event = field(default_factory=threading.Event)
+    health_server: grpc.Server | None = None  # the health-only plaintext port, when ARGUS_HEALTH_PORT is set
 
     @property
     def address(self) -> str:
@@ -165,6 +166,8 @@ class RunningServer:
         self._stopped.set()
         self.set_serving(False)
         self.server.stop(grace_s).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0).wait()
         for binding in self.bindings:
             for hook in binding.on_stop:
                 hook()
@@ -190,6 +193,20 @@ def add_port(server: grpc.Server, settings: Settings, port: int) -> int:
         require_client_auth=client_ca is not None,
     )
     return server.add_secure_port(address, credentials)
+
+
+def start_health_server(settings: Settings, health_servicer: health.HealthServicer) -> grpc.Server | None:
+    """The health protocol alone on a plaintext port of its own (ARGUS_HEALTH_PORT), with threads of its own: for
+    probes that cannot speak TLS (the kubelet's) or hold an API key, answering whatever the main port is busy with.
+    It serves nothing but the serving status."""
+    if not settings.health_port:
+        return None
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"))
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if server.add_insecure_port(f"{settings.host}:{settings.health_port}") == 0:
+        raise OSError(f"could not bind the health port {settings.host}:{settings.health_port}")
+    server.start()
+    return server
 
 
 def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) -> RunningServer:
@@ -220,7 +237,9 @@ def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) 
     if settings.metrics_port and settings.metrics_port not in _metrics_started:
         start_http_server(settings.metrics_port, addr=settings.host)
         _metrics_started.add(settings.metrics_port)
-    running = RunningServer(server, bound, health_servicer, bindings)
+    running = RunningServer(
+        server, bound, health_servicer, bindings, health_server=start_health_server(settings, health_servicer)
+    )
     running.set_serving(True)
     return running
 

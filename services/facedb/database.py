@@ -7,6 +7,7 @@ index is checked against the database before it is returned, so a deleted face c
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from argus.config import Settings
-from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded
+from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded, shown
 from argus.profiles import get_profile
 from argus.services.facedb import audit
 from argus.services.facedb.audit import AuditLog
@@ -108,7 +109,7 @@ class Enrollment:
 def validate_collection_name(name: str) -> str:
     if not COLLECTION_NAME.match(name):
         raise InvalidInput(
-            f"collection name {name!r} is not valid: use 1 to 64 letters, digits, '_', '.' or '-', "
+            f"collection name {shown(name)} is not valid: use 1 to 64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
     return name
@@ -120,6 +121,35 @@ def validate_subject_id(subject_id: str) -> str:
     if len(subject_id) > MAX_SUBJECT_ID:
         raise InvalidInput(f"subject_id is {len(subject_id)} characters; the limit is {MAX_SUBJECT_ID}")
     return subject_id
+
+
+def validate_metadata(metadata: dict[str, Any] | None, *, max_bytes: int, max_depth: int) -> None:
+    """Subject metadata is a small JSON object: at most max_bytes as compact JSON, nested at most max_depth deep.
+    Every listing carries it, so its size is what bounds a page of subjects."""
+    if not metadata:
+        return
+    depth = _json_depth(metadata)
+    if depth > max_depth:
+        raise InvalidInput(f"metadata is nested {depth} levels deep; the limit is {max_depth}")
+    try:
+        size = len(json.dumps(metadata, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"metadata must be plain JSON: {error}") from None
+    if size > max_bytes:
+        raise InvalidInput(f"metadata is {size} bytes as JSON; the limit is {max_bytes} bytes")
+
+
+def _json_depth(value: Any) -> int:
+    """Levels of objects and lists; iterative, so no input can exhaust the stack."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def validate_threshold(threshold: float) -> float:
@@ -328,6 +358,9 @@ class FaceDatabase:
     ) -> Enrollment:
         """All images are checked before anything is stored: either every face is enrolled or none is."""
         validate_subject_id(subject_id)
+        validate_metadata(
+            metadata, max_bytes=self.settings.max_metadata_bytes, max_depth=self.settings.max_metadata_depth
+        )
         if not images:
             raise InvalidInput("no images to enroll; one photo is enough")
         if len(images) > self.settings.max_images_per_request:
@@ -486,7 +519,8 @@ class FaceDatabase:
             page_size = 100
         if not 1 <= page_size <= 1000:
             raise InvalidInput(f"page_size {page_size} is out of range: 1 to 1000, or 0 for 100")
-        return self.store.list_subjects(collection, page_size, page_token)
+        # Half the message limit leaves room for the encoding's overhead on top of the rows' own size.
+        return self.store.list_subjects(collection, page_size, page_token, self.settings.max_message_bytes // 2)
 
     def delete_face(self, collection: str, face_id: int) -> FaceRecord:
         with self._lock(collection):

@@ -47,7 +47,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from argus.errors import AlreadyExists, DependencyUnavailable, InvalidInput, NotFound, Overloaded
+from argus.errors import AlreadyExists, DependencyUnavailable, InvalidInput, NotFound, Overloaded, shown
+from argus.files import private_file
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -274,7 +275,7 @@ def create_store_engine(url: URL) -> Engine:
         # One connection shared by every thread: each new connection to :memory: would be a new, empty database.
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        private_file(Path(url.database))  # type: ignore[arg-type]  # faces and embeddings: 0600 in a 0700 folder
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, wal=not memory))
     return engine
@@ -313,7 +314,8 @@ def decode_page_token(token: str) -> int:
 
 def _check_name(kind: str, value: str, limit: int) -> None:
     if not isinstance(value, str) or not value or len(value) > limit:
-        raise InvalidInput(f"{kind} must be 1 to {limit} characters, got {value!r}")
+        got = shown(value) if isinstance(value, str) else type(value).__name__
+        raise InvalidInput(f"{kind} must be 1 to {limit} characters, got {got}")
     _check_storable(kind, value)
 
 
@@ -362,6 +364,17 @@ def _subject_record(collection: str, subject: Subject, faces: Iterable[Face]) ->
         created_at=subject.created_at,
         faces=tuple(_face_record(face, subject.external_id) for face in faces),
     )
+
+
+# A face in a listing is a box, a few scores and names: well under this many bytes once encoded.
+_LISTED_FACE_BYTES = 256
+
+
+def _subject_size(subject: Subject) -> int:
+    """An upper estimate of the subject's size in a reply: its names, its metadata as JSON and its faces."""
+    metadata = len(json.dumps(subject.metadata_, separators=(",", ":"))) if subject.metadata_ else 0
+    names = len(subject.external_id) + len(subject.display_name)
+    return 64 + names + metadata + _LISTED_FACE_BYTES * len(subject.faces)
 
 
 def _stack(rows: Sequence[tuple[int, bytes, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -661,10 +674,13 @@ class FaceStore:
             return _subject_record(found.name, subject, faces)
 
     def list_subjects(
-        self, collection: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+        self, collection: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "", max_bytes: int = 1 << 24
     ) -> tuple[list[SubjectRecord], str, int]:
         """One page of subjects (with their faces) in creation order, the token of the next page ("" on the last
         one) and the collection's subject count. Keyset pagination: pages stay correct while subjects come and go.
+
+        A page also ends early once its subjects add up to about max_bytes (what a reply may carry), so a page fits
+        in one message whatever the rows hold; it always holds at least one subject.
         """
         if page_size == 0:
             page_size = DEFAULT_PAGE_SIZE
@@ -683,8 +699,15 @@ class FaceStore:
             ).all()
             more = len(subjects) > page_size
             subjects = subjects[:page_size]
-            records = [_subject_record(found.name, subject, subject.faces) for subject in subjects]
-            next_token = encode_page_token(subjects[-1].id) if more else ""
+            records: list[SubjectRecord] = []
+            size = 0
+            for subject in subjects:
+                size += _subject_size(subject)
+                if records and size > max_bytes:
+                    more = True
+                    break
+                records.append(_subject_record(found.name, subject, subject.faces))
+            next_token = encode_page_token(subjects[len(records) - 1].id) if more and records else ""
             return records, next_token, int(total)
 
     def delete_face(self, collection: str, face_id: int) -> FaceRecord:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from argus.config import Settings
-from argus.errors import InvalidInput
+from argus.errors import InvalidInput, shown
 from argus.imaging import decode_image, decode_request_images
 from argus.models.manifest import MANIFEST
 from argus.proto.common.v1 import common_pb2
@@ -77,7 +77,7 @@ def validate(request: jobs_pb2.SubmitJobRequest, settings: Settings) -> Kind:
     which = job.WhichOneof("style")
     if which == "style_name":
         if job.style_name not in fixed_style_names():
-            raise InvalidInput(f"unknown style {job.style_name!r}; known styles: {', '.join(fixed_style_names())}")
+            raise InvalidInput(f"unknown style {shown(job.style_name)}; known styles: {', '.join(fixed_style_names())}")
     elif which == "style_image":
         _decode(job.style_image, settings, "style image")
     else:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from argus.config import Settings
-from argus.errors import InvalidInput
+from argus.errors import InvalidInput, shown
 from argus.models.manifest import FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER, ModelSpec
 from argus.models.runtime import OnnxModel
 from argus.models.store import ModelStore
@@ -226,7 +226,7 @@ class Stylizer:
         if style == ARBITRARY:
             raise InvalidInput("the arbitrary style needs a style image instead of a style name")
         if style not in self.fixed:
-            raise InvalidInput(f"unknown style {style!r}; known styles: {known} (or send a style image)")
+            raise InvalidInput(f"unknown style {shown(style)}; known styles: {known} (or send a style image)")
         return self.fixed[style]
 
     def _fixed(self, model: FastStyleModel, content_rgb: np.ndarray) -> np.ndarray:
