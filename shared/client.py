@@ -77,7 +77,7 @@ def open_channel(address: str, *, api_key: str | None = None, tls: Tls | None = 
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """What a process's own settings say about reaching the others: its API key and TLS."""
-    return {"api_key": settings.api_key, "tls": Tls.from_settings(settings)}
+    return {"api_key": settings.resolved_api_key, "tls": Tls.from_settings(settings)}
 
 
 Landmarks = common_pb2.FaceLandmarks | Sequence[Sequence[float]]

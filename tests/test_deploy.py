@@ -17,6 +17,7 @@ COMPOSE_TOP_LEVEL = {"version", "name", "services", "networks", "volumes", "conf
 DEFAULTS = Settings()
 GRPC_SERVICES = {spec.name: getattr(DEFAULTS, spec.port_setting) for spec in SERVICES if spec.port_setting}
 INFERENCE = {"detector", "embedder", "stylizer", "detection-worker"}
+HEALTH_PORT = 8086
 
 
 def compose() -> dict[str, Any]:
@@ -46,8 +47,11 @@ def test_every_grpc_service_has_a_health_check_on_the_grpc_health_protocol() -> 
     services = compose()["services"]
     for name, port in GRPC_SERVICES.items():
         service = services[name]
-        assert service["healthcheck"]["test"] == ["CMD", "argus", "health", "--address", f"127.0.0.1:{port}"], name
-        assert f"{port}:{port}" in service["ports"], name
+        # The health-only plaintext port: the gRPC ports themselves serve TLS only.
+        health = ["CMD", "argus", "health", "--plaintext", "--address", f"127.0.0.1:{HEALTH_PORT}"]
+        assert service["healthcheck"]["test"] == health, name
+        assert service["environment"]["ARGUS_HEALTH_PORT"] == str(HEALTH_PORT), name
+        assert f"127.0.0.1:{port}:{port}" in service["ports"], name
         assert f"argus serve {name}" in " ".join(service["command"]), name
 
 
@@ -72,6 +76,76 @@ def test_state_lives_in_volumes() -> None:
     )
 
 
+def _secret_file(document: dict[str, Any], service: dict[str, Any], path: str) -> str:
+    """The file in ./secrets that a service reads at `path` (/run/secrets/NAME), checking that it is mounted."""
+    name = path.removeprefix("/run/secrets/")
+    assert path.startswith("/run/secrets/") and name in service["secrets"], path
+    source = document["secrets"][name]["file"]
+    assert source.startswith("./secrets/"), source
+    return source
+
+
+def test_compose_is_secure_by_default() -> None:
+    """Keys required, TLS on every gRPC port, a database password, loopback-only published ports, all from secret
+    files that are never committed."""
+    document = compose()
+    services = document["services"]
+    for spec in SERVICES:
+        service = services[spec.name]
+        environment = service["environment"]
+        assert environment["ARGUS_AUTH"] == "required", spec.name
+        Settings.model_validate({"auth": environment["ARGUS_AUTH"]})  # a value the services accept
+        for setting in ("ARGUS_KEYS_FILE", "ARGUS_TLS_CERT_FILE", "ARGUS_TLS_KEY_FILE", "ARGUS_TLS_CA_FILE"):
+            _secret_file(document, service, environment[setting])
+        for published in service.get("ports", []):
+            assert published.startswith("127.0.0.1:"), (spec.name, published)
+    facedb = services["facedb"]["environment"]
+    _secret_file(document, services["facedb"], facedb["ARGUS_API_KEY_FILE"])
+    _secret_file(document, services["facedb"], facedb["ARGUS_DATABASE_PASSWORD_FILE"])
+    postgres = services["postgres"]
+    assert "POSTGRES_HOST_AUTH_METHOD" not in postgres["environment"]
+    assert _secret_file(document, postgres, postgres["environment"]["POSTGRES_PASSWORD_FILE"]) == "./secrets/" + (
+        "postgres_password"
+    )
+    assert "ports" not in postgres and "ports" not in services["redis"]  # reachable only inside the stack
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "ARGUS_AUTH=required" in (ROOT / "deploy/Dockerfile").read_text()
+
+
+def test_kubernetes_is_secure_by_default() -> None:
+    objects = kubernetes_objects()
+    # Secrets are made by the operator, never shipped with a placeholder that `kubectl apply` would make real.
+    assert not any(item["kind"] == "Secret" for item in objects)
+    config = next(item for item in objects if item["kind"] == "ConfigMap")["data"]
+    assert config["ARGUS_AUTH"] == "required" and config["ARGUS_HEALTH_PORT"] == str(HEALTH_PORT)
+    deployments = {
+        item["metadata"]["name"].removeprefix("argus-"): item for item in objects if item["kind"] == "Deployment"
+    }
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        secrets = {volume["name"]: volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume}
+        (container,) = pod["containers"]
+        mounted = {
+            mount["mountPath"]: secrets[mount["name"]]
+            for mount in container["volumeMounts"]
+            if mount["name"] in secrets
+        }
+        for setting, secret in (
+            ("ARGUS_KEYS_FILE", "argus-keys"),
+            ("ARGUS_TLS_CERT_FILE", "argus-tls"),
+            ("ARGUS_TLS_KEY_FILE", "argus-tls"),
+            ("ARGUS_TLS_CA_FILE", "argus-tls"),
+        ):
+            folder = config[setting].rsplit("/", 1)[0]
+            assert mounted.get(folder) == secret, (name, setting)
+        if name in GRPC_SERVICES:  # probed on the health port: the kubelet's gRPC probe cannot speak TLS
+            assert container["readinessProbe"]["grpc"]["port"] == HEALTH_PORT, name
+    facedb = deployments["facedb"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": "argus-database"}} in facedb["envFrom"]
+    (key_file,) = [item["value"] for item in facedb["env"] if item["name"] == "ARGUS_API_KEY_FILE"]
+    assert key_file.startswith("/etc/argus/facedb-key/")
+
+
 def kubernetes_objects() -> list[dict[str, Any]]:
     return [
         document
@@ -91,8 +165,9 @@ def test_kubernetes_manifests_cover_the_stack_with_grpc_probes_and_scaling() -> 
     assert set(deployments) == {spec.name for spec in SERVICES}
     for name, port in GRPC_SERVICES.items():
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
-        assert container["readinessProbe"]["grpc"]["port"] == port, name
-        assert container["livenessProbe"]["grpc"]["port"] == port, name
+        assert container["readinessProbe"]["grpc"]["port"] == HEALTH_PORT, name
+        assert container["livenessProbe"]["grpc"]["port"] == HEALTH_PORT, name
+        assert {"name": "grpc", "containerPort": port} in container["ports"], name
         selector = deployments[name]["spec"]["selector"]["matchLabels"]
         assert selector.items() <= deployments[name]["spec"]["template"]["metadata"]["labels"].items()
     services = {item["metadata"]["name"].removeprefix("argus-") for item in objects if item["kind"] == "Service"}
@@ -105,7 +180,5 @@ def test_kubernetes_manifests_cover_the_stack_with_grpc_probes_and_scaling() -> 
     assert {"detector", "embedder", "jobs", "stylizer", "detection-worker"} <= scaled  # stateless: scale out
     config = next(item for item in objects if item["kind"] == "ConfigMap")
     # the database and Redis are external dependencies, configured, not deployed here
-    assert {"ARGUS_DATABASE_URL", "ARGUS_REDIS_URL"} <= set(config["data"]) or any(
-        item["kind"] == "Secret" and "ARGUS_DATABASE_URL" in item.get("stringData", {}) for item in objects
-    )
+    assert "ARGUS_REDIS_URL" in config["data"] and "ARGUS_DATABASE_URL" not in config["data"]  # a Secret's
     assert not any(item["kind"] == "StatefulSet" for item in objects)

@@ -166,7 +166,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     settings = get_settings()
-    with open_channel(args.address or settings.detector_address, **client_options(settings)) as channel:
+    options = {} if args.plaintext else client_options(settings)
+    with open_channel(args.address or settings.detector_address, **options) as channel:
         response = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
         )
@@ -223,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--address", help="service address (default: ARGUS_DETECTOR_ADDRESS)")
     check.add_argument("--service", default="", help="service name to check (default: the whole server)")
     check.add_argument("--timeout", type=float, default=3.0)
+    check.add_argument(
+        "--plaintext", action="store_true", help="no TLS, whatever the settings say: for the health port"
+    )
     check.set_defaults(func=cmd_health)
 
     faces.register(commands)
