@@ -135,6 +135,7 @@ class DetectorClient:
         score_threshold: float = 0.0,
         nms_iou_threshold: float = 0.0,
         max_detections: int = 0,
+        timeout_s: float | None = None,
     ) -> detector_pb2.DetectFacesResponse:
         request = detector_pb2.DetectFacesRequest(
             images=[image_message(image) for image in images],
@@ -144,7 +145,7 @@ class DetectorClient:
                 max_detections=max_detections,
             ),
         )
-        return self.stub.DetectFaces(request, timeout=self.timeout_s)
+        return self.stub.DetectFaces(request, timeout=timeout_s or self.timeout_s)
 
     def close(self) -> None:
         self.channel.close()
@@ -164,6 +165,13 @@ def landmarked_face(image: ImageSource, landmarks: Landmarks) -> embedder_pb2.Fa
     return embedder_pb2.FaceInput(
         landmarked=embedder_pb2.LandmarkedFace(image=image_message(image), landmarks=landmarks)
     )
+
+
+def photo_face(photo: int, landmarks: Landmarks) -> embedder_pb2.FaceInput:
+    """A FaceInput for a face of the call's photos[photo] (see EmbedderClient.embed), with its five landmarks."""
+    if not isinstance(landmarks, common_pb2.FaceLandmarks):
+        landmarks = landmarks_message(landmarks)
+    return embedder_pb2.FaceInput(landmarked=embedder_pb2.LandmarkedFace(photo=photo, landmarks=landmarks))
 
 
 def aligned_face(crop: ImageSource) -> embedder_pb2.FaceInput:
@@ -192,11 +200,19 @@ class EmbedderClient:
         *,
         models: Sequence[str] = (),
         return_face_crop: bool = False,
+        timeout_s: float | None = None,
+        photos: Sequence[ImageSource] = (),
     ) -> embedder_pb2.EmbedResponse:
         """Embeds many faces in one call (they share forward passes) with each of these networks (none: the
-        server's first); one embedding per face, in order, holding one vector per network."""
-        request = embedder_pb2.EmbedRequest(faces=list(faces), models=list(models), return_face_crop=return_face_crop)
-        return self.stub.Embed(request, timeout=self.timeout_s)
+        server's first); one embedding per face, in order, holding one vector per network. Faces made with
+        photo_face point into `photos`, so a photo of many faces is sent once."""
+        request = embedder_pb2.EmbedRequest(
+            faces=list(faces),
+            photos=[image_message(photo) for photo in photos],
+            models=list(models),
+            return_face_crop=return_face_crop,
+        )
+        return self.stub.Embed(request, timeout=timeout_s or self.timeout_s)
 
     def embed_landmarked(
         self,

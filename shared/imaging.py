@@ -1,20 +1,130 @@
-"""Decoding untrusted image bytes, within limits, into BGR arrays, and the letterbox that model inputs need."""
+"""Decoding untrusted image bytes, within limits, into BGR arrays, and the letterbox that model inputs need.
+
+A request's images are checked from their headers alone (format, size, pixel counts, the request's pixel budget)
+before any pixel is decoded, then decoded one at a time, each within a reservation of the server's PixelBudget: a
+request holds one full-size image at a time, and the server a bounded number of decoded pixels whatever the load.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import io
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from argus.errors import InvalidInput
+from argus.config import Settings
+from argus.errors import InvalidInput, Overloaded
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})  # greyscale beyond 8 bits (PNG)
+BAND_BYTES = 8 << 20  # the most of an image copied out at once while decoding
+PIXEL_WAIT_S = 10.0  # how long a request waits for its share of the server's PixelBudget before it is refused
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD_BYTES = 4 << 20  # measured: 2 concurrent 36 Mpx decodes peak at about 520 MB and give it all back
 
 # Our own pixel limit (a setting) is checked from the header below; Pillow's fixed one would only preempt it.
 Image.MAX_IMAGE_PIXELS = None
+
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, read without decoding a pixel."""
+
+    format: str
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What one request may send: images, bytes and pixels per image, and decoded pixels in all."""
+
+    max_images: int
+    max_bytes: int
+    max_pixels: int
+    max_request_pixels: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageLimits:
+        return cls(
+            settings.max_images_per_request,
+            settings.max_image_bytes,
+            settings.max_image_pixels,
+            settings.max_request_pixels,
+        )
+
+
+def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
+    """The image opened lazily (Pillow reads the header only), after the checks a header allows."""
+    if not data:
+        raise InvalidInput("image is empty: send the encoded bytes of a JPEG, PNG, WebP or BMP file")
+    if len(data) > max_bytes:
+        raise InvalidInput(f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InvalidInput("bytes are not a recognisable image; send a JPEG, PNG, WebP or BMP file") from None
+    except _DECODE_ERRORS as exc:
+        raise InvalidInput(f"image could not be decoded (truncated or corrupt?): {exc}") from None
+    if image.format not in ACCEPTED_FORMATS:
+        raise InvalidInput(f"image format {image.format} is not accepted; send JPEG, PNG, WebP or BMP")
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise InvalidInput(f"image has zero size ({width}x{height})")
+    if width * height > max_pixels:
+        raise InvalidInput(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels")
+    return image
+
+
+def read_header(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageHeader:
+    """The format and size of an image, checked against the limits from its header alone; InvalidInput otherwise.
+    A header-valid image may still turn out truncated when it is decoded."""
+    image = _open(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    assert image.format is not None  # _open accepted it
+    return ImageHeader(image.format, *image.size)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit greyscale scaled to 8 bits. Pillow's own conversion clips at 255, so nearly every pixel of a 16-bit
+    photo would come out white; 16-bit RGB(A) PNGs Pillow already reads at 8 bits (the high byte)."""
+    if image.mode not in SIXTEEN_BIT_MODES:
+        return image
+    wide = np.asarray(image).astype(np.uint32)
+    wide += 128
+    wide //= 257  # 65535 / 257 = 255: rounds to the nearest 8-bit value
+    return Image.fromarray(np.minimum(wide, 255).astype(np.uint8), "L")
+
+
+def _bgr(image: Image.Image) -> np.ndarray:
+    """The pixels as a BGR array, copied out (and converted to RGB) a band of rows at a time: besides the decoded
+    image and the result only one band's copies exist, where a whole-image conversion and tobytes would add two
+    full-size copies. Conversions to RGB are per pixel, so band by band gives the very same values."""
+    width, height = image.size
+    bgr = np.empty((height, width, 3), dtype=np.uint8)
+    rows = max(1, BAND_BYTES // (4 * width))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        if band.mode != "RGB":
+            band = band.convert("RGB")
+        pixels = np.frombuffer(band.tobytes("raw", "BGR"), dtype=np.uint8)
+        bgr[top : top + band.height] = pixels.reshape(band.height, width, 3)
+    return bgr
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
@@ -22,35 +132,13 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
 
     The pixel limit is checked from the header before any pixel is decoded, so a decompression bomb costs nothing.
     """
-    if not data:
-        raise InvalidInput("image is empty: send the encoded bytes of a JPEG, PNG, WebP or BMP file")
-    if len(data) > max_bytes:
-        raise InvalidInput(f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
+    image = _open(data, max_bytes=max_bytes, max_pixels=max_pixels)
     try:
-        image = Image.open(io.BytesIO(data))
-        if image.format not in ACCEPTED_FORMATS:
-            raise InvalidInput(f"image format {image.format} is not accepted; send JPEG, PNG, WebP or BMP")
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise InvalidInput(f"image has zero size ({width}x{height})")
-        if width * height > max_pixels:
-            raise InvalidInput(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels")
         image.load()
-        image = ImageOps.exif_transpose(image)
-        rgb = image.convert("RGB")
-    except InvalidInput:
-        raise
-    except UnidentifiedImageError:
-        raise InvalidInput("bytes are not a recognisable image; send a JPEG, PNG, WebP or BMP file") from None
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+        ImageOps.exif_transpose(image, in_place=True)
+        return _bgr(_eight_bit(image))
+    except _DECODE_ERRORS as exc:
         raise InvalidInput(f"image could not be decoded (truncated or corrupt?): {exc}") from None
-    return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
 
 
 def encode_jpeg(image_bgr: np.ndarray, quality: int = 95) -> bytes:
@@ -85,18 +173,110 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def decode_request_images(
-    encoded: list[bytes], *, max_images: int, max_bytes: int, max_pixels: int
-) -> list[np.ndarray]:
-    """Decodes the images of one request; a bad one fails the whole request, naming which image it was."""
+def return_large_buffers_to_the_os() -> None:
+    """Makes glibc serve every allocation of MMAP_THRESHOLD_BYTES or more from its own mapping, unmapped when freed.
+    By default glibc raises that threshold as buffers are freed, after which a decoded image's blocks come from
+    per-thread heaps that keep the memory once the image is dropped: under concurrent calls resident memory then
+    grows far past the decoded pixels a PixelBudget allows. Elsewhere (another C library) nothing changes."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
+class PixelBudget:
+    """The decoded pixels a server holds at once, across all its calls. Concurrent requests multiply memory, so
+    each image reserves its pixels before it is decoded and returns them once the full-size image is dropped; a
+    request that cannot get them within wait_s is refused as overloaded (RESOURCE_EXHAUSTED: retry later).
+    Reservations are granted first come, first served, so a large image is not starved by a stream of small ones."""
+
+    def __init__(self, capacity: int, wait_s: float = PIXEL_WAIT_S) -> None:
+        return_large_buffers_to_the_os()  # the budget bounds memory only if dropped images give theirs back
+        self.capacity = capacity
+        self.wait_s = wait_s
+        self._free = capacity
+        self._waiting: deque[object] = deque()
+        self._cond = threading.Condition()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PixelBudget:
+        return cls(settings.max_pixels_in_flight)
+
+    @property
+    def free(self) -> int:
+        with self._cond:
+            return self._free
+
+    @contextmanager
+    def reserve(self, pixels: int) -> Iterator[None]:
+        pixels = min(pixels, self.capacity)  # the settings keep capacity >= the per-image limit
+        ticket = object()
+        with self._cond:
+            self._waiting.append(ticket)
+            try:
+                granted = self._cond.wait_for(
+                    lambda: self._waiting[0] is ticket and self._free >= pixels, timeout=self.wait_s
+                )
+            finally:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()  # the next in line may fit now
+            if not granted:
+                raise Overloaded(
+                    f"the server is decoding {self.capacity - self._free} pixels for other calls (limit "
+                    f"{self.capacity}) and this image needs {pixels}; retry later"
+                )
+            self._free -= pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._free += pixels
+                self._cond.notify_all()
+
+
+def check_request_images(encoded: Sequence[bytes], limits: ImageLimits) -> list[ImageHeader]:
+    """Every image's header checked, and their pixels summed against the request's budget, before anything is
+    decoded; a bad image fails the whole request, naming which one it was."""
     if not encoded:
         raise InvalidInput("the request holds no images; send at least one")
-    if len(encoded) > max_images:
-        raise InvalidInput(f"the request holds {len(encoded)} images; the limit is {max_images} per call")
-    images = []
+    if len(encoded) > limits.max_images:
+        raise InvalidInput(f"the request holds {len(encoded)} images; the limit is {limits.max_images} per call")
+    headers = []
     for index, data in enumerate(encoded):
         try:
-            images.append(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
+            headers.append(read_header(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels))
         except InvalidInput as exc:
             raise InvalidInput(f"image {index}: {exc}") from None
-    return images
+    check_request_pixels(headers, limits)
+    return headers
+
+
+def check_request_pixels(headers: Sequence[ImageHeader], limits: ImageLimits) -> None:
+    """The request's pixel budget: what decoding all its images would cost, known from their headers."""
+    total = sum(header.pixels for header in headers)
+    if total > limits.max_request_pixels:
+        raise InvalidInput(
+            f"the request's {len(headers)} images hold {total} pixels in all; the limit is "
+            f"{limits.max_request_pixels} per call: send fewer or smaller images"
+        )
+
+
+def decode_request_images(
+    encoded: Sequence[bytes], limits: ImageLimits, budget: PixelBudget, use: Callable[[np.ndarray], T]
+) -> list[T]:
+    """`use` applied to each image of a request, in order. All headers are checked first (check_request_images);
+    then each image is decoded within a reservation of the budget, handed to `use` and let go before the next is
+    decoded, so what `use` returns must not keep the full-size image."""
+    headers = check_request_images(encoded, limits)
+    results = []
+    for index, (data, header) in enumerate(zip(encoded, headers, strict=True)):
+        with budget.reserve(header.pixels):
+            try:
+                image = decode_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+            except InvalidInput as exc:
+                raise InvalidInput(f"image {index}: {exc}") from None
+            results.append(use(image))
+            del image
+    return results

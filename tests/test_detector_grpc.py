@@ -8,7 +8,9 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -63,6 +65,27 @@ def test_two_people_give_two_faces_with_plausible_landmarks(detector_stub: Stub,
     (first_look,) = detector_stub.DetectFaces(coarse, timeout=30).results
     assert [f.box for f in first_look.faces] == [f.box for f in result.faces]  # the second look moves points only
     assert [f.landmarks for f in first_look.faces] != [f.landmarks for f in result.faces]
+
+
+@pytest.mark.parametrize("grey", [True, False])
+def test_a_sixteen_bit_png_of_a_face_finds_the_face_of_its_eight_bit_version(
+    detector_stub: Stub, images_dir: Path, grey: bool
+) -> None:
+    """16-bit PNGs (greyscale I;16, and RGB) decode to their 8-bit values, so the same face is found in the same
+    place; a greyscale one used to decode to white and find nothing."""
+    eight = cv2.imread(str(images_dir / "faces/obama.jpg"))
+    if grey:
+        eight = cv2.cvtColor(eight, cv2.COLOR_BGR2GRAY)
+    sixteen = cv2.imencode(".png", eight.astype(np.uint16) * 257)[1].tobytes()
+    request = detector_pb2.DetectFacesRequest(
+        images=[
+            common_pb2.Image(data=cv2.imencode(".png", eight)[1].tobytes()),
+            common_pb2.Image(data=sixteen),
+        ]
+    )
+    reference, wide = detector_stub.DetectFaces(request, timeout=60).results
+    assert len(reference.faces) == len(wide.faces) == 1
+    assert wide.faces[0].box == reference.faces[0].box and wide.faces[0].landmarks == reference.faces[0].landmarks
 
 
 def test_many_images_in_one_call_keep_their_order(detector_stub: Stub, images_dir: Path) -> None:

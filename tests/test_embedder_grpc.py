@@ -12,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
+from argus.client import photo_face
 from argus.config import Settings
 from argus.messages import LANDMARK_NAMES, landmarks_array, landmarks_message
 from argus.proto.common.v1 import common_pb2
@@ -162,6 +163,38 @@ def test_faces_sharing_a_photo_decode_it_once(
     assert float(first @ second) < 0.3  # two different people
 
 
+def test_faces_pointing_to_a_photo_sent_once_embed_as_inline_ones(
+    embedder_stub: Stub,
+    detector_stub: detector_pb2_grpc.DetectorServiceStub,
+    images_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A group photo crosses the network once, in EmbedRequest.photos; its faces point to it by index."""
+    data = (images_dir / "faces/two_people.jpg").read_bytes()
+    request = detector_pb2.DetectFacesRequest(images=[common_pb2.Image(data=data)])
+    found = detector_stub.DetectFaces(request, timeout=60).results[0].faces
+    inline = vectors(embed(embedder_stub, *(landmarked(data, face.landmarks) for face in found)))
+    decoded = []
+    original = embedder_servicer.decode_image
+
+    def counting(data: bytes, **limits: int) -> np.ndarray:
+        decoded.append(len(data))
+        return original(data, **limits)
+
+    monkeypatch.setattr(embedder_servicer, "decode_image", counting)
+    pointing = embedder_pb2.EmbedRequest(
+        faces=[photo_face(1, face.landmarks) for face in found], photos=[common_pb2.Image(data=data)]
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        embedder_stub.Embed(pointing, timeout=60)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "face 0: photo 1 is not in the request, which holds 1" in caught.value.details()
+    for face in pointing.faces:
+        face.landmarked.photo = 0
+    assert np.allclose(vectors(embedder_stub.Embed(pointing, timeout=60)), inline, atol=1e-6)
+    assert decoded == [len(data)]
+
+
 def test_a_face_crop_sent_back_embeds_exactly_the_same(
     embedder_stub: Stub, faces: dict[str, embedder_pb2.FaceInput]
 ) -> None:
@@ -207,7 +240,7 @@ def _bad_requests(faces: dict[str, embedder_pb2.FaceInput], settings: Settings) 
     nan_eye = common_pb2.FaceLandmarks()
     nan_eye.CopyFrom(good.landmarked.landmarks)
     nan_eye.left_eye.x = float("nan")
-    limit = settings.max_images_per_request * embedder_servicer.FACES_PER_IMAGE
+    limit = settings.max_faces_per_embed_call
     return [
         ("no faces", [], "no faces"),
         ("neither kind", [embedder_pb2.FaceInput()], "face 0: set either landmarked"),
@@ -235,7 +268,7 @@ def test_bad_input_is_invalid_argument_and_the_service_keeps_serving(
 def test_a_call_at_the_face_limit_is_served(
     embedder_stub: Stub, faces: dict[str, embedder_pb2.FaceInput], settings: Settings
 ) -> None:
-    limit = settings.max_images_per_request * embedder_servicer.FACES_PER_IMAGE
+    limit = settings.max_faces_per_embed_call
     assert vectors(embed(embedder_stub, *[faces["obama2"]] * limit)).shape == (limit, 128)
 
 

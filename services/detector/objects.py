@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +125,15 @@ def postprocess(
     ]
 
 
+@dataclass(frozen=True)
+class PendingObjects:
+    """An image's queued forward pass, with what postprocess needs of the image: its scale and (width, height)."""
+
+    outputs: Future[list[np.ndarray]]
+    scale: float
+    image_size: tuple[int, int]
+
+
 class YoloxModel(OnnxModel):
     spec = YOLOX_NANO
 
@@ -175,15 +185,18 @@ class ObjectDetector:
         boxed = letterbox(image, INPUT_SIZE, INPUT_SIZE, PAD_VALUE)
         return np.ascontiguousarray(boxed.image.transpose(2, 0, 1), dtype=np.float32), boxed.scale
 
+    def submit(self, image: np.ndarray) -> PendingObjects:
+        """Queues the image's forward pass; what it keeps is the model-size input, not the image."""
+        tensor, scale = self.preprocess(image)
+        return PendingObjects(self.batcher.submit(tensor), scale, (image.shape[1], image.shape[0]))
+
+    def collect(self, pending: PendingObjects, options: ObjectOptions) -> list[DetectedObject]:
+        (raw,) = pending.outputs.result()
+        return postprocess(raw, self.cells, self.strides, pending.scale, pending.image_size, options)
+
     def detect(self, images: list[np.ndarray], options: ObjectOptions) -> list[list[DetectedObject]]:
-        prepared = [self.preprocess(image) for image in images]
-        futures = [self.batcher.submit(tensor) for tensor, _ in prepared]
-        results = []
-        for image, (_, scale), future in zip(images, prepared, futures, strict=True):
-            (raw,) = future.result()
-            size = (image.shape[1], image.shape[0])
-            results.append(postprocess(raw, self.cells, self.strides, scale, size, options))
-        return results
+        pending = [self.submit(image) for image in images]
+        return [self.collect(one, options) for one in pending]
 
     def close(self) -> None:
         self.batcher.close()

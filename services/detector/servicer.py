@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import grpc
 import numpy as np
 
 from argus.config import Settings
 from argus.errors import InvalidInput
-from argus.imaging import decode_request_images
+from argus.imaging import ImageLimits, PixelBudget, decode_request_images
 from argus.messages import box_message, landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
 from argus.services.detector.faces import DetectedFace, FaceDetector, FaceOptions
 from argus.services.detector.objects import DetectedObject, ObjectDetector, ObjectOptions, resolve_classes
+
+T = TypeVar("T")
 
 
 def _threshold(value: float, default: float, field: str) -> float:
@@ -62,14 +66,12 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         self.objects = objects
         self.faces = faces
         self.settings = settings
+        self.limits = ImageLimits.from_settings(settings)
+        self.pixel_budget = PixelBudget.from_settings(settings)
 
-    def _decode(self, images: list[common_pb2.Image]) -> list[np.ndarray]:
-        return decode_request_images(
-            [image.data for image in images],
-            max_images=self.settings.max_images_per_request,
-            max_bytes=self.settings.max_image_bytes,
-            max_pixels=self.settings.max_image_pixels,
-        )
+    def _each_image(self, images: Sequence[common_pb2.Image], use: Callable[[np.ndarray], T]) -> list[T]:
+        """`use` on each decoded image, one full-size image at a time (see decode_request_images)."""
+        return decode_request_images([image.data for image in images], self.limits, self.pixel_budget, use)
 
     def DetectObjects(
         self, request: detector_pb2.DetectObjectsRequest, context: grpc.ServicerContext
@@ -77,15 +79,17 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         options = object_options(
             request.options, list(request.class_names), list(request.class_ids), self.objects.defaults
         )
-        images = self._decode(list(request.images))
-        detections = self.objects.detect(images, options)
+        # Every image's pass is queued as soon as it is decoded, so the request's images share forward passes.
+        pending = self._each_image(request.images, self.objects.submit)
         return detector_pb2.DetectObjectsResponse(
             model=self.objects.model.spec.ref,
             results=[
                 detector_pb2.ImageObjects(
-                    image_name=source.name, image_size=_size(image), objects=[_object(d) for d in found]
+                    image_name=source.name,
+                    image_size=common_pb2.ImageSize(width=one.image_size[0], height=one.image_size[1]),
+                    objects=[_object(d) for d in self.objects.collect(one, options)],
                 )
-                for source, image, found in zip(request.images, images, detections, strict=True)
+                for source, one in zip(request.images, pending, strict=True)
             ],
         )
 
@@ -93,15 +97,13 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectFacesResponse:
         options = face_options(request.options, self.faces.defaults, coarse=request.coarse_landmarks)
-        images = self._decode(list(request.images))
-        detections = self.faces.detect(images, options)
+        # The landmarks' second look needs the full-size image, so each image is detected before the next decodes.
+        found = self._each_image(request.images, lambda image: (_size(image), self.faces.detect([image], options)[0]))
         return detector_pb2.DetectFacesResponse(
             model=self.faces.model.spec.ref,
             results=[
-                detector_pb2.ImageFaces(
-                    image_name=source.name, image_size=_size(image), faces=[_face(f) for f in found]
-                )
-                for source, image, found in zip(request.images, images, detections, strict=True)
+                detector_pb2.ImageFaces(image_name=source.name, image_size=size, faces=[_face(f) for f in faces])
+                for source, (size, faces) in zip(request.images, found, strict=True)
             ],
         )
 

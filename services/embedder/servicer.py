@@ -8,18 +8,12 @@ import numpy as np
 
 from argus.config import Settings
 from argus.errors import InvalidInput
-from argus.imaging import decode_image
+from argus.imaging import ImageHeader, ImageLimits, PixelBudget, check_request_pixels, decode_image, read_header
 from argus.messages import LANDMARK_NAMES, landmarks_array, landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from argus.services.embedder.align import ALIGNED_SIZE, TEMPLATE_112, FaceCrop, face_crop
 from argus.services.embedder.embedder import FaceEmbedder
-
-# A call embeds the faces found in a few photos, and a photo often holds more than one face, so the face limit is
-# this many times the per-call image limit (32 images by default: 128 faces). It bounds the work one call can
-# queue: with flip augmentation each face is two forward-pass items, so the default limit fills the default batch
-# queue (256) and no further. Distinct source photos stay within the image limit itself, which bounds memory.
-FACES_PER_IMAGE = 4
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -47,62 +41,89 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
     def __init__(self, embedder: FaceEmbedder, settings: Settings) -> None:
         self.embedder = embedder
         self.settings = settings
-        self.max_faces = settings.max_images_per_request * FACES_PER_IMAGE
+        self.max_faces = settings.max_faces_per_embed_call
+        self.limits = ImageLimits.from_settings(settings)
+        self.pixel_budget = PixelBudget.from_settings(settings)
 
     def _decode(self, data: bytes, index: int) -> np.ndarray:
         try:
-            return decode_image(
-                data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
-            )
+            return decode_image(data, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
         except InvalidInput as exc:
             raise InvalidInput(f"face {index}: {exc}") from None
 
-    def _crops(self, faces: list[embedder_pb2.FaceInput]) -> list[FaceCrop]:
-        """Every face as a FaceCrop, in request order. Each distinct photo is decoded once, however many faces it
-        carries; cheap checks on all faces come before any decoding."""
+    def _header(self, data: bytes, index: int) -> ImageHeader:
+        try:
+            return read_header(data, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
+        except InvalidInput as exc:
+            raise InvalidInput(f"face {index}: {exc}") from None
+
+    def _photo_faces(self, request: embedder_pb2.EmbedRequest) -> dict[bytes, list[tuple[int, np.ndarray]]]:
+        """The landmarked faces grouped by photo, in order of first use: the cheap checks of every face."""
+        faces, photos = request.faces, request.photos
         if not faces:
             raise InvalidInput("the request holds no faces; send at least one")
         if len(faces) > self.max_faces:
             raise InvalidInput(f"the request holds {len(faces)} faces; the limit is {self.max_faces} per call")
-        landmarks: dict[int, np.ndarray] = {}
-        photos: set[bytes] = set()
+        if len(photos) > self.limits.max_images:
+            raise InvalidInput(
+                f"the request holds {len(photos)} photos; the limit is {self.limits.max_images} per call"
+            )
+        by_photo: dict[bytes, list[tuple[int, np.ndarray]]] = {}
         for index, face in enumerate(faces):
             kind = face.WhichOneof("face")
             if kind is None:
                 raise InvalidInput(f"face {index}: set either landmarked (a photo and its landmarks) or aligned")
-            if kind == "landmarked":
-                if not face.landmarked.HasField("landmarks"):
-                    raise InvalidInput(f"face {index}: a landmarked face needs its five landmarks")
-                landmarks[index] = _checked_landmarks(face.landmarked.landmarks, index)
-                photos.add(face.landmarked.image.data)
-        if len(photos) > self.settings.max_images_per_request:
+            if kind != "landmarked":
+                continue
+            landmarked = face.landmarked
+            if not landmarked.HasField("landmarks"):
+                raise InvalidInput(f"face {index}: a landmarked face needs its five landmarks")
+            points = _checked_landmarks(landmarked.landmarks, index)
+            if landmarked.WhichOneof("source") == "photo":
+                if not 0 <= landmarked.photo < len(photos):
+                    raise InvalidInput(
+                        f"face {index}: photo {landmarked.photo} is not in the request, which holds {len(photos)}"
+                    )
+                data = photos[landmarked.photo].data
+            else:
+                data = landmarked.image.data
+            by_photo.setdefault(data, []).append((index, points))
+        if len(by_photo) > self.limits.max_images:
             raise InvalidInput(
-                f"the faces come from {len(photos)} different photos; the limit is "
-                f"{self.settings.max_images_per_request} per call"
+                f"the faces come from {len(by_photo)} different photos; the limit is {self.limits.max_images} per call"
+            )
+        return by_photo
+
+    def _check_aligned(self, data: bytes, index: int) -> None:
+        header = self._header(data, index)
+        if (header.width, header.height) != (ALIGNED_SIZE, ALIGNED_SIZE):
+            raise InvalidInput(
+                f"face {index}: an aligned face must be exactly {ALIGNED_SIZE}x{ALIGNED_SIZE} pixels, aligned to the "
+                f"ArcFace template; got {header.width}x{header.height}. Send a photo with landmarks instead"
             )
 
-        decoded: dict[bytes, np.ndarray] = {}
-        crops = []
-        for index, face in enumerate(faces):
-            if index in landmarks:
-                data = face.landmarked.image.data
-                if data not in decoded:
-                    decoded[data] = self._decode(data, index)
-                crops.append(face_crop(decoded[data], landmarks[index]))
-            else:
-                crop = self._decode(face.aligned.data, index)
-                if crop.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
-                    height, width = crop.shape[:2]
-                    raise InvalidInput(
-                        f"face {index}: an aligned face must be exactly {ALIGNED_SIZE}x{ALIGNED_SIZE} pixels, "
-                        f"aligned to the ArcFace template; got {width}x{height}. Send a photo with landmarks instead"
-                    )
-                crops.append(face_crop(crop, TEMPLATE_112))
-        return crops
+    def _crops(self, request: embedder_pb2.EmbedRequest) -> list[FaceCrop]:
+        """Every face as a FaceCrop, in request order. All checks, image headers included, come before any
+        decoding; then each distinct photo is decoded once, within the server's pixel budget, cut into its faces'
+        crops and let go before the next is decoded."""
+        by_photo = self._photo_faces(request)
+        aligned = {i: face.aligned.data for i, face in enumerate(request.faces) if face.WhichOneof("face") == "aligned"}
+        for index, data in aligned.items():
+            self._check_aligned(data, index)
+        headers = {data: self._header(data, members[0][0]) for data, members in by_photo.items()}
+        check_request_pixels(list(headers.values()), self.limits)
+        crops: dict[int, FaceCrop] = {}
+        for data, members in by_photo.items():
+            with self.pixel_budget.reserve(headers[data].pixels):
+                photo = self._decode(data, members[0][0])
+                crops |= {index: face_crop(photo, points) for index, points in members}
+                del photo
+        crops |= {index: face_crop(self._decode(data, index), TEMPLATE_112) for index, data in aligned.items()}
+        return [crops[index] for index in range(len(request.faces))]
 
     def Embed(self, request: embedder_pb2.EmbedRequest, context: grpc.ServicerContext) -> embedder_pb2.EmbedResponse:
         models = self.embedder.check_models(list(request.models))
-        crops = self._crops(list(request.faces))
+        crops = self._crops(request)
         embeddings = self.embedder.embed_crops(crops, models)
         refs = self.embedder.refs(models)
         return embedder_pb2.EmbedResponse(

@@ -94,9 +94,10 @@ class IdentifiedFace:
 
 @dataclass(frozen=True)
 class Identification:
-    faces: list[IdentifiedFace]
+    faces: list[IdentifiedFace]  # largest first, at most ARGUS_MAX_FACES_PER_IMAGE
     threshold: float
     gallery_size: int
+    faces_found: int  # in the photo, identified or not
 
 
 @dataclass(frozen=True)
@@ -178,10 +179,12 @@ class _Locks:
 
 @dataclass(frozen=True)
 class EmbeddedFaces:
-    """The faces of a photo embedded for one profile: as analysed, and their fused vectors (one row each)."""
+    """The faces of a photo embedded for one profile: as analysed, and their fused vectors (one row each), with
+    how many the detector found (more than were embedded in a crowd: see ARGUS_MAX_FACES_PER_IMAGE)."""
 
     faces: list[AnalyzedFace]
     vectors: np.ndarray
+    found: int
 
 
 class FaceDatabase:
@@ -200,7 +203,7 @@ class FaceDatabase:
         self.calibrations[settings.profile]  # fail at start, not at the first call, when the default is unusable
         self.indexes = indexes or IndexRegistry()
         self.indexes.transform = self._fused
-        self.audit = AuditLog(store)
+        self.audit = AuditLog(store, wait_s=settings.audit_wait_s, backlog=settings.audit_backlog)
         self._lock = _Locks()
         self._stale: set[str] = set()  # collections whose index may lack a change the database got
         self.reembedding_wanted = threading.Event()  # set when a collection starts moving to another profile
@@ -225,16 +228,17 @@ class FaceDatabase:
         """Detects the photo's faces and embeds them with the profile's models, checking that the embedder runs the
         very model versions the profile was calibrated with."""
         calibration = self.calibrations[profile]
-        faces = self.analyzer.analyze(image, get_profile(profile).models, keep_crop=keep_crop)
+        analyzed = self.analyzer.analyze(image, get_profile(profile).models, keep_crop=keep_crop)
+        faces = analyzed.faces
         if not faces:
-            return EmbeddedFaces([], np.empty((0, sum(calibration.dimensions)), dtype=np.float32))
+            return EmbeddedFaces([], np.empty((0, sum(calibration.dimensions)), dtype=np.float32), analyzed.found)
         if faces[0].models != calibration.models:
             raise ModelUnavailable(
                 f"the embedder runs {', '.join(faces[0].models)} but profile {profile} was calibrated with "
                 f"{', '.join(calibration.models)}; run `argus calibrate --profile {profile}` for these models"
             )
         vectors = self.calibrations.fusion(profile).fuse(np.stack([face.parts for face in faces]))
-        return EmbeddedFaces(faces, vectors)
+        return EmbeddedFaces(faces, vectors, analyzed.found)
 
     def _fresh_index(self, collection: str) -> FaceIndex:
         if collection in self._stale:
@@ -326,15 +330,15 @@ class FaceDatabase:
 
     # --- enrollment -----------------------------------------------------------------------------------------
 
-    def _usable_face(self, index: int, faces: list[AnalyzedFace], take_largest: bool) -> AnalyzedFace:
+    def _usable_face(self, index: int, embedded: EmbeddedFaces, take_largest: bool) -> AnalyzedFace:
         where = f"image {index}"
-        if not faces:
+        if not embedded.faces:
             raise InvalidInput(f"{where}: no face found; send a photo where the face is clearly visible")
-        if len(faces) > 1 and not take_largest:
+        if embedded.found > 1 and not take_largest:
             raise InvalidInput(
-                f"{where}: {len(faces)} faces found; send a photo of one person, or set take_largest_face"
+                f"{where}: {embedded.found} faces found; send a photo of one person, or set take_largest_face"
             )
-        face = faces[0]  # largest first
+        face = embedded.faces[0]  # largest first
         if face.face_size < self.settings.min_face_size:
             raise InvalidInput(
                 f"{where}: the face is {face.face_size:.0f} px; at least {self.settings.min_face_size} px is needed"
@@ -410,7 +414,7 @@ class FaceDatabase:
             embedded = self._embed(image, profile, keep_crop=self.settings.keep_face_crops)
         except InvalidInput as exc:
             raise InvalidInput(f"image {index}: {exc}") from None
-        face = self._usable_face(index, embedded.faces, take_largest_face)
+        face = self._usable_face(index, embedded, take_largest_face)
         return face, embedded.vectors[0]
 
     # --- decisions ------------------------------------------------------------------------------------------
@@ -419,7 +423,7 @@ class FaceDatabase:
         embedded = self._embed(image, profile)
         if not embedded.faces:
             return Probe(None, 0), None
-        return Probe(embedded.faces[0], len(embedded.faces)), embedded.vectors[0]
+        return Probe(embedded.faces[0], embedded.found), embedded.vectors[0]
 
     def _probability(self, profile: str, a: np.ndarray, b: np.ndarray) -> float:
         """P(same) from the pair's per-model cosines (score fusion by logistic regression)."""
@@ -478,7 +482,8 @@ class FaceDatabase:
             self.audit.record(
                 audit.IDENTIFY, collection, threshold=threshold, decision="no_face" if not faces else "unknown"
             )
-            return Identification([IdentifiedFace(f, [], threshold) for f in faces], threshold, index.size)
+            identified = [IdentifiedFace(f, [], threshold) for f in faces]
+            return Identification(identified, threshold, index.size, embedded.found)
         # A subject may own several faces: search deeper than top_k so that top_k distinct subjects come back.
         depth = min(index.size, top_k * 8)
         similarities, ids = index.search(embedded.vectors, depth)
@@ -506,7 +511,7 @@ class FaceDatabase:
                 threshold=threshold,
                 decision="unknown" if found.unknown else "identified",
             )
-        return Identification(results, threshold, index.size)
+        return Identification(results, threshold, index.size, embedded.found)
 
     # --- subjects -------------------------------------------------------------------------------------------
 

@@ -15,9 +15,17 @@ import cv2
 import grpc
 import numpy as np
 
-from argus.client import DetectorClient, EmbedderClient, aligned_face, client_options, landmarked_face
+from argus.client import DetectorClient, EmbedderClient, aligned_face, client_options, landmarked_face, photo_face
 from argus.config import Settings
-from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded
+from argus.deadlines import time_left
+from argus.errors import (
+    ArgusError,
+    DeadlineExceeded,
+    DependencyUnavailable,
+    InvalidInput,
+    ModelUnavailable,
+    Overloaded,
+)
 from argus.imaging import decode_image
 from argus.messages import box_tuple, landmarks_array
 from argus.models.store import ModelStore
@@ -43,10 +51,6 @@ class AnalyzedFace:
         """The shorter side of the box: what decides whether a face is big enough to trust."""
         return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
 
-    @property
-    def area(self) -> float:
-        return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
-
 
 @dataclass(frozen=True)
 class Reembedded:
@@ -59,8 +63,8 @@ class FaceAnalyzer(Protocol):
         """Manifest names of the embedding networks it can run."""
         ...
 
-    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> list[AnalyzedFace]:
-        """Every face in the photo, largest first, embedded by each of these models."""
+    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
+        """The photo's faces, largest first (at most ARGUS_MAX_FACES_PER_IMAGE), embedded by each of these models."""
         ...
 
     def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
@@ -68,8 +72,22 @@ class FaceAnalyzer(Protocol):
         ...
 
 
-def largest_first(faces: list[AnalyzedFace]) -> list[AnalyzedFace]:
-    return sorted(faces, key=lambda face: face.area, reverse=True)
+def box_area(box: tuple[float, float, float, float]) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def largest_faces(boxes: Sequence[tuple[float, float, float, float]], limit: int) -> list[int]:
+    """Indices of the `limit` largest face boxes, largest first: the faces of a crowd that are embedded (the rule of
+    ARGUS_MAX_FACES_PER_IMAGE); the smaller ones are left out, so a call's work is bounded whatever the photo."""
+    return sorted(range(len(boxes)), key=lambda i: box_area(boxes[i]), reverse=True)[:limit]
+
+
+@dataclass(frozen=True)
+class PhotoFaces:
+    """The faces of a photo that were embedded, largest first, and how many the detector found in all."""
+
+    faces: list[AnalyzedFace]
+    found: int
 
 
 @dataclass(frozen=True)
@@ -99,14 +117,15 @@ class LocalFaceAnalyzer:
     def available_models(self) -> tuple[str, ...]:
         return tuple(self.embedder.models)
 
-    def analyze_image(self, image: np.ndarray, models: Sequence[str], *, keep_crop: bool = False) -> list[AnalyzedFace]:
-        (faces,) = self.detector.detect([image], self.detector.defaults)
-        if not faces:
-            return []
+    def analyze_image(self, image: np.ndarray, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
+        (found,) = self.detector.detect([image], self.detector.defaults)
+        if not found:
+            return PhotoFaces([], 0)
+        faces = [found[i] for i in largest_faces([face.box for face in found], self.settings.max_faces_per_image)]
         landmarks = [np.asarray(face.landmarks, dtype=np.float64) for face in faces]
         embeddings = self.embedder.embed([image] * len(faces), landmarks, models)
         refs = tuple(self.embedder.refs(list(embeddings[0].vectors)))
-        return largest_first(
+        return PhotoFaces(
             [
                 AnalyzedFace(
                     box=face.box,
@@ -119,10 +138,11 @@ class LocalFaceAnalyzer:
                     crop_landmarks=embedding.crop.landmarks if keep_crop else None,
                 )
                 for face, points, embedding in zip(faces, landmarks, embeddings, strict=True)
-            ]
+            ],
+            len(found),
         )
 
-    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> list[AnalyzedFace]:
+    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
         image = decode_image(
             encoded, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
         )
@@ -143,14 +163,17 @@ _PASSED_ON: dict[grpc.StatusCode, type[ArgusError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
     grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
     grpc.StatusCode.FAILED_PRECONDITION: ModelUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,  # the caller's deadline, passed on (argus.deadlines)
 }
 
 
 class RemoteFaceAnalyzer:
-    """Calls the detector and the embedder services; their errors come back as this service's own."""
+    """Calls the detector and the embedder services; their errors come back as this service's own. Each call ends
+    by the deadline of the call being served, if it is sooner than timeout_s: no work for a caller who gave up."""
 
     def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
         self.settings = settings
+        self.timeout_s = timeout_s
         self.detector = DetectorClient(settings.detector_address, timeout_s, **client_options(settings))
         self.embedder = EmbedderClient(settings.embedder_address, timeout_s, **client_options(settings))
 
@@ -174,31 +197,43 @@ class RemoteFaceAnalyzer:
     def _parts(embedding: embedder_pb2.Embedding) -> np.ndarray:
         return np.concatenate([np.asarray(vector.values, dtype=np.float32) for vector in embedding.vectors])
 
-    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> list[AnalyzedFace]:
+    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
         if len(encoded) > self.settings.max_image_bytes:
             raise InvalidInput(f"image is {len(encoded)} bytes; the limit is {self.settings.max_image_bytes} bytes")
         with self._errors_of("detector", self.settings.detector_address):
-            faces = self.detector.detect_faces([encoded]).results[0].faces
-        if not faces:
-            return []
-        with self._errors_of("embedder", self.settings.embedder_address):
-            embedded = self.embedder.embed(
-                [landmarked_face(encoded, face.landmarks) for face in faces], models=models, return_face_crop=keep_crop
-            )
-        return largest_first(
+            found = self.detector.detect_faces([encoded], timeout_s=time_left(self.timeout_s)).results[0].faces
+        kept = largest_faces([box_tuple(face.box) for face in found], self.settings.max_faces_per_image)
+        faces = [found[i] for i in kept]
+        # The photo travels once per call, its faces as landmarks pointing to it, in calls the embedder accepts.
+        step = self.settings.max_faces_per_embed_call
+        embeddings: list[embedder_pb2.Embedding] = []
+        refs: tuple[str, ...] = ()
+        for start in range(0, len(faces), step):
+            with self._errors_of("embedder", self.settings.embedder_address):
+                embedded = self.embedder.embed(
+                    [photo_face(0, face.landmarks) for face in faces[start : start + step]],
+                    photos=[encoded],
+                    models=models,
+                    return_face_crop=keep_crop,
+                    timeout_s=time_left(self.timeout_s),
+                )
+            embeddings += embedded.embeddings
+            refs = tuple(embedded.models)
+        return PhotoFaces(
             [
                 AnalyzedFace(
                     box=box_tuple(face.box),
                     score=face.score,
                     landmarks=landmarks_array(face.landmarks),
                     parts=self._parts(embedding),
-                    models=tuple(embedded.models),
+                    models=refs,
                     sharpness=embedding.sharpness,
                     crop_png=embedding.face_crop_png,
                     crop_landmarks=landmarks_array(embedding.face_crop_landmarks) if keep_crop else None,
                 )
-                for face, embedding in zip(faces, embedded.embeddings, strict=True)
-            ]
+                for face, embedding in zip(faces, embeddings, strict=True)
+            ],
+            len(found),
         )
 
     def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
@@ -207,7 +242,7 @@ class RemoteFaceAnalyzer:
             for crop in crops
         ]
         with self._errors_of("embedder", self.settings.embedder_address):
-            embedded = self.embedder.embed(inputs, models=models)
+            embedded = self.embedder.embed(inputs, models=models, timeout_s=time_left(self.timeout_s))
         return [Reembedded(self._parts(embedding), tuple(embedded.models)) for embedding in embedded.embeddings]
 
     def close(self) -> None:

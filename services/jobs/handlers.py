@@ -14,7 +14,14 @@ import numpy as np
 
 from argus.config import Settings
 from argus.errors import InvalidInput, shown
-from argus.imaging import decode_image, decode_request_images
+from argus.imaging import (
+    ImageHeader,
+    ImageLimits,
+    check_request_images,
+    check_request_pixels,
+    decode_image,
+    read_header,
+)
 from argus.models.manifest import MANIFEST
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2
@@ -56,32 +63,37 @@ def _decode(image: common_pb2.Image, settings: Settings, what: str) -> np.ndarra
         raise InvalidInput(f"{what}: {exc}") from None
 
 
+def _header(image: common_pb2.Image, settings: Settings, what: str) -> ImageHeader:
+    try:
+        return read_header(image.data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
+
+
 def validate(request: jobs_pb2.SubmitJobRequest, settings: Settings) -> Kind:
-    """Everything a worker would refuse, refused now."""
+    """Everything a worker would refuse, refused now. Images are checked from their headers alone (format, size,
+    pixels, the request's pixel budget): the API never decodes a pixel, and an image that turns out truncated
+    fails its job in the worker, with the reason."""
     kind = job_kind(request)
     if len(request.idempotency_key) > 128:
         raise InvalidInput("idempotency_key is longer than 128 characters")
     if kind is Kind.DETECTION:
         job = request.detection
-        decode_request_images(
-            [image.data for image in job.images],
-            max_images=settings.max_images_per_request,
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-        )
+        check_request_images([image.data for image in job.images], ImageLimits.from_settings(settings))
         object_options(job.options, list(job.class_names), list(job.class_ids), ObjectOptions.from_settings(settings))
         face_options(job.options, FaceOptions.from_settings(settings))
         return kind
     job = request.stylization
-    _decode(job.content, settings, "content image")
+    headers = [_header(job.content, settings, "content image")]
     which = job.WhichOneof("style")
     if which == "style_name":
         if job.style_name not in fixed_style_names():
             raise InvalidInput(f"unknown style {shown(job.style_name)}; known styles: {', '.join(fixed_style_names())}")
     elif which == "style_image":
-        _decode(job.style_image, settings, "style image")
+        headers.append(_header(job.style_image, settings, "style image"))
     else:
         raise InvalidInput("choose a style: style_name (see ListStyles) or style_image")
+    check_request_pixels(headers, ImageLimits.from_settings(settings))
     if job.HasField("strength") and not (math.isfinite(job.strength) and 0.0 <= job.strength <= 1.0):
         raise InvalidInput(f"strength must be between 0 and 1; got {job.strength}")
     if not 0 <= job.max_size <= MAX_OUTPUT_SIDE:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import redis
 from prometheus_client import Counter, Histogram
 
-from argus.errors import ArgusError
+from argus.errors import ArgusError, InvalidInput
 from argus.queue import Message, StreamQueue
 from argus.services.jobs.store import DEAD_LETTER_STREAM, EVERYONE, JobStore, Kind, State
 
@@ -121,7 +121,7 @@ class Worker:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("job %s attempt %d failed: %s", job_id, attempt, error)
-            if attempt >= self.max_attempts:
+            if attempt >= self.max_attempts or isinstance(exc, InvalidInput):  # bad input stays bad: no retry
                 self._give_up(message, job_id, error)
             else:
                 self.store.retry_later(job_id, error)

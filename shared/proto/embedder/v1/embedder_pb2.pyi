@@ -16,22 +16,26 @@ class FaceInput(_message.Message):
     def __init__(self, landmarked: _Optional[_Union[LandmarkedFace, _Mapping]] = ..., aligned: _Optional[_Union[_common_pb2.Image, _Mapping]] = ...) -> None: ...
 
 class LandmarkedFace(_message.Message):
-    __slots__ = ("image", "landmarks")
+    __slots__ = ("image", "photo", "landmarks")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    PHOTO_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     image: _common_pb2.Image
+    photo: int
     landmarks: _common_pb2.FaceLandmarks
-    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., landmarks: _Optional[_Union[_common_pb2.FaceLandmarks, _Mapping]] = ...) -> None: ...
+    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., photo: _Optional[int] = ..., landmarks: _Optional[_Union[_common_pb2.FaceLandmarks, _Mapping]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("faces", "return_face_crop", "models")
+    __slots__ = ("faces", "photos", "return_face_crop", "models")
     FACES_FIELD_NUMBER: _ClassVar[int]
+    PHOTOS_FIELD_NUMBER: _ClassVar[int]
     RETURN_FACE_CROP_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     faces: _containers.RepeatedCompositeFieldContainer[FaceInput]
+    photos: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
     return_face_crop: bool
     models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, faces: _Optional[_Iterable[_Union[FaceInput, _Mapping]]] = ..., return_face_crop: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, faces: _Optional[_Iterable[_Union[FaceInput, _Mapping]]] = ..., photos: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., return_face_crop: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelVector(_message.Message):
     __slots__ = ("model", "values")

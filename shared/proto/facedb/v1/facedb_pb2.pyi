@@ -292,16 +292,18 @@ class IdentifiedFace(_message.Message):
     def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., unknown: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("faces", "faces_found", "threshold", "gallery_size")
+    __slots__ = ("faces", "faces_found", "threshold", "gallery_size", "faces_left_out")
     FACES_FIELD_NUMBER: _ClassVar[int]
     FACES_FOUND_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     GALLERY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    FACES_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     faces: _containers.RepeatedCompositeFieldContainer[IdentifiedFace]
     faces_found: int
     threshold: float
     gallery_size: int
-    def __init__(self, faces: _Optional[_Iterable[_Union[IdentifiedFace, _Mapping]]] = ..., faces_found: _Optional[int] = ..., threshold: _Optional[float] = ..., gallery_size: _Optional[int] = ...) -> None: ...
+    faces_left_out: int
+    def __init__(self, faces: _Optional[_Iterable[_Union[IdentifiedFace, _Mapping]]] = ..., faces_found: _Optional[int] = ..., threshold: _Optional[float] = ..., gallery_size: _Optional[int] = ..., faces_left_out: _Optional[int] = ...) -> None: ...
 
 class GetSubjectRequest(_message.Message):
     __slots__ = ("collection", "subject_id")
@@ -358,7 +360,7 @@ class DeleteSubjectResponse(_message.Message):
     def __init__(self, deleted_faces: _Optional[int] = ...) -> None: ...
 
 class AuditEvent(_message.Message):
-    __slots__ = ("event_id", "occurred_at", "action", "key_name", "collection", "subject_id", "similarity", "threshold", "decision", "detail")
+    __slots__ = ("event_id", "occurred_at", "action", "key_name", "collection", "subject_id", "similarity", "threshold", "decision", "detail", "key_id", "count")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +371,8 @@ class AuditEvent(_message.Message):
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     occurred_at: _timestamp_pb2.Timestamp
     action: str
@@ -379,7 +383,9 @@ class AuditEvent(_message.Message):
     threshold: float
     decision: str
     detail: str
-    def __init__(self, event_id: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action: _Optional[str] = ..., key_name: _Optional[str] = ..., collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., decision: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    key_id: str
+    count: int
+    def __init__(self, event_id: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action: _Optional[str] = ..., key_name: _Optional[str] = ..., collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., decision: _Optional[str] = ..., detail: _Optional[str] = ..., key_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("collection", "since", "page_size", "page_token")
