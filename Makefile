@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/embedder_bench.py
 	$(BIN)/python bench/facedb_bench.py
 	$(BIN)/python bench/jobs_bench.py
+	$(BIN)/python bench/overload_bench.py
 
 protos: install
 	$(BIN)/python -m argus.protogen

@@ -187,7 +187,7 @@ def run_service(
     store: ModelStore, settings: Settings, images: dict[str, bytes], raw_b1: dict[str, float], seconds: float
 ) -> tuple[list[ServiceResult], int, dict[str, str]]:
     # The bench talks to 127.0.0.1 and needs no /metrics endpoint: it reads the registry in this process.
-    serving = settings.model_copy(update={"host": "127.0.0.1", "metrics_port": 0})
+    serving = settings.model_copy(update={"host": "127.0.0.1", "metrics_port": 0, "auth": "off"})  # loopback only
     running = start_detector_server(serving, store, port=0)
     served_on = {ref: provider for binding in running.bindings for ref, provider in binding.models.items()}
     target = f"127.0.0.1:{running.port}"
@@ -284,7 +284,8 @@ def format_table(
         f"provider {', '.join(providers)}, {cpus} CPUs",
         f"settings: device={settings.device} intra_op_threads={threads} "
         f"inter_op_threads={settings.inter_op_threads} max_batch_size={settings.max_batch_size} "
-        f"max_queue_delay_ms={settings.max_queue_delay_ms:g} grpc_workers={settings.grpc_workers}",
+        f"max_queue_delay_ms={settings.max_queue_delay_ms:g} "
+        f"max_concurrent_calls={settings.concurrent_calls('detector')}",
         "",
         "raw ONNX Runtime forward passes (one session, back to back, random pixels)",
         f"{'model':<15}{'input':<15}{'images/s':>10}{'ms/pass':>10}{'p50 ms':>10}{'p99 ms':>10}{'passes':>8}  note",
@@ -383,7 +384,6 @@ def main(argv: list[str] | None = None) -> int:
                     "max_batch_size",
                     "max_queue_delay_ms",
                     "max_queue_size",
-                    "grpc_workers",
                 )
             },
             "raw": [asdict(row) for row in raw],

@@ -99,11 +99,17 @@ def _answer(rpc: str, response: object) -> str:
     return f"{outcome} {response.similarity:.3f}"  # type: ignore[attr-defined]
 
 
+def facedb_bound(settings: Settings) -> int:
+    """Throughput at each concurrency is measured here, not the overload bound (bench/overload_bench.py does that),
+    so facedb admits at least as many calls as the bench drives at once."""
+    return max(settings.concurrent_calls("facedb"), *CONCURRENCIES)
+
+
 def run_service(
     settings: Settings, store: ModelStore, photos: dict[str, bytes], seconds: float
 ) -> tuple[list[ServiceResult], dict[str, str]]:
     # The bench talks to 127.0.0.1 and needs no /metrics endpoint.
-    serving = settings.model_copy(update={"host": "127.0.0.1", "metrics_port": 0})
+    serving = settings.model_copy(update={"host": "127.0.0.1", "metrics_port": 0, "auth": "off"})  # loopback only
     running: list[RunningServer] = []
     clients: list[FaceDbClient] = []
     with tempfile.TemporaryDirectory(prefix="argus-facedb-bench-") as scratch:
@@ -117,6 +123,7 @@ def run_service(
                     "detector_address": detector.address,
                     "embedder_address": embedder.address,
                     "database_url": f"sqlite:///{Path(scratch) / 'facedb.sqlite3'}",
+                    "max_concurrent_calls": facedb_bound(settings),
                 }
             )
             facedb = start_facedb_server(facedb_settings, port=0)
@@ -314,7 +321,7 @@ def format_table(
         f"with {threads} OpenMP thread(s)",
         f"settings: device={settings.device} intra_op_threads={settings.intra_op_threads or 0} "
         f"max_batch_size={settings.max_batch_size} max_queue_delay_ms={settings.max_queue_delay_ms:g} "
-        f"grpc_workers={settings.grpc_workers} flip_augmentation={settings.flip_augmentation}",
+        f"facedb max_concurrent_calls={facedb_bound(settings)} flip_augmentation={settings.flip_augmentation}",
         "",
         f"face database over gRPC (facedb {where['facedb']} on SQLite, detector {where['detector']}, "
         f"embedder {where['embedder']}; all in this process; {len(ENROLLED)} faces enrolled)",

@@ -38,9 +38,9 @@ from argus.models.manifest import FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_ST
 from argus.models.store import ModelStore
 from argus.proto.jobs.v1 import jobs_pb2
 from argus.redis_server import RedisServer, RedisServerError
+from argus.services.jobs.changes import FALLBACK_POLL_S
 from argus.services.jobs.handlers import StylizationHandler
 from argus.services.jobs.server import detection_handler, job_store, make_worker, start_jobs_server
-from argus.services.jobs.servicer import WATCH_POLL_S
 from argus.services.jobs.store import EVERYONE, Kind, State
 from argus.services.jobs.worker import Worker
 from argus.services.stylizer.styles import ARBITRARY, Stylizer
@@ -542,8 +542,9 @@ def format_table(settings: Settings, seconds: float, measured: Measured, content
         f"Argus jobs bench: {seconds:g} s per row, redis-server {measured.redis_version} of its own, onnxruntime "
         f"{ort.__version__}, provider {', '.join(providers)}, {cpus} CPUs",
         f"settings: device={settings.device} intra_op_threads={settings.intra_op_threads or 0} "
-        f"grpc_workers={settings.grpc_workers} result_inline_bytes={settings.result_inline_bytes} "
-        f"WatchJob polls every {WATCH_POLL_S * 1e3:g} ms; workers block {WORKER_POLL_S * 1e3:g} ms per read",
+        f"max_concurrent_calls={settings.concurrent_calls('jobs')} result_inline_bytes={settings.result_inline_bytes} "
+        f"WatchJob wakes on change notifications (else reads every {FALLBACK_POLL_S:g} s); "
+        f"workers block {WORKER_POLL_S * 1e3:g} ms per read",
         "",
         f'1. queue overhead: no-op handler (returns b"" at once), jobs API on {measured.address}, workers are '
         "threads of this process",
@@ -645,6 +646,7 @@ def run_all(settings: Settings, store: ModelStore, images: dict[str, bytes], arg
         serving = settings.model_copy(
             update={
                 "host": "127.0.0.1",
+                "auth": "off",
                 "metrics_port": 0,
                 "redis_url": redis_url,
                 "results_dir": Path(scratch) / "results",
@@ -694,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
             "total_s": total_s,
             "redis": measured.redis_version,
             "onnxruntime": ort.__version__,
-            "watch_poll_s": WATCH_POLL_S,
+            "watch_fallback_poll_s": FALLBACK_POLL_S,
             "poll_s": [POLL_S, POLL_BACKOFF, POLL_MAX_S],
             "latency": [asdict(row) for row in measured.latency],
             "throughput": [asdict(row) for row in measured.bursts],

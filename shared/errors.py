@@ -46,6 +46,12 @@ class Overloaded(ArgusError):
     status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class DeadlineExceeded(ArgusError):
+    """The caller's deadline has passed (or will before the work could be done): the work is not started."""
+
+    status = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class ModelUnavailable(ArgusError):
     """A model file is missing or fails its checksum; the message says how to get it."""
 

@@ -17,9 +17,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from argus.auth import Gatekeeper, KeyRing, current_key, warn_if_open
+from argus.auth import DenialLog, DenialSink, Gatekeeper, KeyRing, current_key
 from argus.config import Settings
-from argus.errors import ArgusError, Overloaded, status_message
+from argus.deadlines import serving_until
+from argus.errors import ArgusError, DeadlineExceeded, Overloaded, status_message
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,79 @@ def _abort(context: grpc.ServicerContext, exc: Exception, code: grpc.StatusCode,
         context.abort(code, f"internal error in {method}; the server log has the details")
 
 
+RESERVE_THREADS = 8  # beyond both bounds: health checks, reflection and refusals always find a thread
+
+
+@dataclass(frozen=True)
+class CallBounds:
+    """How many unary calls and open response streams a server works on at once, and the threads that follow.
+
+    Each bound refuses the excess with RESOURCE_EXHAUSTED instead of queueing it, and long-lived streams never take
+    the threads unary calls need. The executor has a thread for every call both bounds admit plus a reserve, so a
+    call is refused (or a health check answered) at once rather than waiting for a thread; the threads are made as
+    they are needed. gRPC itself refuses calls beyond that many, so the executor's queue never grows.
+    """
+
+    unary: int
+    streams: int
+
+    @classmethod
+    def of(cls, settings: Settings, service: str) -> CallBounds:
+        return cls(settings.concurrent_calls(service), settings.max_open_streams)
+
+    @property
+    def threads(self) -> int:
+        return self.unary + self.streams + RESERVE_THREADS
+
+
+class _Slots:
+    """A bound on calls in flight that refuses at once when full."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit = limit
+        self.refusal = f"the server is busy with {limit} {what}; retry shortly"
+        self._taken = 0
+        self._lock = threading.Lock()
+
+    @property
+    def full(self) -> bool:
+        return self._taken >= self.limit
+
+    def take(self) -> None:
+        with self._lock:
+            if self._taken >= self.limit:
+                raise Overloaded(self.refusal)
+            self._taken += 1
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._taken -= 1
+
+
+def _refused(method: str, slots: _Slots) -> grpc.RpcMethodHandler:
+    """A handler that refuses the call without reading its request: under overload a refusal must cost next to
+    nothing, and a Verify's request is a whole photo. (Request-streaming, so the server does not wait for and parse
+    the request message before the handler runs; the caller sees the status alone.)"""
+
+    def refuse(_requests: Iterator[Any], context: grpc.ServicerContext) -> None:
+        _finish(method, time.perf_counter(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, slots.refusal)
+
+    return grpc.stream_unary_rpc_method_handler(refuse)
+
+
 class ServiceInterceptor(grpc.ServerInterceptor):
-    """Every call passes here: the gatekeeper (key, scope, collection, rate), a bound on concurrent calls, the
-    mapping of domain errors to gRPC status codes, and each call's code and latency in the metrics.
+    """Every call passes here: a check of its deadline, the gatekeeper (key, scope, collection, rate), the bounds
+    on concurrent unary calls and open streams, the mapping of domain errors to gRPC status codes, and each call's
+    code and latency in the metrics.
 
     Servicers stay thin: they raise InvalidInput, NotFound, ... and never touch status codes themselves.
     """
 
-    def __init__(self, gatekeeper: Gatekeeper, max_concurrent_calls: int) -> None:
+    def __init__(self, gatekeeper: Gatekeeper, bounds: CallBounds) -> None:
         self.gatekeeper = gatekeeper
-        self.max_concurrent_calls = max_concurrent_calls
-        self.slots = threading.BoundedSemaphore(max_concurrent_calls)
+        self.unary_slots = _Slots(bounds.unary, "calls")
+        self.stream_slots = _Slots(bounds.streams, "open streams")
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
@@ -72,39 +135,45 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None or details.method.startswith(("/grpc.health", "/grpc.reflection")):
             return handler
+        if not (handler.unary_unary or handler.unary_stream):
+            return handler
         method = details.method.rsplit("/", 1)[-1]
+        slots = self.unary_slots if handler.unary_unary else self.stream_slots
+        if slots.full:  # decided here, before the request is read; a call that gets past may still be refused
+            return _refused(method, slots)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return grpc.unary_stream_rpc_method_handler(
+            self._stream(handler.unary_stream, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     @contextmanager
-    def _admitted(self, method: str, request: Any, context: grpc.ServicerContext) -> Iterator[None]:
+    def _admitted(self, method: str, request: Any, context: grpc.ServicerContext, slots: _Slots) -> Iterator[None]:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:  # the caller has given up: nobody would read the answer
+            raise DeadlineExceeded(f"the deadline passed before {method} started; it was not run")
         key = self.gatekeeper.admit(method, request, context)
-        if not self.slots.acquire(blocking=False):
-            raise Overloaded(f"the server is busy with {self.max_concurrent_calls} calls; retry shortly")
+        slots.take()
         token = current_key.set(key)
         try:
-            yield
+            with serving_until(remaining):  # what this call asks of other services ends with it
+                yield
         finally:
             current_key.reset(token)
-            self.slots.release()
+            slots.give_back()
 
     def _unary(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                with self._admitted(method, request, context):
+                with self._admitted(method, request, context, self.unary_slots):
                     return behaviour(request, context)
             except Exception as exc:
                 code = _status_of(context, exc)
@@ -120,7 +189,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                with self._admitted(method, request, context):
+                with self._admitted(method, request, context, self.stream_slots):
                     yield from behaviour(request, context)
             except Exception as exc:
                 code = _status_of(context, exc)
@@ -140,6 +209,12 @@ class ServiceBinding:
     register: Callable[[grpc.Server], None]
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)  # model ref -> execution provider actually used
+    on_denials: list[DenialSink] = field(default_factory=list)  # where refused calls are recorded besides the log
+
+    @property
+    def service(self) -> str:
+        """The short name settings know the service by: "facedb" for argus.facedb.v1.FaceDatabaseService."""
+        return self.full_name.split(".")[1]
 
 
 @dataclass
@@ -211,12 +286,16 @@ def start_health_server(settings: Settings, health_servicer: health.HealthServic
 
 def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) -> RunningServer:
     """Starts a server hosting the bindings plus health checking and reflection; port 0 picks a free one."""
-    keyring = KeyRing(settings.resolved_keys_file)
+    denials = DenialLog(settings.denial_report_s, [sink for binding in bindings for sink in binding.on_denials])
+    gatekeeper = Gatekeeper(KeyRing(settings.resolved_keys_file), settings.auth == "required", denials)
     for binding in bindings:
-        warn_if_open(keyring, binding.full_name)
+        gatekeeper.announce(binding.full_name)
+    bindings[0].on_stop.insert(0, denials.close)  # the last refusals are reported before the bindings close
+    bounds = CallBounds.of(settings, bindings[0].service)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
-        interceptors=[ServiceInterceptor(Gatekeeper(keyring), settings.max_concurrent_calls)],
+        futures.ThreadPoolExecutor(max_workers=bounds.threads, thread_name_prefix="grpc"),
+        interceptors=[ServiceInterceptor(gatekeeper, bounds)],
+        maximum_concurrent_rpcs=bounds.threads,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

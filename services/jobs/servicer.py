@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -18,6 +17,7 @@ from argus.errors import InvalidInput
 from argus.models.manifest import MANIFEST
 from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from argus.queue import StreamQueue
+from argus.services.jobs.changes import FALLBACK_POLL_S
 from argus.services.jobs.handlers import STYLE_PREFIX, fixed_style_names, validate
 from argus.services.jobs.store import (
     DEAD_LETTER_STREAM,
@@ -44,9 +44,6 @@ def _unavailable_without_redis(method: _Rpc) -> _Rpc:
             return method(*args, **kwargs)
 
     return call  # type: ignore[return-value]
-
-
-WATCH_POLL_S = 0.025  # a cheap HGETALL; short jobs reach watchers without a 100 ms lag
 
 
 def caller_viewer() -> Viewer:
@@ -125,21 +122,26 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
         return self._message(self.store.get(request.job_id, caller_viewer()), request.include_result)
 
     def WatchJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> Iterator[jobs_pb2.Job]:
+        """Reads the job when a change of it is published (or FALLBACK_POLL_S passes) and sleeps in between, so an
+        open stream costs no CPU."""
         last = None
         viewer = caller_viewer()
-        while context.is_active():
-            with redis_unavailable():
-                record = self.store.get(request.job_id, viewer)
-                seen = (record.state, record.progress, record.attempts, record.error)
-                message = None
-                if seen != last:
-                    message = self._message(record, request.include_result and record.state.terminal)
-            if message is not None:
-                last = seen
-                yield message
-            if record.state.terminal:
-                return
-            time.sleep(WATCH_POLL_S)
+        with self.store.changes.watching(request.job_id) as changed:
+            context.add_callback(changed.set)  # a cancelled stream wakes at once and gives back its slot
+            while context.is_active():
+                changed.clear()  # before the read: a change during it wakes the next wait
+                with redis_unavailable():
+                    record = self.store.get(request.job_id, viewer)
+                    seen = (record.state, record.progress, record.attempts, record.error)
+                    message = None
+                    if seen != last:
+                        message = self._message(record, request.include_result and record.state.terminal)
+                if message is not None:
+                    last = seen
+                    yield message
+                if record.state.terminal:
+                    return
+                changed.wait(FALLBACK_POLL_S)
 
     @_unavailable_without_redis
     def CancelJob(self, request: jobs_pb2.GetJobRequest, context: grpc.ServicerContext) -> jobs_pb2.Job:

@@ -23,10 +23,12 @@ import redis
 
 from argus.errors import DependencyUnavailable, InvalidInput, NotFound
 from argus.files import private_dir
+from argus.services.jobs.changes import JobChanges, publish
 
 PREFIX = "argus:"
 INDEX = f"{PREFIX}jobs"  # sorted set of every job id by creation time, for listing
 IDEMPOTENCY_TTL_S = 24 * 3600
+REDIS_CONNECTIONS = 64  # per client of a process; a Redis call takes well under a millisecond
 JOB_ID = re.compile(r"[0-9a-f]{32}")  # what create() hands out: uuid4().hex
 
 
@@ -125,6 +127,20 @@ def redis_unavailable() -> Iterator[None]:
         raise DependencyUnavailable(f"the job queue (Redis) is unavailable: {exc}; retry shortly") from exc
 
 
+def _client(url: str, *, decode_responses: bool) -> redis.Redis:
+    """A client whose calls wait (up to the socket timeout) for one of its REDIS_CONNECTIONS when all are busy, as
+    when a job ends and every stream watching it reads it at once, instead of failing with "Too many connections"."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=10,
+        decode_responses=decode_responses,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
 def _key(job_id: str) -> str:
     return f"{PREFIX}job:{job_id}"
 
@@ -139,11 +155,12 @@ def _result_key(job_id: str) -> str:
 
 class JobStore:
     def __init__(self, url: str, results_dir: Path, result_ttl_s: float, result_inline_bytes: int) -> None:
-        self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10, health_check_interval=30)
-        self.binary = redis.Redis.from_url(url, decode_responses=False, socket_timeout=10, health_check_interval=30)
+        self.client = _client(url, decode_responses=True)
+        self.binary = _client(url, decode_responses=False)
         self.results_dir = results_dir
         self.result_ttl_s = result_ttl_s
         self.result_inline_bytes = result_inline_bytes
+        self.changes = JobChanges(self.client)  # every change below is published on it, for WatchJob
 
     # --- creating and reading -------------------------------------------------------------------------------
 
@@ -246,7 +263,8 @@ class JobStore:
         pipe = self.client.pipeline()
         pipe.hincrby(_key(job_id), "attempts", 1)
         pipe.hset(_key(job_id), mapping={"state": int(State.RUNNING), "started_at": time.time(), "progress": 0})
-        attempts, _ = pipe.execute()
+        publish(pipe, job_id)
+        attempts, _, _ = pipe.execute()
         return int(attempts)
 
     def progress(self, job_id: str, fraction: float) -> bool:
@@ -254,11 +272,15 @@ class JobStore:
         pipe = self.client.pipeline()
         pipe.hset(_key(job_id), "progress", round(float(fraction), 4))
         pipe.hget(_key(job_id), "cancel_requested")
-        _, cancel = pipe.execute()
+        publish(pipe, job_id)
+        _, cancel, _ = pipe.execute()
         return cancel == "1"
 
     def retry_later(self, job_id: str, error: str) -> None:
-        self.client.hset(_key(job_id), mapping={"state": int(State.QUEUED), "error": error, "progress": 0})
+        pipe = self.client.pipeline()
+        pipe.hset(_key(job_id), mapping={"state": int(State.QUEUED), "error": error, "progress": 0})
+        publish(pipe, job_id)
+        pipe.execute()
 
     def succeed(self, job_id: str, result: bytes) -> None:
         """Stores the result first, then marks the job done: a job is never SUCCEEDED without its result."""
@@ -292,6 +314,7 @@ class JobStore:
         pipe.hset(_key(job_id), mapping={**fields, "state": int(state), "finished_at": now, "expires_at": now + ttl})
         pipe.expire(_key(job_id), ttl)
         pipe.expire(_request_key(job_id), ttl)
+        publish(pipe, job_id)
         pipe.execute()
 
     def _write_file(self, job_id: str, data: bytes) -> None:
@@ -320,6 +343,7 @@ class JobStore:
             return False
 
     def close(self) -> None:
+        self.changes.close()
         self.client.close()
         self.binary.close()
 
