@@ -1,10 +1,13 @@
-"""API keys: who may call what, on which collections, how often.
+"""API keys: who may call what, on which collections, how often; and the record of calls refused.
 
 A key looks like `argus_<id>_<secret>`. Only the sha256 of the secret is stored (secrets are random, so a plain
 hash is enough; what matters is that the keys file never holds a usable key). Keys carry scopes and may be
 limited to some collections and to a rate. The keys file is shared by every service and re-read when it changes,
-so `argus keys create|revoke` takes effect without restarts. With no keys at all, auth is off and the services
-say so loudly at start.
+so `argus keys create|revoke` takes effect without restarts.
+
+Auth is a mode (ARGUS_AUTH), never inferred from the keys file: with `required`, every call needs an active key,
+and no active key means every call is refused. A keys file that disappears or cannot be parsed while a service runs
+keeps the keys last read (a half-written or mistyped file must not open the ports), and the error is logged.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +31,7 @@ from typing import Any
 
 import grpc
 
-from argus.errors import ArgusError, InvalidInput, NotFound, Overloaded
+from argus.errors import AlreadyExists, ArgusError, InvalidInput, NotFound, Overloaded, shown
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,9 @@ ADMIN, ENROLL, VERIFY, JOBS, DETECT = "admin", "enroll", "verify", "jobs", "dete
 SCOPES = (ADMIN, ENROLL, VERIFY, JOBS, DETECT)
 KEY_PREFIX = "argus"
 METADATA_KEY = "authorization"  # "Bearer <key>"; "x-api-key: <key>" is accepted too
+KEY_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ANONYMOUS = "anonymous"  # who a refused call came from when it named no key of the keys file
+RELOAD_S = 1.0  # the keys file is looked at no more often than this
 
 # Which scopes open which method. Admin opens everything. Methods not listed need admin.
 METHOD_SCOPES: dict[str, frozenset[str]] = {
@@ -61,14 +69,6 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
 }
 
 
-class Unauthenticated(ArgusError):
-    status = grpc.StatusCode.UNAUTHENTICATED
-
-
-class PermissionDenied(ArgusError):
-    status = grpc.StatusCode.PERMISSION_DENIED
-
-
 @dataclass(frozen=True)
 class ApiKey:
     key_id: str
@@ -87,8 +87,38 @@ class ApiKey:
         return not self.collections or collection in self.collections
 
 
-# The key of the call being served, for code below the interceptor (audit, collection filters).
+class Denied(ArgusError):
+    """A refused call: the key it named (None when it named no key of the keys file) and why, in one word."""
+
+    def __init__(self, message: str, reason: str, key: ApiKey | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.key = key
+
+
+class Unauthenticated(Denied):
+    status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(Denied):
+    status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class KeysFileError(ArgusError):
+    """The keys file exists but is not a keys file: it is left as it is rather than overwritten."""
+
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+# The key of the call being served, for code below the interceptor (audit, collection filters, job owners).
 current_key: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar("argus_current_key", default=None)
+
+
+def visible_collections() -> tuple[str, ...] | None:
+    """The collections the call being served may see: its key's, or None for every one (an unlimited key, or auth
+    off). Listings filter by this, so a limited key learns nothing of other collections."""
+    key = current_key.get()
+    return key.collections if key is not None and key.collections else None
 
 
 def _hash(secret: str) -> str:
@@ -98,72 +128,157 @@ def _hash(secret: str) -> str:
 def parse_key(presented: str) -> tuple[str, str]:
     parts = presented.strip().split("_")
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
-        raise Unauthenticated("the API key is malformed: it looks like argus_<id>_<secret>")
+        raise Unauthenticated("the API key is malformed: it looks like argus_<id>_<secret>", "malformed_key")
     return parts[1], parts[2]
 
 
+def check_key_name(name: str) -> None:
+    """A key's name is what the audit trail and the logs show: one short word that says whose key it is."""
+    if not KEY_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"key name {shown(name)} is not valid: 1 to 64 letters, digits, '.', '_' or '-', without spaces"
+        )
+
+
+def read_keys(path: Path) -> dict[str, ApiKey]:
+    """The keys in the file by id; {} when there is no file. Raises KeysFileError when it cannot be read."""
+    try:
+        data = json.loads(path.read_text())
+        return {
+            item["key_id"]: ApiKey(
+                **{**item, "scopes": tuple(item["scopes"]), "collections": tuple(item["collections"])}
+            )
+            for item in data["keys"]
+        }
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise KeysFileError(f"the keys file {path} cannot be read: {type(error).__name__}: {error}") from None
+
+
+def _active(keys: dict[str, ApiKey]) -> dict[str, ApiKey]:
+    return {key_id: key for key_id, key in keys.items() if not key.revoked}
+
+
+def _names(keys: Sequence[ApiKey]) -> str:
+    return ", ".join(f"{key.name} ({key.key_id})" for key in keys) or "none"
+
+
 class KeyRing:
-    """The keys file, re-read (at most once a second) when it changes on disk."""
+    """The keys file, re-read (at most once a RELOAD_S) when it changes on disk.
+
+    Every change of the active keys is logged. A file that disappears or cannot be parsed keeps the keys last read,
+    and the problem is logged once (until the file changes again).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._keys: dict[str, ApiKey] = {}
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[float, int, int] | None = None
         self._checked = 0.0
+        self._problem: str | None = None  # what is wrong with the file now, once logged
+        self._started = False  # changes are logged from the first reading on
         self._lock = threading.Lock()
-        self._reload(force=True)
+        with self._lock:
+            self._reload(force=True)
+        self._started = True
 
     def _reload(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._checked < 1.0:
+        if not force and now - self._checked < RELOAD_S:
             return
         self._checked = now
         try:
             stat = self.path.stat()
-            stamp = (stat.st_mtime, stat.st_size)
-        except FileNotFoundError:
-            self._keys, self._stamp = {}, None
-            return
+            stamp: tuple[float, int, int] | None = (stat.st_mtime, stat.st_size, stat.st_ino)
+        except OSError:
+            stamp = None
         if stamp == self._stamp:
             return
-        data = json.loads(self.path.read_text())
-        self._keys = {
-            item["key_id"]: ApiKey(
-                **{**item, "scopes": tuple(item["scopes"]), "collections": tuple(item["collections"])}
-            )
-            for item in data.get("keys", [])
-        }
         self._stamp = stamp
+        if stamp is None:
+            self._report(f"the keys file {self.path} is gone; keeping the {self._active_count()} active keys last read")
+            return
+        try:
+            keys = read_keys(self.path)
+        except KeysFileError as error:
+            self._report(f"{error}; keeping the {self._active_count()} active keys last read")
+            return
+        self._report(None)
+        self._changed(keys)
+
+    def _report(self, problem: str | None) -> None:
+        """Logs a problem with the file once, and its end."""
+        if problem == self._problem:
+            return
+        if problem is not None:
+            log.error("%s", problem)
+        elif self._started:
+            log.warning("the keys file %s is readable again", self.path)
+        self._problem = problem
+
+    def _changed(self, keys: dict[str, ApiKey]) -> None:
+        before, after = _active(self._keys), _active(keys)
+        added = [key for key_id, key in after.items() if key_id not in before]
+        gone = [key for key_id, key in before.items() if key_id not in after]
+        edited = [key for key_id, key in after.items() if key_id in before and before[key_id] != key]
+        self._keys = keys
+        if self._started and (added or gone or edited):
+            log.warning(
+                "API keys changed in %s: %d active; added %s; revoked or removed %s; edited %s",
+                self.path,
+                len(after),
+                _names(added),
+                _names(gone),
+                _names(edited),
+            )
+
+    def _active_count(self) -> int:
+        return len(_active(self._keys))
 
     @property
-    def enabled(self) -> bool:
+    def active_count(self) -> int:
         with self._lock:
             self._reload()
-            return any(not key.revoked for key in self._keys.values())
+            return self._active_count()
 
-    def keys(self) -> list[ApiKey]:
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with the keys file, if anything: it is being ignored in favour of the keys last read."""
         with self._lock:
-            self._reload(force=True)
-            return sorted(self._keys.values(), key=lambda key: key.created)
+            self._reload()
+            return self._problem
+
+    def known(self, key_id: str) -> ApiKey | None:
+        with self._lock:
+            self._reload()
+            return self._keys.get(key_id)
 
     def authenticate(self, presented: str) -> ApiKey:
         key_id, secret = parse_key(presented)
-        with self._lock:
-            self._reload()
-            key = self._keys.get(key_id)
-        if key is None or not hmac.compare_digest(key.secret_sha256, _hash(secret)):
-            raise Unauthenticated("the API key is not valid")
+        key = self.known(key_id)
+        if key is None:
+            raise Unauthenticated("the API key is not valid", "unknown_key")
+        if not hmac.compare_digest(key.secret_sha256, _hash(secret)):
+            raise Unauthenticated("the API key is not valid", "wrong_secret", key)
         if key.revoked:
-            raise Unauthenticated(f"the API key {key.name!r} was revoked on {key.revoked}")
+            raise Unauthenticated(f"the API key {key.name!r} was revoked on {key.revoked}", "revoked_key", key)
         return key
 
-    # --- management (the `argus keys` commands) -------------------------------------------------------------
+    # --- management (the `argus keys` commands): they read the file as it is, and refuse to overwrite a bad one --
+
+    def keys(self) -> list[ApiKey]:
+        return sorted(read_keys(self.path).values(), key=lambda key: key.created)
 
     def create(self, name: str, scopes: list[str], collections: list[str], rate_per_s: float) -> tuple[ApiKey, str]:
         """Adds a key and returns it with the full key string, which is shown once and never stored."""
+        check_key_name(name)
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown or not scopes:
             raise InvalidInput(f"scopes must be some of {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}")
+        keys = self.keys()
+        if any(key.name == name and not key.revoked for key in keys):
+            raise AlreadyExists(f"an active key is already named {name!r}; pick another name or revoke it first")
         key_id, secret = secrets.token_hex(4), secrets.token_urlsafe(32).replace("_", "-")
         key = ApiKey(
             key_id=key_id,
@@ -174,16 +289,19 @@ class KeyRing:
             rate_per_s=rate_per_s,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        self._write([*self.keys(), key])
+        self._write([*keys, key])
         return key, f"{KEY_PREFIX}_{key_id}_{secret}"
 
     def revoke(self, key_id_or_name: str) -> ApiKey:
         keys = self.keys()
-        matches = [k for k in keys if key_id_or_name in (k.key_id, k.name) and not k.revoked]
-        if len(matches) != 1:
-            raise NotFound(f"no single active key with id or name {key_id_or_name!r}")
+        active = [key for key in keys if not key.revoked]
+        matches = [key for key in active if key.key_id == key_id_or_name] or [
+            key for key in active if key.name == key_id_or_name
+        ]
+        if not matches:
+            raise NotFound(f"no active key has the id or name {shown(key_id_or_name)}; `argus keys list` shows them")
         revoked = ApiKey(**{**asdict(matches[0]), "revoked": datetime.now(UTC).isoformat(timespec="seconds")})
-        self._write([revoked if k.key_id == revoked.key_id else k for k in keys])
+        self._write([revoked if key.key_id == revoked.key_id else key for key in keys])
         return revoked
 
     def _write(self, keys: list[ApiKey]) -> None:
@@ -193,8 +311,6 @@ class KeyRing:
             json.dump({"keys": [asdict(k) for k in keys]}, stream, indent=2)
         os.chmod(temporary, 0o600)
         os.replace(temporary, self.path)
-        with self._lock:
-            self._reload(force=True)
 
 
 @dataclass
@@ -224,6 +340,75 @@ class RateLimiter:
             bucket.tokens -= 1
 
 
+@dataclass
+class Denials:
+    """The calls refused for one key and reason within one report interval."""
+
+    key_id: str  # ANONYMOUS when the call named no key of the keys file
+    key_name: str
+    reason: str  # no_key, malformed_key, unknown_key, wrong_secret, revoked_key, no_active_key, scope, collection
+    count: int = 0
+    methods: set[str] = field(default_factory=set)
+    last_message: str = ""
+
+    def summary(self) -> str:
+        return f"{self.count} calls refused ({', '.join(sorted(self.methods))}): {self.last_message}"
+
+
+DenialSink = Callable[[list[Denials]], None]
+
+
+class DenialLog:
+    """Refused calls, counted per (key, reason) and reported once per interval: a warning line each, and to every
+    sink (facedb's audit trail). A flood of refusals costs a counter, never a log line or a row per call; the entries
+    are bounded by construction (a key id only when it names a key of the keys file, a reason from a fixed set,
+    methods the server hosts)."""
+
+    def __init__(self, interval_s: float, sinks: Sequence[DenialSink] = ()) -> None:
+        self.interval_s = interval_s
+        self.sinks = list(sinks)
+        self._pending: dict[tuple[str, str], Denials] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._reporter: threading.Thread | None = None  # started by the first refusal
+
+    def add(self, denial: Denied, method: str) -> None:
+        key_id, name = (denial.key.key_id, denial.key.name) if denial.key else (ANONYMOUS, "")
+        with self._lock:
+            entry = self._pending.setdefault((key_id, denial.reason), Denials(key_id, name, denial.reason))
+            entry.count += 1
+            entry.methods.add(method)
+            entry.last_message = str(denial)
+            if self._reporter is None and not self._closed.is_set():
+                self._reporter = threading.Thread(target=self._report_loop, name="denials", daemon=True)
+                self._reporter.start()
+
+    def report(self) -> list[Denials]:
+        """Logs and hands to the sinks what was refused since the last report."""
+        with self._lock:
+            pending, self._pending = list(self._pending.values()), {}
+        for entry in pending:
+            log.warning("auth: key %s (%s), %s: %s", entry.key_id, entry.key_name or "-", entry.reason, entry.summary())
+        if pending:
+            for sink in self.sinks:
+                try:
+                    sink(pending)
+                except Exception:  # a sink that fails must not stop the reports, nor the logging above
+                    log.exception("auth: %d refusal reports could not be recorded", len(pending))
+        return pending
+
+    def close(self) -> None:
+        """Stops the reporter after a last report."""
+        self._closed.set()
+        if self._reporter is not None:
+            self._reporter.join(timeout=10)
+        self.report()
+
+    def _report_loop(self) -> None:
+        while not self._closed.wait(self.interval_s):
+            self.report()
+
+
 def presented_key(context: grpc.ServicerContext) -> str | None:
     for name, value in context.invocation_metadata() or ():
         if name == METADATA_KEY and value.lower().startswith("bearer "):
@@ -246,34 +431,72 @@ def request_collection(request: Any) -> str | None:
 
 
 class Gatekeeper:
-    """Decides, before a call runs, whether it may: authentication, scope, collection, rate."""
+    """Decides, before a call runs, whether it may: authentication, scope, collection, rate. Off, it admits every
+    call as the anonymous caller; required, a call needs an active key, and none active refuses every call."""
 
-    def __init__(self, keyring: KeyRing) -> None:
+    def __init__(self, keyring: KeyRing, required: bool, denials: DenialLog) -> None:
         self.keyring = keyring
+        self.required = required
+        self.denials = denials
         self.limiter = RateLimiter()
+        self._refusing_all: bool | None = None  # whether no key was active when last looked at
+
+    def announce(self, service: str) -> None:
+        """Says at start what the mode means for this service."""
+        active = self.keyring.active_count
+        if not self.required:
+            log.warning(
+                "AUTH IS OFF for %s (ARGUS_AUTH=off): anyone who can reach this port can call it%s.",
+                service,
+                f"; the {active} keys in {self.keyring.path} are not checked" if active else "",
+            )
+        elif self.keyring.problem is None:
+            log.info("auth required for %s: %d active keys in %s", service, active, self.keyring.path)
+        self._watch(active)
+
+    def _watch(self, active: int) -> None:
+        """Logs when the service starts or stops refusing every call for want of an active key."""
+        refusing_all = self.required and active == 0
+        if refusing_all == self._refusing_all:
+            return
+        self._refusing_all = refusing_all
+        if refusing_all:
+            log.error(
+                "auth: no active API key in %s, so every call is refused; create one with "
+                "`argus keys create NAME --scope admin`",
+                self.keyring.path,
+            )
+        elif self.required:
+            log.warning("auth: %d active keys in %s; calls with one are served again", active, self.keyring.path)
 
     def admit(self, method: str, request: Any, context: grpc.ServicerContext) -> ApiKey | None:
-        if not self.keyring.enabled:
+        if not self.required:
             return None
-        presented = presented_key(context)
-        if not presented:
-            raise Unauthenticated("an API key is required: send it as 'authorization: Bearer <key>' metadata")
-        key = self.keyring.authenticate(presented)
-        if not key.allows(method):
-            needed = " or ".join(sorted(METHOD_SCOPES.get(method, {ADMIN})))
-            raise PermissionDenied(f"key {key.name!r} lacks the scope for {method} (needs {needed})")
-        collection = request_collection(request)
-        if collection is not None and collection and not key.allows_collection(collection):
-            raise PermissionDenied(f"key {key.name!r} may not use collection {collection!r}")
+        try:
+            key = self._authorized(method, request, context)
+        except Denied as denial:
+            self.denials.add(denial, method)
+            raise
         self.limiter.take(key)
         return key
 
-
-def warn_if_open(keyring: KeyRing, service: str) -> None:
-    if not keyring.enabled:
-        log.warning(
-            "AUTH IS OFF for %s: no API keys in %s, so anyone who can reach this port can call it. "
-            "Create one with `argus keys create NAME --scope admin`.",
-            service,
-            keyring.path,
-        )
+    def _authorized(self, method: str, request: Any, context: grpc.ServicerContext) -> ApiKey:
+        active = self.keyring.active_count
+        self._watch(active)
+        if active == 0:
+            raise Unauthenticated(
+                "no API key is active on this server, so every call is refused; an operator creates one with "
+                "`argus keys create`",
+                "no_active_key",
+            )
+        presented = presented_key(context)
+        if not presented:
+            raise Unauthenticated("an API key is required: send it as 'authorization: Bearer <key>' metadata", "no_key")
+        key = self.keyring.authenticate(presented)
+        if not key.allows(method):
+            needed = " or ".join(sorted(METHOD_SCOPES.get(method, {ADMIN})))
+            raise PermissionDenied(f"key {key.name!r} lacks the scope for {method} (needs {needed})", "scope", key)
+        collection = request_collection(request)
+        if collection and not key.allows_collection(collection):
+            raise PermissionDenied(f"key {key.name!r} may not use collection {shown(collection)}", "collection", key)
+        return key

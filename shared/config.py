@@ -6,10 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+FACES_PER_IMAGE = 4  # faces per image an embedding call may carry (see max_faces_per_embed_call)
 
 
 def _default_mirror() -> Path | None:
@@ -20,6 +21,14 @@ def _default_mirror() -> Path | None:
 
 def _default_data_dir() -> Path:
     return Path.home() / ".cache" / "argus"
+
+
+# Unary calls each service works on at once unless ARGUS_MAX_CONCURRENT_CALLS says otherwise. By Little's law the
+# calls in flight at full speed are throughput x latency; a bound far above that only queues calls until their
+# deadlines pass, one near it refuses the excess at once (RESOURCE_EXHAUSTED) and keeps goodput at capacity. Set
+# from bench/overload_bench.py on 2 cores: the detector and embedder need enough concurrent calls to fill a batch
+# (max_batch_size 8) while another runs; a Verify holds one facedb slot for its detector and embedder calls.
+DEFAULT_CONCURRENT_CALLS = {"detector": 16, "embedder": 16, "facedb": 4, "jobs": 16}
 
 
 class Settings(BaseSettings):
@@ -50,6 +59,18 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest encoded image accepted.")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest decoded image (width x height).")
     max_images_per_request: int = Field(32, gt=0, description="Most images in one detection call.")
+    max_request_pixels: int = Field(
+        400_000_000,
+        gt=0,
+        description="Most pixels one call's images hold in all (from their headers, before decoding); at least "
+        "MAX_IMAGE_PIXELS.",
+    )
+    max_pixels_in_flight: int = Field(
+        80_000_000,
+        gt=0,
+        description="Most decoded pixels a server holds at once across its calls; an image that cannot get its "
+        "share within 10 s gets RESOURCE_EXHAUSTED. At least MAX_IMAGE_PIXELS.",
+    )
     max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="gRPC max receive message size.")
 
     # Dynamic batching, as in Triton: wait at most this long to fill a batch of at most this many images.
@@ -92,10 +113,25 @@ class Settings(BaseSettings):
     keep_face_crops: bool = Field(
         True, description="Store each enrolled face's crop, so a collection can later be re-embedded by other models."
     )
+    audit_wait_s: float = Field(
+        1.0,
+        gt=0,
+        description="Longest a decision waits to write its audit event; an event not written by then is kept in "
+        "memory and written as soon as the database takes writes.",
+    )
+    audit_backlog: int = Field(
+        10_000, gt=0, description="Audit events kept in memory at most; when full, decisions are refused."
+    )
     max_metadata_bytes: int = Field(
         4096, gt=0, description="Largest subject metadata, as compact JSON; every listing of subjects carries it."
     )
     max_metadata_depth: int = Field(4, ge=1, description="Deepest nesting of objects and lists in subject metadata.")
+    max_faces_per_image: int = Field(
+        64,
+        gt=0,
+        description="Identify embeds at most this many faces of a photo, the largest; its answer says how many it "
+        "left out.",
+    )
     min_face_size: int = Field(32, ge=0, description="Enrollment refuses faces whose shorter side is smaller (px).")
     min_sharpness: float = Field(
         15.0, ge=0, description="Enrollment refuses faces blurrier than this (variance of the Laplacian)."
@@ -131,8 +167,20 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1, description="Attempts before a job is failed and dead-lettered.")
 
     # Security and limits.
+    auth: Literal["required", "off"] = Field(
+        "required",
+        description="required: every call needs an active API key, and with none active every call is refused. "
+        "off: keys are not checked (a local first run; `argus up` chooses it when no key exists yet).",
+    )
     keys_file: Path | None = Field(
-        None, description="API keys (hashed); defaults to DATA_DIR/keys.json. No keys: auth off."
+        None,
+        description="API keys (hashed); defaults to DATA_DIR/keys.json. Re-read when it changes; one that goes "
+        "missing or cannot be read keeps the keys last read.",
+    )
+    denial_report_s: float = Field(
+        60,
+        gt=0,
+        description="Refused calls are counted per key and reason and reported (log, facedb's audit trail) this often.",
     )
     api_key: str | None = Field(
         None, description="The key this process sends: the CLI's, and services' calls to others."
@@ -140,8 +188,14 @@ class Settings(BaseSettings):
     api_key_file: Path | None = Field(
         None, description="File holding the key this process sends (a container secret), when ARGUS_API_KEY is unset."
     )
-    max_concurrent_calls: int = Field(
-        64, gt=0, description="Calls a service works on at once; more get RESOURCE_EXHAUSTED instead of queueing."
+    max_concurrent_calls: int | None = Field(
+        None,
+        gt=0,
+        description="Unary calls a server works on at once; more get RESOURCE_EXHAUSTED at once instead of queueing. "
+        "Unset: the service's default (DEFAULT_CONCURRENT_CALLS), near what it completes at full speed.",
+    )
+    max_open_streams: int = Field(
+        512, gt=0, description="Open response streams (WatchJob) a server holds at once; more get RESOURCE_EXHAUSTED."
     )
 
     # TLS. A server with a certificate serves TLS only; with a client CA too it requires client certificates.
@@ -162,11 +216,32 @@ class Settings(BaseSettings):
     health_port: int = Field(
         0, ge=0, description="A plaintext port serving only gRPC health, for probes that cannot do TLS; 0: none."
     )
-    grpc_workers: int = Field(16, gt=0, description="Threads serving gRPC calls per server.")
     detector_address: str = Field("127.0.0.1:50051", description="Where clients and other services reach the detector.")
     embedder_address: str = Field("127.0.0.1:50052", description="Where clients and facedb reach the embedder.")
     facedb_address: str = Field("127.0.0.1:50053", description="Where clients reach the face database.")
     jobs_address: str = Field("127.0.0.1:50054", description="Where clients reach the jobs API.")
+
+    def concurrent_calls(self, service: str) -> int:
+        """The unary call bound of this service ("detector", "embedder", "facedb", "jobs")."""
+        return self.max_concurrent_calls or DEFAULT_CONCURRENT_CALLS[service]
+
+    @model_validator(mode="after")
+    def _pixel_limits_fit_one_image(self) -> Settings:
+        for name in ("max_request_pixels", "max_pixels_in_flight"):
+            if getattr(self, name) < self.max_image_pixels:
+                raise ValueError(
+                    f"ARGUS_{name.upper()} ({getattr(self, name)}) is below ARGUS_MAX_IMAGE_PIXELS "
+                    f"({self.max_image_pixels}): an image within the per-image limit could never be decoded"
+                )
+        return self
+
+    @property
+    def max_faces_per_embed_call(self) -> int:
+        """A call embeds the faces found in a few photos, and a photo often holds more than one face, so the face
+        limit is FACES_PER_IMAGE times the per-call image limit (32 images by default: 128 faces). It bounds the
+        work one call can queue: with flip augmentation each face is two forward-pass items, so the default limit
+        fills the default batch queue (256) and no further."""
+        return self.max_images_per_request * FACES_PER_IMAGE
 
     @property
     def embedding_models(self) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from argus.auth import KeysFileError, read_keys
 from argus.client import client_options, open_channel
 from argus.config import Settings
 from argus.errors import ArgusError
@@ -27,6 +28,7 @@ from argus.redis_server import RedisServer, RedisServerError
 log = logging.getLogger("argus.up")
 
 RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -143,9 +145,39 @@ class Supervisor:
                 child.process.wait()
 
 
+def quickstart_auth(settings: Settings) -> str | None:
+    """The auth mode `argus up` gives the services. ARGUS_AUTH when set; otherwise required once an API key exists,
+    and before the first key off, for a first run on a laptop, but only on the loopback interface and said loudly.
+    None: the stack must not start (no key, no ARGUS_AUTH, and a port other machines can reach)."""
+    if "auth" in settings.model_fields_set:
+        return settings.auth
+    try:
+        active = [key for key in read_keys(settings.resolved_keys_file).values() if not key.revoked]
+    except KeysFileError:
+        return "required"  # fail closed: the services say what is wrong with the file
+    if active:
+        return "required"
+    if settings.host not in LOOPBACK_HOSTS:
+        log.error(
+            "no API key exists and ARGUS_HOST=%s is reachable from other machines: create one with `argus keys create "
+            "NAME --scope admin` (facedb needs one with --scope detect as ARGUS_API_KEY), or set ARGUS_AUTH=off",
+            settings.host,
+        )
+        return None
+    log.warning(
+        "AUTH IS OFF: no API key exists yet, so the services run without auth, on %s only. Create a key with "
+        "`argus keys create NAME --scope admin` and start again to require keys (or set ARGUS_AUTH).",
+        settings.host,
+    )
+    return "off"
+
+
 def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
     """Runs the whole stack in the foreground until SIGINT or SIGTERM."""
     started = time.monotonic()
+    auth = quickstart_auth(settings)
+    if auth is None:
+        return 1
     store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
     # Every model the stack runs; embedding networks only as configured (the others may need a package download).
     needed = [
@@ -158,6 +190,7 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
             log.warning("%s", exc)
 
     env = dict(os.environ)
+    env["ARGUS_AUTH"] = auth
     redis_server: RedisServer | None = None
     if "redis_url" not in settings.model_fields_set:
         # No Redis configured: a real one of our own, its append-only file in the data folder, so accepted jobs

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -99,6 +100,7 @@ def settings(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Sett
     return Settings(
         data_dir=tmp_path_factory.mktemp("data"),
         models_dir=models_dir,
+        auth="off",  # the servers of most tests hold no keys; the tests of auth require it
         device="cpu",
         max_images_per_request=8,
         max_image_pixels=20_000_000,
@@ -422,3 +424,47 @@ def start_worker(jobs_settings: Settings) -> Iterator[Callable[..., object]]:
     for worker, thread in running:
         worker.stop()
         thread.join(timeout=30)
+
+
+class PeakRss:
+    """Samples a process's resident memory (VmRSS) every few milliseconds while in use; `growth_mb` is the peak
+    over the value at entry. A floor stated by the product ("RSS growth under 1 GB") is asserted on it."""
+
+    def __init__(self, pid: int, interval_s: float = 0.005) -> None:
+        self.pid, self.interval_s = pid, interval_s
+        self.start_kb = self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"process {self.pid} has no VmRSS")
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak_kb = max(self.peak_kb, self._rss_kb())
+            except (OSError, RuntimeError):
+                return  # the process ended
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakRss:
+        self.start_kb = self.peak_kb = self._rss_kb()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak_kb - self.start_kb) / 1024
+
+
+@pytest.fixture
+def peak_rss() -> Callable[[int], PeakRss]:
+    """peak_rss(pid) measures the growth of that process's resident memory over a `with` block."""
+    return PeakRss

@@ -18,7 +18,7 @@ def run_argus(*args: str, env: dict[str, str], timeout: float = 120) -> subproce
 
 
 def argus_env(models_dir: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "ARGUS_MODELS_DIR": str(models_dir), "ARGUS_DEVICE": "cpu", **extra}
+    return {**os.environ, "ARGUS_AUTH": "off", "ARGUS_MODELS_DIR": str(models_dir), "ARGUS_DEVICE": "cpu", **extra}
 
 
 def test_models_pull_verify_and_list(tmp_path: Path) -> None:

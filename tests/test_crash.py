@@ -75,6 +75,7 @@ def test_facedb_killed_during_enrollments(
 ) -> None:
     env = {
         **os.environ,
+        "ARGUS_AUTH": "off",
         "ARGUS_DATABASE_URL": facedb_database_url,
         "ARGUS_DETECTOR_ADDRESS": facedb_settings.detector_address,
         "ARGUS_EMBEDDER_ADDRESS": facedb_settings.embedder_address,

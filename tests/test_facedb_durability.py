@@ -23,6 +23,7 @@ def facedb_process(
     """Starts (and restarts) `argus serve facedb` as a separate process on one database."""
     env = {
         **os.environ,
+        "ARGUS_AUTH": "off",
         "ARGUS_DATABASE_URL": facedb_database_url,
         "ARGUS_DETECTOR_ADDRESS": facedb_settings.detector_address,
         "ARGUS_EMBEDDER_ADDRESS": facedb_settings.embedder_address,

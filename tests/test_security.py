@@ -64,7 +64,7 @@ def secured(
     from argus.services.embedder.server import start_embedder_server
     from argus.services.facedb.server import start_facedb_server
 
-    secure = settings.model_copy(update={"keys_file": keyring.path})
+    secure = settings.model_copy(update={"keys_file": keyring.path, "auth": "required"})
     servers = {
         "detector": start_detector_server(secure, store, port=0),
         "embedder": start_embedder_server(secure, store, port=0),
@@ -215,16 +215,19 @@ def test_auth_off_is_said_loudly(settings: Settings, tmp_path: Path, caplog: pyt
 def test_concurrent_calls_are_bounded(jobs_settings: Settings, images_dir: Path) -> None:
     from argus.services.jobs.server import start_jobs_server
 
-    server = start_jobs_server(jobs_settings.model_copy(update={"max_concurrent_calls": 1}), port=0)
+    server = start_jobs_server(
+        jobs_settings.model_copy(update={"max_concurrent_calls": 1, "max_open_streams": 1, "auth": "off"}), port=0
+    )
     try:
         with JobsClient(server.address) as client:
             job = client.submit_detection([images_dir / "objects/dog.jpg"])  # no worker: it stays queued
             watching = client.stub.WatchJob(jobs_pb2.GetJobRequest(job_id=job.job_id), timeout=10)
-            assert next(watching).state  # the stream now holds the only slot
-            assert code_of(client.get, job.job_id) is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert next(watching).state  # the stream now holds the only stream slot
+            assert code_of(lambda: next(client.watch(job.job_id))) is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert code_of(client.get, job.job_id) is grpc.StatusCode.OK  # streams never take a unary call's slot
             watching.cancel()
             deadline = time.monotonic() + 5
-            while code_of(client.get, job.job_id) is not grpc.StatusCode.OK:
+            while code_of(lambda: next(client.watch(job.job_id))) is not grpc.StatusCode.OK:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
     finally:

@@ -1,22 +1,34 @@
-"""The audit trail: every verify and identify decision, every enrollment and deletion, in the face database.
+"""The audit trail: every verify and identify decision, every enrollment and deletion, and the calls refused for
+want of a key, scope or collection, in the face database.
 
-An event records when, which API key, which collection and subject, the similarity and threshold, and the
-decision; never an embedding or an image. Events outlive the collections they mention (that is the point of an
-audit) until pruned by age.
+An event records when, which API key (its id and name), which collection and subject, the similarity and threshold,
+and the decision; never an embedding or an image. Refused calls come counted per key and reason per interval (one
+`denied` event with its count), so a flood of them cannot flood the trail. Events outlive the collections they
+mention (that is the point of an audit) until pruned by age.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String, delete, select
+from sqlalchemy import BigInteger, ColumnElement, Float, Index, Integer, String, delete, select, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from argus.auth import current_key
-from argus.services.facedb.storage import Base, FaceStore, UTCDateTime, decode_page_token, encode_page_token, utcnow
+from argus.auth import Denials, current_key
+from argus.services.facedb.audit_writer import BoundedWriter
+from argus.services.facedb.storage import (
+    SQLITE_BUSY_TIMEOUT_S,
+    Base,
+    FaceStore,
+    UTCDateTime,
+    decode_page_token,
+    encode_page_token,
+    utcnow,
+)
 
-VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE_PROFILE = (
+VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE_PROFILE, DENIED = (
     "verify",
     "identify",
     "enroll",
@@ -24,6 +36,7 @@ VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE
     "delete_subject",
     "delete_collection",
     "change_profile",
+    "denied",
 )
 
 
@@ -34,6 +47,7 @@ class AuditEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     action: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str] = mapped_column(String(16), default="")  # "" when auth is off; "anonymous" for denials
     key_name: Mapped[str] = mapped_column(String(128))  # "" when auth is off
     collection: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(128))  # "" when none is concerned or found
@@ -41,6 +55,7 @@ class AuditEvent(Base):
     threshold: Mapped[float | None] = mapped_column(Float)
     decision: Mapped[str] = mapped_column(String(32))  # match, no_match, no_face, unknown, identified, done
     detail: Mapped[str] = mapped_column(String(256))
+    count: Mapped[int] = mapped_column(Integer, default=1)  # the calls a denied event stands for; 1 otherwise
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,7 @@ class AuditRecord:
     event_id: int
     occurred_at: datetime
     action: str
+    key_id: str
     key_name: str
     collection: str
     subject: str
@@ -55,11 +71,28 @@ class AuditRecord:
     threshold: float | None
     decision: str
     detail: str
+    count: int
+
+
+def _of_collections(collections: Sequence[str] | None) -> ColumnElement[bool]:
+    """The events of these collections; None: every event."""
+    return true() if collections is None else AuditEvent.collection.in_(collections)
 
 
 class AuditLog:
-    def __init__(self, store: FaceStore) -> None:
+    def __init__(self, store: FaceStore, *, wait_s: float = 1.0, backlog: int = 10_000) -> None:
         self.store = store
+        # Events are written within a short bound on lock waits, or kept and written later (audit_writer).
+        self.writer = BoundedWriter(
+            store.engine,
+            AuditEvent.__table__,  # type: ignore[arg-type]
+            wait_s=wait_s,
+            backlog=backlog,
+            default_busy_timeout_s=SQLITE_BUSY_TIMEOUT_S,
+        )
+
+    def close(self) -> None:
+        self.writer.close()
 
     def record(
         self,
@@ -72,33 +105,60 @@ class AuditLog:
         decision: str = "done",
         detail: str = "",
     ) -> None:
-        """Writes one event, attributed to the API key of the call being served."""
+        """Writes one event, attributed to the API key of the call being served, stamped with the time of the call
+        (it may reach the database later, see audit_writer)."""
         key = current_key.get()
-        with self.store._transaction() as session:
-            session.add(
-                AuditEvent(
-                    action=action,
-                    key_name=key.name if key else "",
-                    collection=collection[:64],
-                    subject=subject[:128],
-                    similarity=similarity,
-                    threshold=threshold,
-                    decision=decision,
-                    detail=detail[:256],
-                )
+        self.writer.write(
+            {
+                "occurred_at": utcnow(),
+                "action": action,
+                "key_id": key.key_id if key else "",
+                "key_name": key.name if key else "",
+                "collection": collection[:64],
+                "subject": subject[:128],
+                "similarity": similarity,
+                "threshold": threshold,
+                "decision": decision,
+                "detail": detail[:256],
+                "count": 1,
+            }
+        )
+
+    def record_denials(self, denials: list[Denials]) -> None:
+        """Writes one `denied` event for each key and reason refused in the last report interval."""
+        for entry in denials:
+            self.writer.write(
+                {
+                    "occurred_at": utcnow(),
+                    "action": DENIED,
+                    "key_id": entry.key_id,
+                    "key_name": entry.key_name,
+                    "collection": "",
+                    "subject": "",
+                    "similarity": None,
+                    "threshold": None,
+                    "decision": entry.reason,
+                    "detail": entry.summary()[:256],
+                    "count": entry.count,
+                }
             )
 
     def list(
-        self, *, collection: str = "", since: datetime | None = None, page_size: int = 100, page_token: str = ""
+        self,
+        *,
+        collections: Sequence[str] | None = None,
+        since: datetime | None = None,
+        page_size: int = 100,
+        page_token: str = "",
     ) -> tuple[list[AuditRecord], str]:
-        """Newest first."""
-        if "\x00" in collection:  # no collection name holds NUL (PostgreSQL would refuse the query)
-            return [], ""
-        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(page_size + 1)
+        """Newest first; collections None: every event, including those of no collection (denials)."""
+        if collections is not None:  # no collection name holds NUL (PostgreSQL would refuse the query)
+            collections = [name for name in collections if "\x00" not in name]
+        query = (
+            select(AuditEvent).where(_of_collections(collections)).order_by(AuditEvent.id.desc()).limit(page_size + 1)
+        )
         if page_token:
             query = query.where(AuditEvent.id < decode_page_token(page_token))
-        if collection:
-            query = query.where(AuditEvent.collection == collection)
         if since is not None:
             query = query.where(AuditEvent.occurred_at >= since)
         with self.store._transaction() as session:
@@ -108,6 +168,7 @@ class AuditLog:
                     row.id,
                     row.occurred_at,
                     row.action,
+                    row.key_id,
                     row.key_name,
                     row.collection,
                     row.subject,
@@ -115,12 +176,15 @@ class AuditLog:
                     row.threshold,
                     row.decision,
                     row.detail,
+                    row.count,
                 )
                 for row in rows[:page_size]
             ]
         more = len(rows) > page_size
         return records, encode_page_token(records[-1].event_id) if more else ""
 
-    def prune(self, older_than: datetime) -> int:
+    def prune(self, older_than: datetime, collections: Sequence[str] | None = None) -> int:
+        """Removes the events older than that (of these collections only, unless None)."""
+        query = delete(AuditEvent).where(AuditEvent.occurred_at < older_than, _of_collections(collections))
         with self.store._transaction() as session:
-            return int(session.execute(delete(AuditEvent).where(AuditEvent.occurred_at < older_than)).rowcount)
+            return int(session.execute(query).rowcount)

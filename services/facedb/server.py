@@ -34,7 +34,12 @@ def start_facedb_server(
     def register(server: grpc.Server) -> None:
         facedb_pb2_grpc.add_FaceDatabaseServiceServicer_to_server(servicer, server)
 
-    binding = ServiceBinding(SERVICE_NAME, register, on_stop=[reembedder.stop, store.close])
+    binding = ServiceBinding(
+        SERVICE_NAME,
+        register,
+        on_stop=[reembedder.stop, database.audit.close, store.close],
+        on_denials=[database.audit.record_denials],
+    )
     running = start_server(settings, [binding], settings.facedb_port if port is None else port)
     # NOT_SERVING while the database is down; calls meanwhile fail with UNAVAILABLE (FaceStore), and both recover
     # by themselves when it is back.

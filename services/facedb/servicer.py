@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from argus.auth import visible_collections
 from argus.errors import InvalidInput, ModelUnavailable
 from argus.messages import box_message
 from argus.profiles import PROFILES
@@ -142,8 +143,13 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
     def ListCollections(
         self, request: pb.ListCollectionsRequest, context: grpc.ServicerContext
     ) -> pb.ListCollectionsResponse:
+        visible = visible_collections()
         return pb.ListCollectionsResponse(
-            collections=[_collection(record, self.db) for record in self.db.list_collections()]
+            collections=[
+                _collection(record, self.db)
+                for record in self.db.list_collections()
+                if visible is None or record.name in visible
+            ]
         )
 
     def DeleteCollection(
@@ -198,7 +204,8 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         result = self.db.identify(request.collection, request.image.data, request.top_k, request.threshold)
         return pb.IdentifyResponse(
             faces=[_identified(face) for face in result.faces],
-            faces_found=len(result.faces),
+            faces_found=result.faces_found,
+            faces_left_out=result.faces_found - len(result.faces),
             threshold=result.threshold,
             gallery_size=result.gallery_size,
         )
@@ -233,8 +240,10 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
                 since = request.since.ToDatetime(tzinfo=UTC)
             except (ValueError, OverflowError) as error:  # nanos or seconds out of the Timestamp's range
                 raise InvalidInput(f"since is not a valid timestamp: {error}") from None
+        # A named collection has passed the key's collection limit; none named means every one the key may see.
+        collections = [request.collection] if request.collection else visible_collections()
         events, token = self.db.audit.list(
-            collection=request.collection, since=since, page_size=page_size, page_token=request.page_token
+            collections=collections, since=since, page_size=page_size, page_token=request.page_token
         )
         return pb.ListAuditEventsResponse(
             events=[
@@ -242,6 +251,7 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
                     event_id=event.event_id,
                     occurred_at=_timestamp(event.occurred_at),
                     action=event.action,
+                    key_id=event.key_id,
                     key_name=event.key_name,
                     collection=event.collection,
                     subject_id=event.subject,
@@ -249,6 +259,7 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
                     threshold=event.threshold,
                     decision=event.decision,
                     detail=event.detail,
+                    count=event.count,
                 )
                 for event in events
             ],
@@ -262,4 +273,4 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
             raise InvalidInput("older_than_days must be at least 1")
         # Capped at 1,000 years: the same answer (no event is that old) without a date before year 1 (OverflowError).
         cutoff = datetime.now(UTC) - timedelta(days=min(request.older_than_days, 365_000))
-        return pb.PruneAuditEventsResponse(deleted=self.db.audit.prune(cutoff))
+        return pb.PruneAuditEventsResponse(deleted=self.db.audit.prune(cutoff, visible_collections()))

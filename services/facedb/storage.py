@@ -262,6 +262,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, wal: bool) -> None:
 
 # A database server that does not answer fails a connection attempt after this long instead of hanging the call.
 CONNECT_TIMEOUT_S = 10
+# How long a SQLite statement waits for another connection's lock (audit writes wait less: audit_writer).
+SQLITE_BUSY_TIMEOUT_S = 30
 
 
 def create_store_engine(url: URL) -> Engine:
@@ -276,7 +278,7 @@ def create_store_engine(url: URL) -> Engine:
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         private_file(Path(url.database))  # type: ignore[arg-type]  # faces and embeddings: 0600 in a 0700 folder
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, wal=not memory))
     return engine
 
@@ -479,11 +481,11 @@ class FaceStore:
     @staticmethod
     def _collection(session: Session, name: str) -> Collection:
         collection = session.scalar(select(Collection).where(Collection.name == name)) if _storable(name) else None
-        if collection is None:
-            known = session.scalars(select(Collection.name).order_by(Collection.name).limit(11)).all()
-            listing = ", ".join(repr(n) for n in known[:10]) + (", ..." if len(known) > 10 else "")
-            hint = f"existing collections: {listing}" if known else "there are no collections yet"
-            raise NotFound(f"collection {name!r} does not exist ({hint}); create it with CreateCollection")
+        if collection is None:  # naming the others would show them to a key limited to its own
+            raise NotFound(
+                f"collection {shown(name)} does not exist; ListCollections (`argus collections list`) shows those "
+                "your key may use, CreateCollection makes one"
+            )
         return collection
 
     def create_collection(self, name: str, threshold: float | None, profile: str) -> CollectionRecord:

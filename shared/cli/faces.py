@@ -208,11 +208,11 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
         [
             event.occurred_at.ToDatetime().isoformat(timespec="seconds"),
             event.action,
-            event.key_name or "-",
+            f"{event.key_name or '-'} ({event.key_id})" if event.key_id else "-",
             event.collection,
             event.subject_id or "-",
             f"{event.similarity:.3f}" if event.HasField("similarity") else "-",
-            event.decision,
+            event.decision if event.count <= 1 else f"{event.decision} x{event.count}",
         ]
         for event in response.events
     ]

@@ -1,0 +1,129 @@
+"""How audit events reach the database without making a decision wait on a busy one.
+
+A Verify needs only reads; its audit event is a write, and a write can wait on a lock (another process holding
+the SQLite file, a long PostgreSQL transaction). So an event is written with a short bound on lock waits, and one
+that cannot be written within it is kept, in order, in a bounded backlog that a background thread writes as soon
+as the database accepts writes. The trade-off: events in the backlog are lost if the process dies before they are
+written. When the backlog is full, record() refuses, so a decision fails visibly rather than going unaudited.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import Gauge
+from sqlalchemy import Engine, Table, insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from argus.errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
+
+BACKLOG = Gauge("argus_audit_backlog", "Audit events waiting to be written to the database")
+RETRY_S = 1.0
+_FLUSH_ROWS = 500
+
+
+class BoundedWriter:
+    def __init__(
+        self, engine: Engine, table: Table, *, wait_s: float, backlog: int, default_busy_timeout_s: float
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.wait_s = wait_s
+        self.backlog = backlog
+        self.default_busy_timeout_s = default_busy_timeout_s
+        self._pending: deque[Mapping[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        """Writes the row now, or keeps it for the background writer if the database does not take it within
+        wait_s; raises DependencyUnavailable only when the backlog is full."""
+        with self._lock:
+            behind = bool(self._pending)  # once rows wait, later ones queue behind them: the trail keeps its order
+        if not behind:
+            try:
+                self._insert([row], self.wait_s)
+                return
+            except SQLAlchemyError as error:
+                log.warning("audit event not written within %.1f s (%s); kept to write later", self.wait_s, error)
+        with self._lock:
+            if len(self._pending) >= self.backlog:
+                raise DependencyUnavailable(
+                    f"the audit trail cannot be written and {self.backlog} events already wait for the database; "
+                    "decisions are refused until it accepts writes again"
+                )
+            self._pending.append(row)
+            BACKLOG.set(len(self._pending))
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, name="audit-writer", daemon=True)
+                self._flusher.start()
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def flush(self, wait_s: float | None = None) -> bool:
+        """Writes what waits, oldest first; returns whether nothing is left."""
+        while True:
+            with self._lock:
+                rows = [self._pending[index] for index in range(min(_FLUSH_ROWS, len(self._pending)))]
+            if not rows:
+                return True
+            try:
+                self._insert(rows, self.wait_s if wait_s is None else wait_s)
+            except SQLAlchemyError as error:
+                log.warning("%d audit events still wait for the database: %s", self.pending, error)
+                return False
+            with self._lock:
+                for _ in rows:
+                    self._pending.popleft()
+                BACKLOG.set(len(self._pending))
+                left = len(self._pending)
+            if not left:
+                log.info("the audit backlog is written")
+
+    def close(self) -> None:
+        """Stops the background writer after one last attempt, and says what could not be written."""
+        self._closed.set()
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=30)
+        if not self.flush(wait_s=self.default_busy_timeout_s):
+            log.error("%d audit events could not be written before shutdown and are lost", self.pending)
+
+    def _flush_loop(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait()  # set when a row is kept, and at close
+            self._wake.clear()
+            while not self._closed.is_set() and not self.flush():
+                self._closed.wait(RETRY_S)
+
+    def _insert(self, rows: list[Mapping[str, Any]], wait_s: float) -> None:
+        """One transaction whose lock waits are bounded by wait_s, on SQLite (busy timeout) and PostgreSQL."""
+        backend = self.engine.dialect.name
+        with self.engine.connect() as connection:
+            if backend == "sqlite":
+                connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+                connection.commit()
+            try:
+                if backend == "postgresql":
+                    milliseconds = int(wait_s * 1000)
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+                    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+                connection.execute(insert(self.table), list(rows))
+                connection.commit()
+            finally:
+                if backend == "sqlite":
+                    connection.rollback()
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(self.default_busy_timeout_s * 1000)}")
+                    connection.commit()
