@@ -53,7 +53,9 @@ class BoundedWriter:
                 self._insert([row], self.wait_s)
                 return
             except SQLAlchemyError as error:
-                log.warning("audit event not written within %.1f s (%s); kept to write later", self.wait_s, error)
+                log.warning(
+                    "audit event not written within %.1f s (%s); kept to write later", self.wait_s, _cause(error)
+                )
         with self._lock:
             if len(self._pending) >= self.backlog:
                 raise DependencyUnavailable(
@@ -82,7 +84,7 @@ class BoundedWriter:
             try:
                 self._insert(rows, self.wait_s if wait_s is None else wait_s)
             except SQLAlchemyError as error:
-                log.warning("%d audit events still wait for the database: %s", self.pending, error)
+                log.warning("%d audit events still wait for the database: %s", self.pending, _cause(error))
                 return False
             with self._lock:
                 for _ in rows:
@@ -127,3 +129,8 @@ class BoundedWriter:
                     connection.rollback()
                     connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(self.default_busy_timeout_s * 1000)}")
                     connection.commit()
+
+
+def _cause(error: SQLAlchemyError) -> str:
+    """The driver's own words ("database is locked"), without the statement and its parameters."""
+    return str(getattr(error, "orig", None) or error).splitlines()[0]
