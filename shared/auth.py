@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 
 from argus.errors import AlreadyExists, ArgusError, InvalidInput, NotFound, Overloaded, shown
+from argus.files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,8 @@ def read_keys(path: Path) -> dict[str, ApiKey]:
         raise KeysFileError(f"the keys file {path} cannot be read: {type(error).__name__}: {error}") from None
 
 
-def _active(keys: dict[str, ApiKey]) -> dict[str, ApiKey]:
+def active_keys(keys: dict[str, ApiKey]) -> dict[str, ApiKey]:
+    """The keys not revoked, by id."""
     return {key_id: key for key_id, key in keys.items() if not key.revoked}
 
 
@@ -218,7 +220,7 @@ class KeyRing:
         self._problem = problem
 
     def _changed(self, keys: dict[str, ApiKey]) -> None:
-        before, after = _active(self._keys), _active(keys)
+        before, after = active_keys(self._keys), active_keys(keys)
         added = [key for key_id, key in after.items() if key_id not in before]
         gone = [key for key_id, key in before.items() if key_id not in after]
         edited = [key for key_id, key in after.items() if key_id in before and before[key_id] != key]
@@ -234,7 +236,7 @@ class KeyRing:
             )
 
     def _active_count(self) -> int:
-        return len(_active(self._keys))
+        return len(active_keys(self._keys))
 
     @property
     def active_count(self) -> int:
@@ -305,7 +307,7 @@ class KeyRing:
         return revoked
 
     def _write(self, keys: list[ApiKey]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         with os.fdopen(handle, "w") as stream:
             json.dump({"keys": [asdict(k) for k in keys]}, stream, indent=2)

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from argus.auth import KeysFileError, read_keys
+from argus.auth import KeysFileError, active_keys, read_keys
 from argus.client import client_options, open_channel
 from argus.config import Settings
 from argus.errors import ArgusError
@@ -152,7 +152,7 @@ def quickstart_auth(settings: Settings) -> str | None:
     if "auth" in settings.model_fields_set:
         return settings.auth
     try:
-        active = [key for key in read_keys(settings.resolved_keys_file).values() if not key.revoked]
+        active = active_keys(read_keys(settings.resolved_keys_file))
     except KeysFileError:
         return "required"  # fail closed: the services say what is wrong with the file
     if active:

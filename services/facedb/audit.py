@@ -108,40 +108,60 @@ class AuditLog:
         """Writes one event, attributed to the API key of the call being served, stamped with the time of the call
         (it may reach the database later, see audit_writer)."""
         key = current_key.get()
+        self._write(
+            action,
+            key_id=key.key_id if key else "",
+            key_name=key.name if key else "",
+            collection=collection,
+            subject=subject,
+            similarity=similarity,
+            threshold=threshold,
+            decision=decision,
+            detail=detail,
+        )
+
+    def record_denials(self, denials: list[Denials]) -> None:
+        """Writes one `denied` event for each key and reason refused in the last report interval."""
+        for entry in denials:
+            self._write(
+                DENIED,
+                key_id=entry.key_id,
+                key_name=entry.key_name,
+                decision=entry.reason,
+                detail=entry.summary(),
+                count=entry.count,
+            )
+
+    def _write(
+        self,
+        action: str,
+        *,
+        key_id: str,
+        key_name: str,
+        decision: str,
+        detail: str,
+        collection: str = "",
+        subject: str = "",
+        similarity: float | None = None,
+        threshold: float | None = None,
+        count: int = 1,
+    ) -> None:
+        """One row, its texts cut to their columns' sizes."""
         self.writer.write(
             {
                 "occurred_at": utcnow(),
                 "action": action,
-                "key_id": key.key_id if key else "",
-                "key_name": key.name if key else "",
+                "key_id": key_id,
+                "key_name": key_name,
                 "collection": collection[:64],
                 "subject": subject[:128],
                 "similarity": similarity,
                 "threshold": threshold,
                 "decision": decision,
                 "detail": detail[:256],
-                "count": 1,
+                "count": count,
             }
         )
-
-    def record_denials(self, denials: list[Denials]) -> None:
-        """Writes one `denied` event for each key and reason refused in the last report interval."""
-        for entry in denials:
-            self.writer.write(
-                {
-                    "occurred_at": utcnow(),
-                    "action": DENIED,
-                    "key_id": entry.key_id,
-                    "key_name": entry.key_name,
-                    "collection": "",
-                    "subject": "",
-                    "similarity": None,
-                    "threshold": None,
-                    "decision": entry.reason,
-                    "detail": entry.summary()[:256],
-                    "count": entry.count,
-                }
-            )
 
     def list(
         self,
