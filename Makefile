@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format bench protos lock
+.PHONY: install run test lint typecheck format bench protos lock
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy finds a package by its folder's name, and the `argus` package is spread over shared/ and services/: it checks
+# a tree of links laid out as the package is, so its messages name modules (argus/services/facedb/...).
+TYPECHECK_TREE := build/typecheck
+typecheck: install
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/argus
+	for entry in shared/*; do ln -s ../../../$$entry $(TYPECHECK_TREE)/argus/; done
+	ln -s ../../../services $(TYPECHECK_TREE)/argus/services
+	cd $(TYPECHECK_TREE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p argus
 
 test: lint
 	$(BIN)/pytest
@@ -42,4 +51,4 @@ protos: install
 
 lock: install
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra plots --python-version 3.11 -o requirements.lock

@@ -1,16 +1,19 @@
-"""Files that hold people's data (face crops, embeddings, keys, job results) are the owner's alone."""
+"""Files that hold people's data (face crops, embeddings, keys, job results) are the owner's alone, and a file is
+replaced whole or not at all."""
 
 from __future__ import annotations
 
 import logging
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
+SHARED_FILE_MODE = 0o644  # what atomic_write leaves a file that is not private: others may read it
 
 
 def private_dir(path: Path) -> Path:
@@ -29,6 +32,25 @@ def private_file(path: Path) -> Path:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
     os.close(descriptor)
     _tighten(path, PRIVATE_FILE_MODE)
+    return path
+
+
+def atomic_write(path: Path, data: bytes | str, *, private: bool = False) -> Path:
+    """Writes the file whole or not at all: into a temporary file beside it, flushed to disk, then renamed over it, so
+    a reader or a crash never sees half a file. `private` makes it (and its folder) this user's alone."""
+    folder = private_dir(path.parent) if private else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode() if isinstance(data, str) else data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, PRIVATE_FILE_MODE if private else SHARED_FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 

