@@ -17,10 +17,8 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +30,7 @@ from typing import Any
 import grpc
 
 from argus.errors import AlreadyExists, ArgusError, InvalidInput, NotFound, Overloaded, shown
-from argus.files import private_dir
+from argus.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +96,15 @@ class Denied(ArgusError):
 
 
 class Unauthenticated(Denied):
-    status = grpc.StatusCode.UNAUTHENTICATED
+    """The call names no valid, active key."""
 
 
 class PermissionDenied(Denied):
-    status = grpc.StatusCode.PERMISSION_DENIED
+    """The call's key is valid but may not do this: a scope it lacks, or a collection it is not given."""
 
 
 class KeysFileError(ArgusError):
     """The keys file exists but is not a keys file: it is left as it is rather than overwritten."""
-
-    status = grpc.StatusCode.FAILED_PRECONDITION
 
 
 # The key of the call being served, for code below the interceptor (audit, collection filters, job owners).
@@ -307,12 +303,7 @@ class KeyRing:
         return revoked
 
     def _write(self, keys: list[ApiKey]) -> None:
-        private_dir(self.path.parent)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(handle, "w") as stream:
-            json.dump({"keys": [asdict(k) for k in keys]}, stream, indent=2)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, self.path)
+        atomic_write(self.path, json.dumps({"keys": [asdict(k) for k in keys]}, indent=2), private=True)
 
 
 @dataclass
@@ -413,6 +404,8 @@ class DenialLog:
 
 def presented_key(context: grpc.ServicerContext) -> str | None:
     for name, value in context.invocation_metadata() or ():
+        if not isinstance(value, str):  # binary metadata ("-bin" names) never carries a key
+            continue
         if name == METADATA_KEY and value.lower().startswith("bearer "):
             return value[7:].strip()
         if name == "x-api-key":
@@ -426,9 +419,9 @@ def request_collection(request: Any) -> str | None:
     if descriptor is None:
         return None
     if "collection" in descriptor.fields_by_name:
-        return request.collection
+        return str(request.collection)
     if descriptor.name.endswith("CollectionRequest") and "name" in descriptor.fields_by_name:
-        return request.name
+        return str(request.name)
     return None
 
 

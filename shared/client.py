@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 from collections import namedtuple
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import grpc
 
-from argus.config import Settings
+from argus.config import DEFAULT_ADDRESSES, Settings
 from argus.messages import landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
@@ -19,6 +20,7 @@ from argus.proto.facedb.v1 import facedb_pb2, facedb_pb2_grpc
 from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 ImageSource = bytes | str | Path
+Stub = TypeVar("Stub")
 
 
 @dataclass(frozen=True)
@@ -91,20 +93,40 @@ def image_message(source: ImageSource) -> common_pb2.Image:
     return common_pb2.Image(data=path.read_bytes(), name=path.name)
 
 
-class DetectorClient:
-    """Calls a DetectorService. Every call has a deadline; errors arrive as grpc.RpcError with the status."""
+class ServiceClient(Generic[Stub]):
+    """What a client of any Argus service has: a channel (TLS, the API key on every call), the service's stub over
+    it, a deadline for every call (timeout_s), and an end (close, or a `with` block). Subclasses add the calls."""
+
+    default_address: ClassVar[str]  # where `argus up` serves the service
+    open_stub: Callable[[grpc.Channel], Stub]  # the generated stub class
 
     def __init__(
         self,
-        address: str = "127.0.0.1:50051",
+        address: str | None = None,
         timeout_s: float = 30.0,
         *,
         api_key: str | None = None,
         tls: Tls | None = None,
     ) -> None:
-        self.channel = open_channel(address, api_key=api_key, tls=tls)
-        self.stub = detector_pb2_grpc.DetectorServiceStub(self.channel)
+        self.channel = open_channel(address or self.default_address, api_key=api_key, tls=tls)
+        self.stub = self.open_stub(self.channel)
         self.timeout_s = timeout_s
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class DetectorClient(ServiceClient[detector_pb2_grpc.DetectorServiceStub]):
+    """Calls a DetectorService. Every call has a deadline; errors arrive as grpc.RpcError with the status."""
+
+    default_address = DEFAULT_ADDRESSES["detector"]
+    open_stub = detector_pb2_grpc.DetectorServiceStub
 
     def detect_objects(
         self,
@@ -147,15 +169,6 @@ class DetectorClient:
         )
         return self.stub.DetectFaces(request, timeout=timeout_s or self.timeout_s)
 
-    def close(self) -> None:
-        self.channel.close()
-
-    def __enter__(self) -> DetectorClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
 
 def landmarked_face(image: ImageSource, landmarks: Landmarks) -> embedder_pb2.FaceInput:
     """A FaceInput from a photo and its five landmarks: a FaceLandmarks message (as DetectFaces returns it) or
@@ -179,20 +192,11 @@ def aligned_face(crop: ImageSource) -> embedder_pb2.FaceInput:
     return embedder_pb2.FaceInput(aligned=image_message(crop))
 
 
-class EmbedderClient:
+class EmbedderClient(ServiceClient[embedder_pb2_grpc.EmbedderServiceStub]):
     """Calls an EmbedderService. Every call has a deadline; errors arrive as grpc.RpcError with the status."""
 
-    def __init__(
-        self,
-        address: str = "127.0.0.1:50052",
-        timeout_s: float = 30.0,
-        *,
-        api_key: str | None = None,
-        tls: Tls | None = None,
-    ) -> None:
-        self.channel = open_channel(address, api_key=api_key, tls=tls)
-        self.stub = embedder_pb2_grpc.EmbedderServiceStub(self.channel)
-        self.timeout_s = timeout_s
+    default_address = DEFAULT_ADDRESSES["embedder"]
+    open_stub = embedder_pb2_grpc.EmbedderServiceStub
 
     def embed(
         self,
@@ -230,30 +234,12 @@ class EmbedderClient:
     def list_models(self) -> embedder_pb2.ListModelsResponse:
         return self.stub.ListModels(embedder_pb2.ListModelsRequest(), timeout=self.timeout_s)
 
-    def close(self) -> None:
-        self.channel.close()
 
-    def __enter__(self) -> EmbedderClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-class FaceDbClient:
+class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
     """Calls a FaceDatabaseService: enrollment, verification, identification and subject management."""
 
-    def __init__(
-        self,
-        address: str = "127.0.0.1:50053",
-        timeout_s: float = 30.0,
-        *,
-        api_key: str | None = None,
-        tls: Tls | None = None,
-    ) -> None:
-        self.channel = open_channel(address, api_key=api_key, tls=tls)
-        self.stub = facedb_pb2_grpc.FaceDatabaseServiceStub(self.channel)
-        self.timeout_s = timeout_s
+    default_address = DEFAULT_ADDRESSES["facedb"]
+    open_stub = facedb_pb2_grpc.FaceDatabaseServiceStub
 
     def create_collection(self, name: str, threshold: float = 0.0, profile: str = "") -> facedb_pb2.Collection:
         """A new collection; threshold 0 and profile "" take the server's calibrated defaults."""
@@ -360,30 +346,12 @@ class FaceDbClient:
         request = facedb_pb2.PruneAuditEventsRequest(older_than_days=older_than_days)
         return self.stub.PruneAuditEvents(request, timeout=self.timeout_s).deleted
 
-    def close(self) -> None:
-        self.channel.close()
 
-    def __enter__(self) -> FaceDbClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-class JobsClient:
+class JobsClient(ServiceClient[jobs_pb2_grpc.JobsServiceStub]):
     """Calls a JobsService: submit detection or stylization jobs, follow them, fetch their results."""
 
-    def __init__(
-        self,
-        address: str = "127.0.0.1:50054",
-        timeout_s: float = 30.0,
-        *,
-        api_key: str | None = None,
-        tls: Tls | None = None,
-    ) -> None:
-        self.channel = open_channel(address, api_key=api_key, tls=tls)
-        self.stub = jobs_pb2_grpc.JobsServiceStub(self.channel)
-        self.timeout_s = timeout_s
+    default_address = DEFAULT_ADDRESSES["jobs"]
+    open_stub = jobs_pb2_grpc.JobsServiceStub
 
     def submit(self, request: jobs_pb2.SubmitJobRequest) -> jobs_pb2.Job:
         return self.stub.SubmitJob(request, timeout=self.timeout_s)
@@ -414,7 +382,7 @@ class JobsClient:
         style: str | None = None,
         style_image: ImageSource | None = None,
         strength: float | None = None,
-        output_format: int = jobs_pb2.JPEG,
+        output_format: jobs_pb2.ImageFormat = jobs_pb2.JPEG,
         max_size: int = 0,
         idempotency_key: str = "",
     ) -> jobs_pb2.Job:
@@ -450,22 +418,19 @@ class JobsClient:
         return self.stub.CancelJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=self.timeout_s)
 
     def list(
-        self, *, state: int = 0, kind: int = 0, page_size: int = 0, page_token: str = ""
+        self,
+        *,
+        state: jobs_pb2.JobState | str = jobs_pb2.JOB_STATE_UNSPECIFIED,
+        kind: jobs_pb2.JobKind | str = jobs_pb2.JOB_KIND_UNSPECIFIED,
+        page_size: int = 0,
+        page_token: str = "",
     ) -> jobs_pb2.ListJobsResponse:
+        """One page of jobs, newest first; state and kind (a value or its name) narrow it down."""
         request = jobs_pb2.ListJobsRequest(state=state, kind=kind, page_size=page_size, page_token=page_token)
         return self.stub.ListJobs(request, timeout=self.timeout_s)
 
-    def styles(self) -> list[jobs_pb2.Style]:
+    def styles(self) -> builtins.list[jobs_pb2.Style]:  # `list` is a method here
         return list(self.stub.ListStyles(jobs_pb2.ListStylesRequest(), timeout=self.timeout_s).styles)
-
-    def close(self) -> None:
-        self.channel.close()
-
-    def __enter__(self) -> JobsClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 class Argus:
@@ -483,10 +448,10 @@ class Argus:
     def __init__(
         self,
         *,
-        detector: str = "127.0.0.1:50051",
-        embedder: str = "127.0.0.1:50052",
-        facedb: str = "127.0.0.1:50053",
-        jobs: str = "127.0.0.1:50054",
+        detector: str = DEFAULT_ADDRESSES["detector"],
+        embedder: str = DEFAULT_ADDRESSES["embedder"],
+        facedb: str = DEFAULT_ADDRESSES["facedb"],
+        jobs: str = DEFAULT_ADDRESSES["jobs"],
         timeout_s: float = 30.0,
         api_key: str | None = None,
         tls: Tls | None = None,

@@ -30,6 +30,11 @@ def _default_data_dir() -> Path:
 # (max_batch_size 8) while another runs; a Verify holds one facedb slot for its detector and embedder calls.
 DEFAULT_CONCURRENT_CALLS = {"detector": 16, "embedder": 16, "facedb": 4, "jobs": 16}
 
+# Where each gRPC service listens unless settings say otherwise, and so where clients look for it by default.
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORTS = {"detector": 50051, "embedder": 50052, "facedb": 50053, "jobs": 50054}
+DEFAULT_ADDRESSES = {service: f"{LOOPBACK}:{port}" for service, port in DEFAULT_PORTS.items()}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARGUS_", env_file=".env", extra="ignore")
@@ -153,7 +158,7 @@ class Settings(BaseSettings):
     )
 
     # Jobs.
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the job queue and job records.")
+    redis_url: str = Field(f"redis://{LOOPBACK}:6379/0", description="Redis holding the job queue and job records.")
     results_dir: Path | None = Field(
         None, description="Where large job results are kept; defaults to DATA_DIR/results."
     )
@@ -207,19 +212,23 @@ class Settings(BaseSettings):
     tls_client_key_file: Path | None = Field(None, description="A client's private key for mutual TLS (PEM).")
 
     # Serving.
-    host: str = Field("127.0.0.1", description="Interface the servers bind; 0.0.0.0 in containers.")
-    detector_port: int = Field(50051, description="Detector gRPC port.")
-    embedder_port: int = Field(50052, description="Embedder gRPC port.")
-    facedb_port: int = Field(50053, description="Face database gRPC port.")
-    jobs_port: int = Field(50054, description="Jobs API gRPC port.")
+    host: str = Field(LOOPBACK, description="Interface the servers bind; 0.0.0.0 in containers.")
+    detector_port: int = Field(DEFAULT_PORTS["detector"], description="Detector gRPC port.")
+    embedder_port: int = Field(DEFAULT_PORTS["embedder"], description="Embedder gRPC port.")
+    facedb_port: int = Field(DEFAULT_PORTS["facedb"], description="Face database gRPC port.")
+    jobs_port: int = Field(DEFAULT_PORTS["jobs"], description="Jobs API gRPC port.")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 turns the HTTP endpoint off.")
     health_port: int = Field(
         0, ge=0, description="A plaintext port serving only gRPC health, for probes that cannot do TLS; 0: none."
     )
-    detector_address: str = Field("127.0.0.1:50051", description="Where clients and other services reach the detector.")
-    embedder_address: str = Field("127.0.0.1:50052", description="Where clients and facedb reach the embedder.")
-    facedb_address: str = Field("127.0.0.1:50053", description="Where clients reach the face database.")
-    jobs_address: str = Field("127.0.0.1:50054", description="Where clients reach the jobs API.")
+    detector_address: str = Field(
+        DEFAULT_ADDRESSES["detector"], description="Where clients and other services reach the detector."
+    )
+    embedder_address: str = Field(
+        DEFAULT_ADDRESSES["embedder"], description="Where clients and facedb reach the embedder."
+    )
+    facedb_address: str = Field(DEFAULT_ADDRESSES["facedb"], description="Where clients reach the face database.")
+    jobs_address: str = Field(DEFAULT_ADDRESSES["jobs"], description="Where clients reach the jobs API.")
 
     def concurrent_calls(self, service: str) -> int:
         """The unary call bound of this service ("detector", "embedder", "facedb", "jobs")."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grpc
 
+from argus.auth import KeysFileError, PermissionDenied, Unauthenticated
 from argus.errors import (
     AlreadyExists,
     ArgusError,
@@ -28,6 +29,9 @@ STATUS_OF: dict[type[ArgusError], grpc.StatusCode] = {
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     ModelUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
     DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    KeysFileError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 # A status message travels in a response header, and headers have a size limit (8 KiB by default): a message over it

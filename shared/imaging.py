@@ -141,13 +141,6 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
         raise InvalidInput(f"image could not be decoded (truncated or corrupt?): {exc}") from None
 
 
-def encode_jpeg(image_bgr: np.ndarray, quality: int = 95) -> bytes:
-    ok, buffer = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buffer.tobytes()
-
-
 @dataclass(frozen=True)
 class Letterbox:
     """How an image was placed on a model's canvas: scaled by `scale`, pasted at the top-left corner."""

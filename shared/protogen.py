@@ -25,10 +25,12 @@ def proto_files(root: Path = PROTO_ROOT) -> list[Path]:
 
 
 def generate(out_dir: Path, proto_root: Path = PROTO_ROOT) -> list[Path]:
-    """Writes `<service>/v1/*_pb2.py`, `*_pb2.pyi` and `*_pb2_grpc.py` under out_dir; returns the files written."""
-    from grpc_tools import protoc  # dev dependency: only needed to regenerate
+    """Writes `<service>/v1/*_pb2.py`, `*_pb2.pyi`, `*_pb2_grpc.py` and `*_pb2_grpc.pyi` (typed stubs, by
+    mypy-protobuf, so calls through a stub are type-checked) under out_dir; returns the files written."""
+    from grpc_tools import protoc  # dev dependencies: only needed to regenerate
 
     include = Path(protoc.__file__).parent / "_proto"
+    typed_stubs = Path(sys.executable).parent / "protoc-gen-mypy_grpc"
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             "protoc",
@@ -37,6 +39,8 @@ def generate(out_dir: Path, proto_root: Path = PROTO_ROOT) -> list[Path]:
             f"--python_out={tmp}",
             f"--pyi_out={tmp}",
             f"--grpc_python_out={tmp}",
+            f"--plugin=protoc-gen-mypy_grpc={typed_stubs}",
+            f"--mypy_grpc_out={tmp}",
             *(str(p.relative_to(proto_root)) for p in proto_files(proto_root)),
         ]
         if protoc.main(args) != 0:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,9 +18,10 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from argus.auth import DenialLog, DenialSink, Gatekeeper, KeyRing, current_key
-from argus.config import Settings
+from argus.config import LOOPBACK, Settings
 from argus.deadlines import serving_until
-from argus.errors import ArgusError, DeadlineExceeded, Overloaded, status_message
+from argus.errors import ArgusError, DeadlineExceeded, Overloaded
+from argus.grpc_status import status_message, status_of
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +39,30 @@ def _finish(method: str, started: float, code: grpc.StatusCode) -> None:
     LATENCY.labels(method).observe(time.perf_counter() - started)
 
 
+class _StatusOfCall(Protocol):
+    """ServicerContext.code(), which grpcio has (since 1.38) and types-grpcio leaves out."""
+
+    def code(self) -> grpc.StatusCode | None: ...
+
+
+def _aborted_with(context: grpc.ServicerContext) -> grpc.StatusCode | None:
+    """The status the servicer itself ended the call with, if it did."""
+    code = cast(_StatusOfCall, context).code()
+    return code if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK else None
+
+
 def _status_of(context: grpc.ServicerContext, exc: Exception) -> grpc.StatusCode:
     """The status a failed call ends with: the domain error's, the one the servicer aborted with, or INTERNAL."""
     if isinstance(exc, ArgusError):
-        return exc.status
-    code = context.code()
-    return code if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK else grpc.StatusCode.INTERNAL
+        return status_of(exc)
+    return _aborted_with(context) or grpc.StatusCode.INTERNAL
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception, code: grpc.StatusCode, method: str) -> None:
     """Ends the call with its status and a message a person can act on; raises unless the servicer already did."""
     if isinstance(exc, ArgusError):
         context.abort(code, status_message(str(exc)))
-    if context.code() in (None, grpc.StatusCode.OK):
+    if _aborted_with(context) is None:
         log.exception("unexpected error in %s", method)
         context.abort(code, f"internal error in {method}; the server log has the details")
 
@@ -104,7 +116,7 @@ class _Slots:
             self._taken -= 1
 
 
-def _refused(method: str, slots: _Slots) -> grpc.RpcMethodHandler:
+def _refused(method: str, slots: _Slots) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler that refuses the call without reading its request: under overload a refusal must cost next to
     nothing, and a Verify's request is a whole photo. (Request-streaming, so the server does not wait for and parse
     the request message before the handler runs; the caller sees the status alone.)"""
@@ -228,7 +240,7 @@ class RunningServer:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{LOOPBACK}:{self.port}"
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING

@@ -14,11 +14,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from argus.auth import KeysFileError, active_keys, read_keys
 from argus.client import client_options, open_channel
-from argus.config import Settings
+from argus.config import LOOPBACK, Settings
 from argus.errors import ArgusError
 from argus.health import wait_until_serving
 from argus.models.manifest import MANIFEST
@@ -28,7 +30,7 @@ from argus.redis_server import RedisServer, RedisServerError
 log = logging.getLogger("argus.up")
 
 RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOOPBACK_HOSTS = (LOOPBACK, "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,14 @@ class Child:
 
     @property
     def address(self) -> str | None:
-        return f"127.0.0.1:{self.port}" if self.port else None
+        return f"{LOOPBACK}:{self.port}" if self.port else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, env: dict[str, str], out: object = sys.stdout) -> None:
+    def __init__(self, settings: Settings, env: dict[str, str], out: TextIO = sys.stdout) -> None:
         self.settings = settings
         self.env = env
         self.out = out
@@ -74,14 +79,14 @@ class Supervisor:
 
     def say(self, line: str) -> None:
         with self._print_lock:
-            print(line, file=self.out, flush=True)  # type: ignore[call-overload]
+            print(line, file=self.out, flush=True)
 
-    def _pump(self, child: Child, stream: object) -> None:
+    def _pump(self, child: Child, stream: Iterable[str]) -> None:
         """Copies a child's log lines to ours, prefixed with its name."""
-        for line in stream:  # type: ignore[attr-defined]
+        for line in stream:
             self.say(f"[{child.spec.name}] {line.rstrip()}")
 
-    def start(self, child: Child) -> None:
+    def start(self, child: Child) -> subprocess.Popen[str]:
         command = [sys.executable, "-m", "argus.cli.main", "serve", child.spec.name]
         if child.port:
             command += ["--port", str(child.port)]
@@ -95,6 +100,7 @@ class Supervisor:
         pump = threading.Thread(target=self._pump, args=(child, child.process.stdout), daemon=True)
         pump.start()
         child.pumps.append(pump)
+        return child.process
 
     def wait_until_serving(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -102,7 +108,7 @@ class Supervisor:
             if child.address is None:
                 continue
             with open_channel(child.address, **client_options(self.settings)) as channel:
-                wait_until_serving(channel, child.spec.name, deadline, lambda c=child: c.process.poll() is None)
+                wait_until_serving(channel, child.spec.name, deadline, child.alive)
 
     def watch(self, poll_s: float = 0.5) -> None:
         """Restarts children that die, with a growing pause, until stop()."""
@@ -125,8 +131,7 @@ class Supervisor:
                 if self._stopping.wait(pause):
                     return
                 child.restarts += 1
-                self.start(child)
-                log.warning("%s restarted (pid %d)", child.spec.name, child.process.pid)  # type: ignore[union-attr]
+                log.warning("%s restarted (pid %d)", child.spec.name, self.start(child).pid)
 
     def stop(self, grace_s: float = 15.0) -> None:
         self._stopping.set()
@@ -178,7 +183,7 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
     auth = quickstart_auth(settings)
     if auth is None:
         return 1
-    store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
+    store = ModelStore.from_settings(settings)
     # Every model the stack runs; embedding networks only as configured (the others may need a package download).
     needed = [
         spec for spec in MANIFEST.values() if spec.task != "face-embedding" or spec.name in settings.embedding_models
@@ -202,8 +207,8 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
             log.error("no Redis configured (ARGUS_REDIS_URL) and none could be embedded: %s", exc)
             return 1
         log.info("embedded redis-server on %s (data in %s)", redis_server.url, redis_server.data_dir)
-    env["ARGUS_DETECTOR_ADDRESS"] = f"127.0.0.1:{settings.detector_port}"  # facedb calls these two
-    env["ARGUS_EMBEDDER_ADDRESS"] = f"127.0.0.1:{settings.embedder_port}"
+    env["ARGUS_DETECTOR_ADDRESS"] = f"{LOOPBACK}:{settings.detector_port}"  # facedb calls these two
+    env["ARGUS_EMBEDDER_ADDRESS"] = f"{LOOPBACK}:{settings.embedder_port}"
     supervisor = Supervisor(settings, env)
 
     stop = threading.Event()

@@ -34,11 +34,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def wait_serving() -> Callable[[str, subprocess.Popen], None]:  # type: ignore[type-arg]
+def wait_serving() -> Callable[[str, subprocess.Popen[str]], None]:
     """Waits until a server process we started answers SERVING on the health protocol (or fails if it exits)."""
     from argus.health import wait_until_serving
 
-    def wait(address: str, process: subprocess.Popen, timeout_s: float = 60) -> None:  # type: ignore[type-arg]
+    def wait(address: str, process: subprocess.Popen[str], timeout_s: float = 60) -> None:
         with grpc.insecure_channel(address) as channel:
             wait_until_serving(channel, address, time.monotonic() + timeout_s, lambda: process.poll() is None)
 

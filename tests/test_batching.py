@@ -28,9 +28,16 @@ class Recorder:
         return [batch * 2, batch.sum(axis=tuple(range(1, batch.ndim)))]
 
 
-def make(run: Recorder, **overrides: float) -> DynamicBatcher:
-    options = {"max_batch_size": 4, "max_queue_delay_s": 0.2, "max_queue_size": 16} | overrides
-    return DynamicBatcher(run, name="test", **options)  # type: ignore[arg-type]
+def make(
+    run: Recorder, max_batch_size: int = 4, max_queue_delay_s: float = 0.2, max_queue_size: int = 16
+) -> DynamicBatcher:
+    return DynamicBatcher(
+        run,
+        name="test",
+        max_batch_size=max_batch_size,
+        max_queue_delay_s=max_queue_delay_s,
+        max_queue_size=max_queue_size,
+    )
 
 
 def test_items_submitted_together_share_one_pass_and_get_their_own_outputs() -> None:

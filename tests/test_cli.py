@@ -10,6 +10,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from argus.config import Settings
+from argus.server import RunningServer
+
 ARGUS = [sys.executable, "-m", "argus.cli.main"]
 
 
@@ -70,10 +73,12 @@ def test_serve_detect_and_stop_cleanly(
     assert "shutting down" in stderr
 
 
-def test_face_commands_against_running_services(facedb_server: object, images_dir: Path, models_dir: Path) -> None:
+def test_face_commands_against_running_services(
+    facedb_server: RunningServer, images_dir: Path, models_dir: Path
+) -> None:
     """enroll / verify / identify / compare / subjects, as a user types them, with --json where output is data."""
     faces = images_dir / "faces"
-    env = argus_env(models_dir, ARGUS_FACEDB_ADDRESS=facedb_server.address)  # type: ignore[attr-defined]
+    env = argus_env(models_dir, ARGUS_FACEDB_ADDRESS=facedb_server.address)
 
     def argus(*args: str) -> subprocess.CompletedProcess[str]:
         return run_argus(*args, env=env)
@@ -127,7 +132,7 @@ def test_calibrate_writes_a_calibration_file(tmp_path: Path, eval_dir: Path, mod
 
 
 def test_stylize_through_the_jobs_api(
-    jobs_settings: object, models_dir: Path, images_dir: Path, tmp_path: Path, wait_serving: Callable[..., None]
+    jobs_settings: Settings, models_dir: Path, images_dir: Path, tmp_path: Path, wait_serving: Callable[..., None]
 ) -> None:
     """`argus serve jobs` and `argus serve stylizer` as processes, `argus styles`, `argus stylize`, `argus jobs list`."""
     import socket
@@ -137,7 +142,7 @@ def test_stylize_through_the_jobs_api(
         port = sock.getsockname()[1]
     env = argus_env(
         models_dir,
-        ARGUS_REDIS_URL=jobs_settings.redis_url,  # type: ignore[attr-defined]
+        ARGUS_REDIS_URL=jobs_settings.redis_url,
         ARGUS_RESULTS_DIR=str(tmp_path / "results"),
         ARGUS_JOBS_ADDRESS=f"127.0.0.1:{port}",
     )

@@ -51,19 +51,20 @@ def test_a_page_ends_before_it_outgrows_its_byte_budget(
     with FaceStore(url) as store:
         store.migrate()
         _store_big_subjects(store, 7, 1_000_000)
-        seen, token, pages = [], "", 0
-        while True:
-            subjects, token, total = store.list_subjects("big", 100, token, max_bytes=2_500_000)
-            assert 1 <= len(subjects) <= 2  # two 1 MB subjects fit in 2.5 MB, three do not
-            seen += [subject.external_id for subject in subjects]
+        seen: list[str] = []
+        after: int | None = 0
+        pages = 0
+        while after is not None:
+            page = store.list_subjects("big", 100, after, max_bytes=2_500_000)
+            assert 1 <= len(page.subjects) <= 2  # two 1 MB subjects fit in 2.5 MB, three do not
+            seen += [subject.external_id for subject in page.subjects]
             pages += 1
-            if not token:
-                break
-        assert total == 7 and pages == 4
+            after = page.after
+        assert page.total == 7 and pages == 4
         assert seen == [f"s{number}" for number in range(7)]  # every subject once, in order
         # One subject larger than the whole budget still makes a page of its own, never an empty page.
-        (alone,), token, _ = store.list_subjects("big", 100, "", max_bytes=10)
-        assert alone.external_id == "s0" and token
+        alone = store.list_subjects("big", 100, 0, max_bytes=10)
+        assert [subject.external_id for subject in alone.subjects] == ["s0"] and alone.after is not None
 
 
 @pytest.fixture
@@ -155,7 +156,8 @@ def test_an_overlong_name_is_refused_as_such_not_echoed(
 
 
 def test_status_messages_are_cut_to_fit_a_header() -> None:
-    from argus.errors import MAX_MESSAGE_BYTES, shown, status_message
+    from argus.errors import shown
+    from argus.grpc_status import MAX_MESSAGE_BYTES, status_message
 
     assert status_message("short") == "short"
     cut = status_message("é" * 10_000)  # two bytes a character: the cut must not split one

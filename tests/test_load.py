@@ -83,7 +83,7 @@ def run_round(stub: facedb_pb2_grpc.FaceDatabaseServiceStub, request: facedb_pb2
                 stub.Verify(request, timeout=CALL_TIMEOUT_S)
                 code = grpc.StatusCode.OK
             except grpc.RpcError as error:
-                code = error.code()  # type: ignore[attr-defined]
+                code = error.code()
             round_.record((time.perf_counter() - started) * 1000, code)
 
     callers = [threading.Thread(target=caller, daemon=True) for _ in range(CONCURRENCY)]

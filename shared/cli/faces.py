@@ -233,7 +233,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the response as JSON")
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     collections = commands.add_parser("collections", help="create, list or delete face collections")
     sub = collections.add_subparsers(dest="collections_command", required=True)
     create = sub.add_parser("create")

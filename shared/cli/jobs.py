@@ -95,10 +95,12 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
-    state = jobs_pb2.JobState.Value(args.state.upper()) if args.state else 0
-    kind = jobs_pb2.JobKind.Value(args.kind.upper()) if args.kind else 0
     with _client(args) as client:
-        response = client.list(state=state, kind=kind, page_size=args.limit)
+        response = client.list(
+            state=args.state.upper() if args.state else jobs_pb2.JOB_STATE_UNSPECIFIED,
+            kind=args.kind.upper() if args.kind else jobs_pb2.JOB_KIND_UNSPECIFIED,
+            page_size=args.limit,
+        )
     if args.json:
         print_json([as_dict(job) for job in response.jobs])
         return 0
@@ -116,7 +118,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print data as JSON")
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     styles = commands.add_parser("styles", help="list the styles the stylizer offers")
     styles.set_defaults(func=cmd_styles)
 

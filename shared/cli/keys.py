@@ -67,7 +67,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="create, list or revoke API keys")
     sub = keys.add_subparsers(dest="keys_command", required=True)
     create = sub.add_parser("create", help="make a key; it is printed once")

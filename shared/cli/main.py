@@ -18,13 +18,13 @@ from argus.config import get_settings
 from argus.errors import ArgusError
 from argus.models.manifest import ModelSpec
 from argus.models.store import ModelState, ModelStore, resolve_specs
+from argus.proto.detector.v1 import detector_pb2
 
 log = logging.getLogger("argus")
 
 
 def _store() -> ModelStore:
-    settings = get_settings()
-    return ModelStore(settings.resolved_models_dir, settings.models_mirror)
+    return ModelStore.from_settings(get_settings())
 
 
 # --- models ------------------------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def _source_kinds(spec: ModelSpec, store: ModelStore) -> list[str]:
 def cmd_models_list(args: argparse.Namespace) -> int:
     store = _store()
     specs = resolve_specs(args.names)
-    entries = [
+    entries: list[dict[str, Any]] = [  # as --json prints them
         {
             "name": spec.name,
             "version": spec.version,
@@ -142,22 +142,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     settings = get_settings()
     classes: list[str | int] = [int(c) if c.isdigit() else c for c in args.classes.split(",")] if args.classes else []
+    response: detector_pb2.DetectFacesResponse | detector_pb2.DetectObjectsResponse
     with DetectorClient(args.address or settings.detector_address, args.timeout, **client_options(settings)) as client:
         if args.faces:
             response = client.detect_faces(args.images, score_threshold=args.score)
+            found = [
+                (image.image_name, image.image_size, [("face", face.score, face.box) for face in image.faces])
+                for image in response.results
+            ]
         else:
             response = client.detect_objects(args.images, score_threshold=args.score, classes=classes)
+            found = [
+                (
+                    image.image_name,
+                    image.image_size,
+                    [(item.class_name, item.score, item.box) for item in image.objects],
+                )
+                for image in response.results
+            ]
     if args.json:
         print_json(response)
         return 0
-    for result in response.results:
-        size = f"{result.image_size.width}x{result.image_size.height}"
-        found = result.faces if args.faces else result.objects
-        print(f"{result.image_name} ({size}): {len(found)} {'faces' if args.faces else 'objects'}")
-        for item in found:
-            box = item.box
-            label = "face" if args.faces else item.class_name
-            print(f"  {label:<14} {item.score:.2f}  [{box.x1:.0f}, {box.y1:.0f}, {box.x2:.0f}, {box.y2:.0f}]")
+    for name, size, items in found:
+        print(f"{name} ({size.width}x{size.height}): {len(items)} {'faces' if args.faces else 'objects'}")
+        for label, score, box in items:
+            print(f"  {label:<14} {score:.2f}  [{box.x1:.0f}, {box.y1:.0f}, {box.x2:.0f}, {box.y2:.0f}]")
     return 0
 
 
@@ -244,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    command: Callable[[argparse.Namespace], int] = args.func
     try:
-        return args.func(args)
+        return command(args)
     except ArgusError as exc:
         print(f"argus: {exc}", file=sys.stderr)
         return 2
@@ -253,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"argus: {exc.args[0]}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:
-        print(f"argus: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(f"argus: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
 
 
