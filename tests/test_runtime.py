@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from argus.config import Settings
 from argus.errors import ModelUnavailable
@@ -41,5 +45,41 @@ def test_model_reports_the_provider_it_runs_on(store: ModelStore, settings: Sett
 
 def test_missing_model_fails_to_load_with_instructions(tmp_path: object, settings: Settings) -> None:
     empty = ModelStore(settings.data_dir / "no-models")
+    model = YunetModel(empty, settings)  # making one touches no file; loading checks it
     with pytest.raises(ModelUnavailable, match="argus models pull yunet-s"):
-        YunetModel(empty, settings)
+        model.load()
+    assert not model.loaded
+
+
+def test_a_model_loads_once_and_unloads(store: ModelStore, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = YunetModel(store, settings)
+    assert not model.loaded
+    gauge = {"model": model.spec.name, "version": model.spec.version, "provider": CPU}
+    before = REGISTRY.get_sample_value("argus_model_loaded", gauge) or 0.0
+    opened: list[Path] = []
+    open_session = model._load
+
+    def counted(path: Path) -> object:
+        opened.append(path)
+        return open_session(path)
+
+    monkeypatch.setattr(model, "_load", counted)
+    with ThreadPoolExecutor(4) as pool:  # callers racing to load share one session
+        list(pool.map(lambda _: model.load(), range(4)))
+    assert len(opened) == 1
+    session = model.session
+    model.load()
+    assert model.loaded and model.session is session
+    assert REGISTRY.get_sample_value("argus_model_loaded", gauge) == before + 1
+    model.unload()
+    assert not model.loaded
+    assert REGISTRY.get_sample_value("argus_model_loaded", gauge) == before
+    model.unload()  # unloading twice is harmless
+    outputs = model.run(np.zeros((1, 3, 64, 64), dtype=np.float32))  # using it loads it again
+    assert model.loaded and model.session is not session and len(outputs) == 12
+
+
+def test_session_options_come_from_the_settings(store: ModelStore, settings: Settings) -> None:
+    model = YunetModel(store, settings.model_copy(update={"intra_op_threads": 3, "inter_op_threads": 2}))
+    options = model.session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (3, 2)

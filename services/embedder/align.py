@@ -56,7 +56,8 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Applies a 2x3 affine matrix to (n, 2) points."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    moved: np.ndarray = points @ matrix[:, :2].T + matrix[:, 2]
+    return moved
 
 
 def align_to(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:

@@ -48,6 +48,7 @@ class FaceEmbedder:
             for name in names:
                 model = EMBEDDING_MODELS[name](store, settings)
                 self.models[name] = model
+                model.load()  # here, so a missing or corrupt file fails the embedder at start
                 self.batchers[name] = DynamicBatcher.for_model(
                     model, settings, max_batch_size=max(settings.max_batch_size, 32)
                 )

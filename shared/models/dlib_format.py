@@ -34,11 +34,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from argus.files import atomic_write
 
 __all__ = [
     "DLIB_FACE_RESNET_V1",
@@ -88,7 +90,7 @@ class DlibFormatError(ValueError):
 class DlibReader:
     """Sequential reader of dlib's primitive encodings over a bytes object."""
 
-    def __init__(self, data: bytes, pos: int = 0) -> None:
+    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
         self.data = memoryview(data).toreadonly()
         self.pos = pos
 
@@ -455,7 +457,7 @@ class ResNetArch:
 def _levels(*levels: tuple[int, bool]) -> tuple[Literal["res", "down"], ...]:
     blocks: list[Literal["res", "down"]] = []
     for count, down_first in levels:
-        blocks.extend(["down"] * down_first + ["res"] * (count - down_first))
+        blocks.extend("down" if down_first and i == 0 else "res" for i in range(count))
     return tuple(blocks)
 
 
@@ -527,7 +529,7 @@ class _GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def node(self, op: str, base: str, inputs: Sequence[str], graph_output: str | None = None, **attrs: object) -> str:
+    def node(self, op: str, base: str, inputs: Sequence[str], graph_output: str | None = None, **attrs: Any) -> str:
         """Add a node; one writing a graph output keeps ``base`` as its plain name and writes ``graph_output``."""
         name = base if graph_output else self._fresh(base)
         out = graph_output or name
@@ -687,7 +689,8 @@ def build_onnx(net: DlibNet, arch: ResNetArch = DLIB_FACE_RESNET_V1) -> onnx.Mod
 
 def convert_dlib(dat_bytes: bytes, arch: ResNetArch = DLIB_FACE_RESNET_V1) -> bytes:
     """A dlib ``.dat`` network as serialised ONNX bytes; the same input always gives the same bytes."""
-    return build_onnx(parse_dat(dat_bytes), arch).SerializeToString(deterministic=True)
+    blob: bytes = build_onnx(parse_dat(dat_bytes), arch).SerializeToString(deterministic=True)
+    return blob
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -703,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DlibFormatError as exc:
         print(f"error: {args.dat}: {exc}", file=sys.stderr)
         return 1
-    args.onnx.write_bytes(blob)
+    atomic_write(args.onnx, blob)
     print(f"{args.onnx}: {len(blob)} bytes, sha256 {hashlib.sha256(blob).hexdigest()}")
     return 0
 

@@ -1,4 +1,5 @@
-"""One session layer over ONNX Runtime: picks the execution provider that really works, loads, warms up.
+"""One session layer over ONNX Runtime: picks the execution provider that really works; loads a model when asked
+(once, under a lock), warms it up, unloads it.
 
 onnxruntime-gpu lists the CUDA and TensorRT providers whenever it is installed, GPU or not, and prints a page of
 errors when it then fails to load them. So the GPU is only tried after checking, quietly, that a CUDA device
@@ -11,7 +12,9 @@ import contextlib
 import ctypes
 import logging
 import os
+import threading
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -95,10 +98,24 @@ def choose_providers(device: str, require_gpu: bool) -> list[str]:
     return [CUDA, CPU] if gpu else [CPU]
 
 
-class OnnxModel:
-    """A model declared in the manifest, loaded once per process and warmed up.
+@dataclass(frozen=True)
+class LoadedSession:
+    """An open session and what load() read off it; replaced whole, so a pass in flight keeps a consistent one."""
 
-    Subclasses add the pre- and post-processing; `prepare_graph` lets one fix an export's quirks at load time.
+    session: ort.InferenceSession
+    provider: str  # the provider ONNX Runtime really chose, first of the session's list
+    input_names: list[str]
+    output_names: list[str]
+
+
+class OnnxModel:
+    """A model declared in the manifest: loaded on `load()` (or on first use), warmed up, and unloaded on demand.
+
+    Construction is cheap and touches no file. `load()` verifies the file against the manifest, opens the session
+    and warms it up, once, under a lock, so concurrent callers share one session. Holders that must fail at start
+    (every service does) call `load()` when they are made. Subclasses add the pre- and post-processing through the
+    hooks: `prepare_graph` fixes an export's quirks, `_load` opens the session, `_predict` runs one pass;
+    `providers()` and `session_options()` are defaults from the settings that a subclass may override.
     """
 
     spec: ModelSpec
@@ -106,28 +123,24 @@ class OnnxModel:
     def __init__(self, store: ModelStore, settings: Settings, *, spec: ModelSpec | None = None) -> None:
         if spec is not None:  # one class for several models of the same kind (e.g. one network per style)
             self.spec = spec
-        path = store.require(self.spec)
-        graph = self.prepare_graph(onnx.load(str(path)))
+        self.store = store
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._loaded: LoadedSession | None = None
+
+    # --- defaults a subclass may override ---------------------------------------------------------------------
+
+    def providers(self) -> list[str]:
+        """The execution providers to ask for, in order of preference: the configured device, if it really works."""
+        return choose_providers(self.settings.device, self.settings.require_gpu)
+
+    def session_options(self) -> ort.SessionOptions:
+        """The configured thread counts (0 lets ONNX Runtime choose), and ONNX Runtime's own log kept to errors."""
         options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.intra_op_threads
-        options.inter_op_num_threads = settings.inter_op_threads
+        options.intra_op_num_threads = self.settings.intra_op_threads
+        options.inter_op_num_threads = self.settings.inter_op_threads
         options.log_severity_level = 3
-        providers = choose_providers(settings.device, settings.require_gpu)
-        try:
-            self.session = ort.InferenceSession(graph.SerializeToString(), options, providers=providers)
-        except Exception as exc:  # ORT raises its own types; turn them into one the services understand
-            raise ModelUnavailable(f"model {self.spec.ref} failed to load from {path}: {exc}") from exc
-        self.provider = self.session.get_providers()[0]
-        if settings.require_gpu and self.provider == CPU:
-            raise ModelUnavailable(f"model {self.spec.ref} fell back to the CPU but ARGUS_REQUIRE_GPU is set")
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [output.name for output in self.session.get_outputs()]
-        MODEL_PROVIDER.labels(self.spec.name, self.spec.version, self.provider).set(1)
-        log.info("model %s loaded on %s", self.spec.ref, self.provider)
-        if settings.warmup:
-            started = time.perf_counter()
-            self.run(self.warmup_input())
-            log.info("model %s warmed up in %.0f ms", self.spec.ref, 1e3 * (time.perf_counter() - started))
+        return options
 
     def prepare_graph(self, graph: onnx.ModelProto) -> onnx.ModelProto:
         return graph
@@ -135,6 +148,85 @@ class OnnxModel:
     def warmup_input(self) -> np.ndarray:
         raise NotImplementedError
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """One forward pass over a batch (first axis); returns every output, batch first."""
-        return self.session.run(self.output_names, {self.input_name: batch})
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def load(self) -> None:
+        """Loads and warms up the model unless it is loaded; a call racing another waits for the one session.
+        Raises ModelUnavailable when the file is missing or fails its sha256 check, or no session opens."""
+        self._require()
+
+    def unload(self) -> None:
+        """Lets the session go (passes in flight finish on it); the next use loads the model again."""
+        with self._lock:
+            loaded, self._loaded = self._loaded, None
+        if loaded is not None:
+            MODEL_PROVIDER.labels(self.spec.name, self.spec.version, loaded.provider).dec()
+            log.info("model %s unloaded", self.spec.ref)
+
+    def _require(self) -> LoadedSession:
+        loaded = self._loaded  # read once: unload() may clear it meanwhile
+        if loaded is not None:
+            return loaded
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._open()
+            return self._loaded
+
+    def _open(self) -> LoadedSession:
+        session = self._load(self.store.require(self.spec))
+        loaded = LoadedSession(
+            session,
+            session.get_providers()[0],
+            [node.name for node in session.get_inputs()],
+            [node.name for node in session.get_outputs()],
+        )
+        if self.settings.require_gpu and loaded.provider == CPU:
+            raise ModelUnavailable(f"model {self.spec.ref} fell back to the CPU but ARGUS_REQUIRE_GPU is set")
+        log.info("model %s loaded on %s", self.spec.ref, loaded.provider)
+        if self.settings.warmup:
+            started = time.perf_counter()
+            self._predict(loaded, self.warmup_input())
+            log.info("model %s warmed up in %.0f ms", self.spec.ref, 1e3 * (time.perf_counter() - started))
+        MODEL_PROVIDER.labels(self.spec.name, self.spec.version, loaded.provider).inc()
+        return loaded
+
+    def _load(self, path: Path) -> ort.InferenceSession:
+        """The session over the verified file, with this model's providers and options."""
+        graph = self.prepare_graph(onnx.load(str(path)))
+        options, providers = self.session_options(), self.providers()
+        try:
+            return ort.InferenceSession(graph.SerializeToString(), options, providers=providers)
+        except Exception as exc:  # ORT raises its own types; turn them into one the services understand
+            raise ModelUnavailable(f"model {self.spec.ref} failed to load from {path}: {exc}") from exc
+
+    def _predict(self, loaded: LoadedSession, batch: np.ndarray) -> list[np.ndarray]:
+        """One pass; the batch feeds the first input."""
+        outputs: list[np.ndarray] = loaded.session.run(loaded.output_names, {loaded.input_names[0]: batch})
+        return outputs
+
+    # --- use --------------------------------------------------------------------------------------------------
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        """One forward pass over a batch (first axis), loading the model first if need be; every output, batch
+        first."""
+        return self._predict(self._require(), *inputs)
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        return self._require().session
+
+    @property
+    def provider(self) -> str:
+        return self._require().provider
+
+    @property
+    def input_names(self) -> list[str]:
+        return self._require().input_names
+
+    @property
+    def output_names(self) -> list[str]:
+        return self._require().output_names

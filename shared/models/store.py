@@ -136,6 +136,9 @@ class ModelStore:
         return [self.pull(spec) for spec in specs]
 
     def _install(self, spec: ModelSpec, fetch: Callable[[Path], object], source: str) -> None:
+        """Fetches into a temporary file beside the target and renames it over the target once its sha256 matched.
+        Not argus.files.atomic_write: the fetchers stream to a path (a download, a mirror copy, a converter's
+        output) and a model file need not fit in memory, and nothing may land before the check."""
         target = self.path(spec)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
@@ -287,13 +290,13 @@ def extract_members(archive: Path, members: Iterable[ArchiveMember], root: Path,
                     break
     elif zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zipped:
-            for info in zipped.infolist():
-                if info.filename not in targets or info.filename in digests:
+            for entry in zipped.infolist():
+                if entry.filename not in targets or entry.filename in digests:
                     continue
-                if info.is_dir() or (info.external_attr >> 16) & 0o170000 == 0o120000:  # a folder or a symlink
-                    raise ModelUnavailable(f"the member {info.filename} of {archive.name} ({label}) is not a file")
-                with zipped.open(info) as handle:
-                    digests[info.filename] = _write_hashed(handle, targets[info.filename])
+                if entry.is_dir() or (entry.external_attr >> 16) & 0o170000 == 0o120000:  # a folder or a symlink
+                    raise ModelUnavailable(f"the member {entry.filename} of {archive.name} ({label}) is not a file")
+                with zipped.open(entry) as handle:
+                    digests[entry.filename] = _write_hashed(handle, targets[entry.filename])
     else:
         raise ModelUnavailable(f"the archive {archive.name} of {label} is neither a tar nor a zip file")
     missing = [path for path in targets if path not in digests]

@@ -39,17 +39,18 @@ import hashlib
 import heapq
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from argus.files import atomic_write
 
 __all__ = [
     "FACERES_DOC",
@@ -95,7 +96,7 @@ class TfjsFormatError(ValueError):
 # ----------------------------------------------------------------------------------------------------------------
 # Reader
 
-AttrValue = str | int | float | bool | list | dict
+AttrValue = str | int | float | bool | list[str] | list[int] | list[float] | dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -219,15 +220,15 @@ def _shard_path(folder: Path, rel: object) -> Path:
     return folder.joinpath(*parts)
 
 
-def _decode_weight(entry: Mapping[str, object], data: memoryview) -> np.ndarray:
-    """One weight's bytes to an array of its original dtype, exactly as TF.js's ``decodeWeights`` would."""
-    dtype, shape = entry["dtype"], entry["shape"]
+def _decode_weight(entry: Mapping[str, object], shape: list[int], data: memoryview) -> np.ndarray:
+    """One (checked) weight's bytes to an array of its original dtype, exactly as TF.js's ``decodeWeights`` would."""
+    dtype = entry["dtype"]
     quant = entry.get("quantization")
     stored = quant["dtype"] if isinstance(quant, dict) else dtype
     values = np.frombuffer(data, dtype=_STORED[str(stored)][1]).reshape(shape)
     if isinstance(quant, dict) and stored in ("uint8", "uint16"):
         scale, minimum = float(quant["scale"]), float(quant["min"])
-        real = values.astype(np.float64) * scale + minimum  # JS computes in doubles
+        real: np.ndarray = values.astype(np.float64) * scale + minimum  # JS computes in doubles
         if dtype == "int32":
             return np.floor(real + 0.5).astype(np.int32)  # Math.round
         return real.astype(np.float32)
@@ -297,10 +298,10 @@ def _read_weights(manifest: object, folder: Path) -> dict[str, np.ndarray]:
             )
         view = memoryview(blob)
         offset = 0
-        for entry, (name, _, size) in zip(entries, checked, strict=True):
+        for entry, (name, shape, size) in zip(entries, checked, strict=True):
             if name in weights:
                 raise TfjsFormatError(f"{where}: weight {name!r} appears twice in the manifest")
-            weights[name] = _decode_weight(entry, view[offset : offset + size])
+            weights[name] = _decode_weight(entry, shape, view[offset : offset + size])
             offset += size
     return weights
 
@@ -387,6 +388,29 @@ def _conv_out(size: Dim, kernel: int, stride: int, dilation: int, padding: str) 
     return -(-(size - (kernel - 1) * dilation) // stride)
 
 
+def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TF's SAME padding of one axis as (before, after): the odd pixel goes at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _ints(value: AttrValue) -> list[int] | None:
+    """The attribute as a list of ints, or None when it is something else."""
+    if isinstance(value, list) and all(type(v) is int for v in value):
+        return [int(v) for v in value]
+    return None
+
+
+def _spatial(node: TfjsNode, key: str) -> tuple[int, int]:
+    """The (h, w) of an NHWC strides or dilations attribute, which must read [1, h, w, 1]."""
+    value = node.attrs.get(key, [1, 1, 1, 1])
+    ints = _ints(value)
+    if ints is not None and len(ints) == 4 and ints[0] == ints[3] == 1 and min(ints) >= 1:
+        return ints[1], ints[2]
+    raise TfjsFormatError(f"node {node.name!r} ({node.op}): {key} {value!r}; expected [1, h, w, 1]")
+
+
 class _GraphBuilder:
     """Emits ONNX nodes for TF.js nodes in graph order; every new name is ``base__k`` with one running k."""
 
@@ -417,8 +441,9 @@ class _GraphBuilder:
         return name
 
     def emit(
-        self, op: str, base: str, inputs: Sequence[str], shape: tuple[Dim, ...], nchw: bool, **attrs: object
+        self, op: str, base: str, inputs: Sequence[str], shape: tuple[Dim, ...], nchw: bool, **attrs: Any
     ) -> _Tensor:
+        """One ONNX node; `attrs` are its attributes (onnx.helper types them by value)."""
         out = self.fresh(base)
         self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
         self.value_info.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, list(shape)))
@@ -477,8 +502,8 @@ class _GraphBuilder:
             raise TfjsFormatError(f"node {node.name!r} (Placeholder): only one graph input is supported")
         if "shape" not in node.attrs:
             raise TfjsFormatError(f"node {node.name!r} (Placeholder): has no 'shape'")
-        dims = node.attrs["shape"]
-        if not isinstance(dims, list):
+        dims = _ints(node.attrs["shape"])
+        if dims is None:
             raise TfjsFormatError(f"node {node.name!r} (Placeholder): malformed 'shape'")
         shape: tuple[Dim, ...] = tuple(("N" if i == 0 else None) if d < 0 else d for i, d in enumerate(dims))
         self.inputs.append(helper.make_tensor_value_info(self.input_name, TensorProto.FLOAT, list(shape)))
@@ -499,10 +524,7 @@ class _GraphBuilder:
             raise TfjsFormatError(f"node {node.name!r} ({node.op}): padding {padding!r}; only SAME and VALID")
         if a.get("explicit_paddings", []):
             raise TfjsFormatError(f"node {node.name!r} ({node.op}): explicit_paddings are not supported")
-        strides, dilations = a.get("strides", [1, 1, 1, 1]), a.get("dilations", [1, 1, 1, 1])
-        for what, v in (("strides", strides), ("dilations", dilations)):
-            if not isinstance(v, list) or len(v) != 4 or v[0] != 1 or v[3] != 1 or min(v) < 1:
-                raise TfjsFormatError(f"node {node.name!r} ({node.op}): {what} {v!r}; expected [1, h, w, 1]")
+        (sh, sw), (dh, dw) = _spatial(node, "strides"), _spatial(node, "dilations")
         if not x.nchw or len(x.shape) != 4 or kernel.ndim != 4:
             raise TfjsFormatError(f"node {node.name!r} ({node.op}): needs a 4-D NHWC input and a 4-D filter")
         kh, kw, cin, mult = kernel.shape
@@ -516,7 +538,6 @@ class _GraphBuilder:
         else:
             # HW C M -> (C*M) 1 H W: output channel c*M + m, as TF orders them.
             weights, group, cout = kernel.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw), cin, cin * mult
-        sh, sw, dh, dw = strides[1], strides[2], dilations[1], dilations[2]
         out_shape = (
             x.shape[0],
             cout,
@@ -528,11 +549,8 @@ class _GraphBuilder:
             # onnxruntime refuses SAME_* with dilation, so TF's padding is written out; it needs the input size.
             if not isinstance(x.shape[2], int) or not isinstance(x.shape[3], int):
                 raise TfjsFormatError(f"node {node.name!r} ({node.op}): dilated SAME needs a known input size")
-            total = [
-                max((o - 1) * s + (k - 1) * d + 1 - i, 0)
-                for o, s, k, d, i in ((out_shape[2], sh, kh, dh, x.shape[2]), (out_shape[3], sw, kw, dw, x.shape[3]))
-            ]
-            pad = {"pads": [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]}
+            (top, bottom), (left, right) = _same_pads(x.shape[2], kh, sh, dh), _same_pads(x.shape[3], kw, sw, dw)
+            pad = {"pads": [top, left, bottom, right]}
         w = self.initializer(f"{node.name}_w", weights, (node.inputs[1], node.op))
         return self.emit(
             "Conv",
@@ -748,14 +766,7 @@ def convert_tfjs(model_json: Path, output: Path, outputs: Mapping[str, str], *, 
     blob = build_onnx(read_graph_model(model_json), outputs=outputs, doc_string=doc_string).SerializeToString(
         deterministic=True
     )
-    output = Path(output)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, output)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(Path(output), blob)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
