@@ -9,8 +9,10 @@ dead-letter stream, with their error, so nothing disappears silently.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 GROUP = "argus-workers"
 
@@ -20,10 +22,11 @@ class Message:
     stream: str
     message_id: str
     fields: dict[str, str]
-    reclaimed: bool  # taken over from a consumer that went silent
 
 
 class StreamQueue:
+    """Over a client made with decode_responses=True: ids and fields come back as str."""
+
     def __init__(self, client: redis.Redis, stream: str, dead_letter_stream: str) -> None:
         self.client = client
         self.stream = stream
@@ -37,20 +40,23 @@ class StreamQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def put(self, fields: dict[str, str]) -> str:
-        return self.client.xadd(self.stream, fields)  # type: ignore[arg-type,return-value]
+    def put(self, fields: dict[FieldT, EncodableT]) -> str:
+        return cast(str, self.client.xadd(self.stream, fields))
 
     def reclaim(self, consumer: str, visibility_timeout_s: float, count: int = 10) -> list[Message]:
         """Messages whose consumer has been silent longer than the visibility timeout, now ours."""
         _, claimed, *_ = self.client.xautoclaim(
             self.stream, GROUP, consumer, min_idle_time=int(visibility_timeout_s * 1000), start_id="0-0", count=count
         )
-        return [Message(self.stream, mid, fields, True) for mid, fields in claimed if fields is not None]
+        entries = cast("list[tuple[str, dict[str, str] | None]]", claimed)
+        # An entry deleted from the stream while pending comes back without fields: nothing is left to run.
+        return [Message(self.stream, mid, fields) for mid, fields in entries if fields is not None]
 
     def take(self, consumer: str, block_s: float, count: int = 1) -> list[Message]:
         """New messages for this consumer, waiting up to block_s for one."""
         answer = self.client.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=int(block_s * 1000))
-        return [Message(self.stream, mid, fields, False) for _, messages in answer or [] for mid, fields in messages]
+        streams = cast("list[tuple[str, list[tuple[str, dict[str, str]]]]] | None", answer)
+        return [Message(self.stream, mid, fields) for _, messages in streams or [] for mid, fields in messages]
 
     def touch(self, consumer: str, message_id: str) -> None:
         """Resets the message's idle time, so it is not reclaimed while its consumer is working on it."""
@@ -61,10 +67,9 @@ class StreamQueue:
 
     def dead_letter(self, message: Message, error: str) -> None:
         """Copies the message and its error to the dead-letter stream, then acknowledges it."""
+        entry = dict[FieldT, EncodableT](message.fields.items())
+        entry["stream"], entry["error"] = self.stream, error
         pipe = self.client.pipeline()
-        pipe.xadd(self.dead_letter_stream, {**message.fields, "stream": self.stream, "error": error})
+        pipe.xadd(self.dead_letter_stream, entry)
         pipe.xack(self.stream, GROUP, message.message_id)
         pipe.execute()
-
-    def pending_count(self) -> int:
-        return int(self.client.xpending(self.stream, GROUP)["pending"])

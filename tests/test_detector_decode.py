@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -68,8 +70,8 @@ def test_class_filter_by_name_and_id() -> None:
         objects.resolve_classes([], [80])
 
 
-def test_batch_dynamic_yolox_matches_batch_one_runs(models_dir: object) -> None:
-    path = ModelStore(models_dir).require(YOLOX_NANO)  # type: ignore[arg-type]
+def test_batch_dynamic_yolox_matches_batch_one_runs(models_dir: Path) -> None:
+    path = ModelStore(models_dir).require(YOLOX_NANO)
     fixed = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     dynamic_graph = objects.make_batch_dynamic(onnx.load(str(path)))
     dynamic = ort.InferenceSession(dynamic_graph.SerializeToString(), providers=["CPUExecutionProvider"])

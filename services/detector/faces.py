@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from argus.batching import DynamicBatcher
-from argus.boxes import nms
+from argus.boxes import Box, as_box, nms
 from argus.config import Settings
 from argus.imaging import round_up
 from argus.models.manifest import YUNET
@@ -16,14 +16,13 @@ from argus.models.runtime import OnnxModel
 from argus.models.store import ModelStore
 
 STRIDES = (8, 16, 32)
-LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "right_mouth_corner", "left_mouth_corner")
 
 
 @dataclass(frozen=True)
 class DetectedFace:
-    box: tuple[float, float, float, float]
+    box: Box
     score: float
-    landmarks: tuple[tuple[float, float], ...]  # five (x, y), in LANDMARK_NAMES order
+    landmarks: tuple[tuple[float, float], ...]  # five (x, y), in YuNet's order: argus.messages.LANDMARK_NAMES
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ REFINE_MIN_IOU = 0.3  # ... but it must be the same face, not a neighbour in the
 REFINE_CHUNK = 32  # windows queued at once, so a crowd photo cannot fill the batcher's queue by itself
 
 
-def refine_window(box: tuple[float, float, float, float], size: int = REFINE_SIZE) -> np.ndarray:
+def refine_window(box: Box, size: int = REFINE_SIZE) -> np.ndarray:
     """The 2x3 matrix taking photo pixels to the refinement window of this face box (scale, then shift)."""
     x1, y1, x2, y2 = box
     scale = size / (2 * max(x2 - x1, y2 - y1, 1.0))
@@ -129,6 +128,7 @@ class FaceDetector:
 
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.model = YunetModel(store, settings)
+        self.model.load()  # here, so a missing or corrupt file fails the service at start
         self.max_side = settings.face_max_side
         self.batcher = DynamicBatcher.for_model(self.model, settings)
         self.defaults = FaceOptions.from_settings(settings)
@@ -191,7 +191,7 @@ class FaceDetector:
         landmarks = landmarks[keep] / scale
         return [
             DetectedFace(
-                tuple(float(v) for v in box),
+                as_box(box),
                 float(score),
                 tuple((float(x), float(y)) for x, y in points),
             )

@@ -10,7 +10,7 @@ import onnx
 from onnx import numpy_helper
 
 from argus.batching import DynamicBatcher
-from argus.boxes import batched_nms
+from argus.boxes import Box, as_box, batched_nms
 from argus.config import Settings
 from argus.errors import InvalidInput
 from argus.imaging import letterbox
@@ -41,7 +41,7 @@ PRE_NMS_TOP_K = 3000  # candidates kept before NMS; bounds its cost at very low 
 class DetectedObject:
     class_id: int
     score: float
-    box: tuple[float, float, float, float]
+    box: Box
 
     @property
     def class_name(self) -> str:
@@ -120,9 +120,7 @@ def postprocess(
     width, height = image_size
     boxes = np.clip(boxes, 0, [width, height, width, height])
     keep = batched_nms(boxes, candidate_scores, class_index, options.iou_threshold)[: options.max_detections]
-    return [
-        DetectedObject(int(class_index[i]), float(candidate_scores[i]), tuple(float(v) for v in boxes[i])) for i in keep
-    ]
+    return [DetectedObject(int(class_index[i]), float(candidate_scores[i]), as_box(boxes[i])) for i in keep]
 
 
 @dataclass(frozen=True)
@@ -176,6 +174,7 @@ class ObjectDetector:
 
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.model = YoloxModel(store, settings)
+        self.model.load()  # here, so a missing or corrupt file fails the service at start
         self.cells, self.strides = make_grid(INPUT_SIZE, INPUT_SIZE)
         self.batcher = DynamicBatcher.for_model(self.model, settings)
         self.defaults = ObjectOptions.from_settings(settings)

@@ -8,8 +8,7 @@ from argus.config import Settings
 from argus.models.store import ModelStore
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
 from argus.server import RunningServer, ServiceBinding, start_server
-from argus.services.detector.faces import FaceDetector
-from argus.services.detector.objects import ObjectDetector
+from argus.services.detector.service import Detector
 from argus.services.detector.servicer import DetectorServicer
 
 SERVICE_NAME = detector_pb2.DESCRIPTOR.services_by_name["DetectorService"].full_name
@@ -17,17 +16,11 @@ SERVICE_NAME = detector_pb2.DESCRIPTOR.services_by_name["DetectorService"].full_
 
 def start_detector_server(settings: Settings, store: ModelStore, port: int | None = None) -> RunningServer:
     """Loads and warms both models, then serves; port None uses the configured port, 0 a free one."""
-    objects = ObjectDetector(store, settings)
-    faces = FaceDetector(store, settings)
-    servicer = DetectorServicer(objects, faces, settings)
+    detector = Detector.load(store, settings)
+    servicer = DetectorServicer(detector)
 
     def register(server: grpc.Server) -> None:
         detector_pb2_grpc.add_DetectorServiceServicer_to_server(servicer, server)
 
-    binding = ServiceBinding(
-        SERVICE_NAME,
-        register,
-        on_stop=[objects.close, faces.close],
-        models={model.spec.ref: model.provider for model in (objects.model, faces.model)},
-    )
+    binding = ServiceBinding(SERVICE_NAME, register, on_stop=[detector.close], models=detector.providers)
     return start_server(settings, [binding], settings.detector_port if port is None else port)

@@ -68,7 +68,7 @@ class JobChanges:
 
     def _listen(self) -> None:
         while not self._stopped.is_set():
-            pubsub = self.client.pubsub()
+            pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves pubsub() unannotated
             try:
                 pubsub.subscribe(CHANNEL)
                 while not self._stopped.is_set():

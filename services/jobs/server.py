@@ -44,12 +44,9 @@ def start_jobs_server(settings: Settings, port: int | None = None) -> RunningSer
 
 
 def detection_handler(settings: Settings, store: ModelStore) -> Handler:
-    from argus.services.detector.faces import FaceDetector
-    from argus.services.detector.objects import ObjectDetector
-    from argus.services.detector.servicer import DetectorServicer
+    from argus.services.detector.service import Detector
 
-    servicer = DetectorServicer(ObjectDetector(store, settings), FaceDetector(store, settings), settings)
-    return DetectionHandler(servicer)
+    return DetectionHandler(Detector.load(store, settings))
 
 
 def stylization_handler(settings: Settings, store: ModelStore) -> Handler:

@@ -1,26 +1,22 @@
-"""The JobsService: checks and queues jobs, reports on them, streams their progress."""
+"""The JobsService: queues jobs, reports on them, streams their progress. It translates; the checks are in
+requests.py, the records in store.py."""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import grpc
 import redis
-from google.protobuf import timestamp_pb2
 
 from argus.auth import ADMIN, current_key
 from argus.config import Settings
-from argus.errors import InvalidInput
-from argus.models.manifest import MANIFEST
 from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
-from argus.queue import StreamQueue
 from argus.services.jobs.changes import FALLBACK_POLL_S
-from argus.services.jobs.handlers import STYLE_PREFIX, fixed_style_names, validate
+from argus.services.jobs.requests import list_query, validate
 from argus.services.jobs.store import (
-    DEAD_LETTER_STREAM,
     EVERYONE,
     JobRecord,
     JobStore,
@@ -29,21 +25,23 @@ from argus.services.jobs.store import (
     Viewer,
     redis_unavailable,
 )
+from argus.services.stylizer.styles import ARBITRARY, STYLES
 
 log = logging.getLogger(__name__)
 
-_Rpc = TypeVar("_Rpc", bound=Callable[..., Any])
+_Args = ParamSpec("_Args")
+_Answer = TypeVar("_Answer")
 
 
-def _unavailable_without_redis(method: _Rpc) -> _Rpc:
+def _unavailable_without_redis(method: Callable[_Args, _Answer]) -> Callable[_Args, _Answer]:
     """A unary RPC run inside redis_unavailable(): Redis being down reaches the caller as UNAVAILABLE."""
 
     @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
+    def call(*args: _Args.args, **kwargs: _Args.kwargs) -> _Answer:
         with redis_unavailable():
             return method(*args, **kwargs)
 
-    return call  # type: ignore[return-value]
+    return call
 
 
 def caller_viewer() -> Viewer:
@@ -54,19 +52,14 @@ def caller_viewer() -> Viewer:
     return Viewer(owner=key.key_id, sees_all=ADMIN in key.scopes)
 
 
-def _timestamp(seconds: float) -> timestamp_pb2.Timestamp | None:
-    if not seconds:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
+STYLE_IMAGE = "(style image)"  # how ListStyles names the arbitrary style: it is asked for with an image, not a name
 
 
 class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
     def __init__(self, store: JobStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self.queues = {kind: StreamQueue(store.client, kind.stream, DEAD_LETTER_STREAM) for kind in Kind}
+        self.queues = {kind: store.queue(kind) for kind in Kind}
         # The consumer groups are made on the first submit when Redis is down now: the API starts regardless (its
         # health says NOT_SERVING until Redis answers) instead of crashing at start.
         self._groups_ready = False
@@ -84,17 +77,21 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
     def _message(self, record: JobRecord, include_result: bool) -> jobs_pb2.Job:
         job = jobs_pb2.Job(
             job_id=record.job_id,
-            kind=int(record.kind),
-            state=int(record.state),
+            kind=record.kind.name,  # the proto enums have the same names (tests/test_jobs_enums.py)
+            state=record.state.name,
             progress=record.progress,
-            created_at=_timestamp(record.created_at),
-            started_at=_timestamp(record.started_at),
-            finished_at=_timestamp(record.finished_at),
             attempts=record.attempts,
             error=record.error,
-            expires_at=_timestamp(record.expires_at),
             owner=record.owner,
         )
+        for stamp, seconds in (
+            (job.created_at, record.created_at),
+            (job.started_at, record.started_at),
+            (job.finished_at, record.finished_at),
+            (job.expires_at, record.expires_at),
+        ):
+            if seconds:  # 0: not yet, and the field stays unset
+                stamp.FromNanoseconds(int(seconds * 1e9))
         if include_result and record.state == State.SUCCEEDED:
             data = self.store.result(record)
             if data is not None:
@@ -149,17 +146,8 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
 
     @_unavailable_without_redis
     def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.ServicerContext) -> jobs_pb2.ListJobsResponse:
-        if request.state and request.state not in State._value2member_map_:
-            raise InvalidInput(f"unknown job state {request.state}")
-        if request.kind and request.kind not in Kind._value2member_map_:
-            raise InvalidInput(f"unknown job kind {request.kind}")
-        records, token = self.store.list(
-            request.page_size,
-            request.page_token,
-            State(request.state) if request.state else None,
-            Kind(request.kind) if request.kind else None,
-            caller_viewer(),
-        )
+        query = list_query(request)
+        records, token = self.store.list(query.page_size, request.page_token, query.state, query.kind, caller_viewer())
         return jobs_pb2.ListJobsResponse(
             jobs=[self._message(record, include_result=False) for record in records], next_page_token=token
         )
@@ -167,18 +155,14 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
     def ListStyles(
         self, request: jobs_pb2.ListStylesRequest, context: grpc.ServicerContext
     ) -> jobs_pb2.ListStylesResponse:
-        styles = [
-            jobs_pb2.Style(
-                name=name,
-                kind="fixed",
-                model=MANIFEST[STYLE_PREFIX + name].ref,
-                licence=MANIFEST[STYLE_PREFIX + name].licence,
-            )
-            for name in fixed_style_names()
-        ]
-        arbitrary = MANIFEST.get("magenta-style-transfer")
-        if arbitrary is not None:
-            styles.append(
-                jobs_pb2.Style(name="(style image)", kind="arbitrary", model=arbitrary.ref, licence=arbitrary.licence)
-            )
-        return jobs_pb2.ListStylesResponse(styles=styles)
+        return jobs_pb2.ListStylesResponse(
+            styles=[
+                jobs_pb2.Style(
+                    name=STYLE_IMAGE if style.name == ARBITRARY else style.name,
+                    kind=style.kind,
+                    model=style.model,
+                    licence=style.licence,
+                )
+                for style in STYLES
+            ]
+        )

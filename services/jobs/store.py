@@ -7,22 +7,23 @@ Redis are files in the result store, swept once they expire.
 
 from __future__ import annotations
 
-import base64
-import os
 import re
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
-from argus.errors import DependencyUnavailable, InvalidInput, NotFound
-from argus.files import private_dir
+from argus.errors import DependencyUnavailable, NotFound
+from argus.files import atomic_write
+from argus.paging import decode_page_token, encode_page_token
+from argus.queue import StreamQueue
 from argus.services.jobs.changes import JobChanges, publish
 
 PREFIX = "argus:"
@@ -30,6 +31,8 @@ INDEX = f"{PREFIX}jobs"  # sorted set of every job id by creation time, for list
 IDEMPOTENCY_TTL_S = 24 * 3600
 REDIS_CONNECTIONS = 64  # per client of a process; a Redis call takes well under a millisecond
 JOB_ID = re.compile(r"[0-9a-f]{32}")  # what create() hands out: uuid4().hex
+PAGE_TAG = "o"  # a listing's page token carries its offset in the index (argus.paging)
+MAX_OFFSET = 10**15 - 1  # a larger one is refused: ZREVRANGE would get a number beyond Redis's 64-bit range
 
 
 def _owner_index(owner: str) -> str:
@@ -54,7 +57,8 @@ EVERYONE = Viewer(sees_all=True)  # the workers, and callers when auth is off
 
 
 class State(IntEnum):
-    """Values match argus.jobs.v1.JobState."""
+    """Names and values match argus.jobs.v1.JobState (tests/test_jobs_enums.py checks), which the domain does not
+    import."""
 
     QUEUED = 1
     RUNNING = 2
@@ -68,7 +72,7 @@ class State(IntEnum):
 
 
 class Kind(IntEnum):
-    """Values match argus.jobs.v1.JobKind."""
+    """Names and values match argus.jobs.v1.JobKind (tests/test_jobs_enums.py checks)."""
 
     DETECTION = 1
     STYLIZATION = 2
@@ -154,6 +158,9 @@ def _result_key(job_id: str) -> str:
 
 
 class JobStore:
+    """redis-py types every reply as bytes | str whichever way a client decodes: `client` answers str, `binary`
+    bytes, and each read below casts its reply to that, once."""
+
     def __init__(self, url: str, results_dir: Path, result_ttl_s: float, result_inline_bytes: int) -> None:
         self.client = _client(url, decode_responses=True)
         self.binary = _client(url, decode_responses=False)
@@ -161,6 +168,10 @@ class JobStore:
         self.result_ttl_s = result_ttl_s
         self.result_inline_bytes = result_inline_bytes
         self.changes = JobChanges(self.client)  # every change below is published on it, for WatchJob
+
+    def queue(self, kind: Kind) -> StreamQueue:
+        """The work queue of this kind's jobs; what cannot succeed goes to DEAD_LETTER_STREAM."""
+        return StreamQueue(self.client, kind.stream, DEAD_LETTER_STREAM)
 
     # --- creating and reading -------------------------------------------------------------------------------
 
@@ -180,7 +191,7 @@ class JobStore:
             key = f"{PREFIX}idempotency:{owner}:{idempotency_key}"
             claimed = self.client.set(key, job_id, nx=True, ex=IDEMPOTENCY_TTL_S)
             if not claimed:
-                existing = self.client.get(key)
+                existing = cast("str | None", self.client.get(key))
                 if existing and self.client.exists(_key(existing)):
                     return self.get(existing, EVERYONE), False
                 # The key names a job that was never stored (Redis failed between the two steps) or has expired:
@@ -204,20 +215,20 @@ class JobStore:
         """The job, if it exists and the viewer may see it; NotFound alike for both, so IDs cannot be probed."""
         if not JOB_ID.fullmatch(job_id):  # no such job can exist; and never a Redis key of another kind
             raise NotFound("no such job: a job ID is the 32 lowercase hexadecimal digits SubmitJob returned")
-        data = self.client.hgetall(_key(job_id))
+        data = cast("dict[str, str]", self.client.hgetall(_key(job_id)))
         if not data or not viewer.may_see(data.get("owner", "")):
             raise NotFound(f"no job {job_id}: it never existed, it finished and expired, or it is not yours")
         return JobRecord.from_hash(job_id, data)
 
     def request(self, job_id: str) -> bytes:
-        data = self.binary.get(_request_key(job_id))
+        data = cast("bytes | None", self.binary.get(_request_key(job_id)))
         if data is None:
             raise NotFound(f"job {job_id} has no request stored")
         return data
 
     def result(self, record: JobRecord) -> bytes | None:
         if record.result_location == "redis":
-            return self.binary.get(_result_key(record.job_id))
+            return cast("bytes | None", self.binary.get(_result_key(record.job_id)))
         if record.result_location == "file":
             path = self.results_dir / f"{record.job_id}.result"
             return path.read_bytes() if path.is_file() else None
@@ -226,23 +237,21 @@ class JobStore:
     def list(
         self, page_size: int, page_token: str, state: State | None, kind: Kind | None, viewer: Viewer
     ) -> tuple[list[JobRecord], str]:
-        """The viewer's jobs (every job for one who sees all), newest first. Records that expired are dropped from
-        the index on the way."""
-        if page_size == 0:
-            page_size = 100
-        if not 1 <= page_size <= 1000:
-            raise InvalidInput(f"page_size {page_size} is out of range: 1 to 1000, or 0 for 100")
-        offset = _decode_offset(page_token)
+        """The viewer's jobs (every job for one who sees all), newest first, `page_size` (checked at the boundary,
+        argus.paging) at a time. Records that expired are dropped from the index on the way."""
+        assert page_size >= 1, page_size
+        offset = decode_page_token(PAGE_TAG, page_token, MAX_OFFSET)
         index = INDEX if viewer.sees_all else _owner_index(viewer.owner)
         found: list[JobRecord] = []
         while len(found) < page_size:
-            ids = self.client.zrevrange(index, offset, offset + 4 * page_size - 1)
+            ids = cast("list[str]", self.client.zrevrange(index, offset, offset + 4 * page_size - 1))
             if not ids:
                 return found, ""
             pipe = self.client.pipeline()
             for job_id in ids:
                 pipe.hgetall(_key(job_id))
-            for job_id, data in zip(ids, pipe.execute(), strict=True):
+            hashes = cast("list[dict[str, str]]", pipe.execute())
+            for job_id, data in zip(ids, hashes, strict=True):
                 offset += 1
                 if not data:
                     self.client.zrem(index, job_id)
@@ -254,7 +263,7 @@ class JobStore:
                     if len(found) == page_size:
                         break
         more = self.client.zcard(index) > offset
-        return found, _encode_offset(offset) if more else ""
+        return found, encode_page_token(PAGE_TAG, offset) if more else ""
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -274,7 +283,7 @@ class JobStore:
         pipe.hget(_key(job_id), "cancel_requested")
         publish(pipe, job_id)
         _, cancel, _ = pipe.execute()
-        return cancel == "1"
+        return cast("str | None", cancel) == "1"
 
     def retry_later(self, job_id: str, error: str) -> None:
         pipe = self.client.pipeline()
@@ -307,7 +316,7 @@ class JobStore:
     def mark_cancelled(self, job_id: str) -> None:
         self._finish(job_id, State.CANCELLED, {})
 
-    def _finish(self, job_id: str, state: State, fields: dict[str, str | float | int]) -> None:
+    def _finish(self, job_id: str, state: State, fields: Mapping[FieldT, EncodableT]) -> None:
         now = time.time()
         ttl = int(self.result_ttl_s) + 1
         pipe = self.client.pipeline()
@@ -318,12 +327,9 @@ class JobStore:
         pipe.execute()
 
     def _write_file(self, job_id: str, data: bytes) -> None:
-        """Written to a temporary name and renamed, so a reader never sees half a result."""
-        private_dir(self.results_dir)  # results hold what was found in people's photos
-        handle, temporary = tempfile.mkstemp(dir=self.results_dir, prefix=f".{job_id}.")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, self.results_dir / f"{job_id}.result")
+        # Whole or not at all, so a reader never sees half a result; private: it holds what was found in people's
+        # photos.
+        atomic_write(self.results_dir / f"{job_id}.result", data, private=True)
 
     def sweep_results(self) -> int:
         """Removes result files whose job record has expired; returns how many."""
@@ -346,22 +352,3 @@ class JobStore:
         self.changes.close()
         self.client.close()
         self.binary.close()
-
-
-def _encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode()
-
-
-def _decode_offset(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        digits = text[1:]
-        # Only what _encode_offset makes: "o" and a plain decimal offset. A sign, or a number past Redis's 64-bit
-        # range, would reach ZREVRANGE as a negative index or an error.
-        if not text.startswith("o") or not (digits.isascii() and digits.isdigit()) or len(digits) > 15:
-            raise ValueError
-        return int(digits)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("page_token is not one this service gave out; start again with an empty token") from None

@@ -17,8 +17,8 @@ import redis
 from prometheus_client import Counter, Histogram
 
 from argus.errors import ArgusError, InvalidInput
-from argus.queue import Message, StreamQueue
-from argus.services.jobs.store import DEAD_LETTER_STREAM, EVERYONE, JobStore, Kind, State
+from argus.queue import Message
+from argus.services.jobs.store import EVERYONE, JobStore, Kind, State
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Worker:
         self.kind = kind
         self.handler = handler
         self.store = store
-        self.queue = StreamQueue(store.client, kind.stream, DEAD_LETTER_STREAM)
+        self.queue = store.queue(kind)
         self.visibility_timeout_s = visibility_timeout_s
         self.max_attempts = max_attempts
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"

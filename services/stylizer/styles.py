@@ -17,7 +17,7 @@ import numpy as np
 from argus.config import Settings
 from argus.errors import InvalidInput, shown
 from argus.models.manifest import FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER, ModelSpec
-from argus.models.runtime import OnnxModel
+from argus.models.runtime import LoadedSession, OnnxModel
 from argus.models.store import ModelStore
 
 DEFAULT_MAX_SIDE = 1024  # the longest side a stylised image gets; callers may ask for less, never more
@@ -34,6 +34,38 @@ class StyleInfo:
     kind: str  # "fixed" or "arbitrary"
     model: str  # the model ref(s) that do the work
     licence: str
+
+
+def _style_name(spec: ModelSpec) -> str:
+    return spec.name.removeprefix("style-")  # the manifest names a fixed style's network style-<name>
+
+
+# Every style there is, from the model manifest alone: the jobs API lists and checks styles without loading a model.
+STYLES: tuple[StyleInfo, ...] = (
+    *(StyleInfo(_style_name(spec), "fixed", spec.ref, spec.licence) for spec in FAST_STYLES),
+    StyleInfo(
+        ARBITRARY,
+        "arbitrary",
+        f"{MAGENTA_STYLE_PREDICT.ref}+{MAGENTA_STYLE_TRANSFER.ref}",
+        MAGENTA_STYLE_TRANSFER.licence,
+    ),
+)
+FIXED_STYLES = tuple(style.name for style in STYLES if style.kind == "fixed")
+
+
+def check_style_name(name: str) -> None:
+    """InvalidInput unless `name` is a fixed style; the arbitrary style is asked for with a style image instead."""
+    if name == ARBITRARY:
+        raise InvalidInput("the arbitrary style needs a style image instead of a style name")
+    if name not in FIXED_STYLES:
+        raise InvalidInput(
+            f"unknown style {shown(name)}; known styles: {', '.join(FIXED_STYLES)} (or send a style image)"
+        )
+
+
+def check_strength(strength: float) -> None:
+    if not 0.0 <= strength <= 1.0:  # also refuses NaN
+        raise InvalidInput(f"strength must be between 0 and 1 (1 = full style, 0 = the content's own), not {strength}")
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------------------
@@ -70,13 +102,8 @@ def centre_crop_square(image: np.ndarray) -> np.ndarray:
 
 def blend_style(style_vec: np.ndarray, content_vec: np.ndarray, strength: float) -> np.ndarray:
     """Magenta's strength knob: strength * style + (1 - strength) * content, on the predicted style vectors."""
-    _check_strength(strength)
+    check_strength(strength)
     return (strength * style_vec + (1.0 - strength) * content_vec).astype(np.float32)
-
-
-def _check_strength(strength: float) -> None:
-    if not 0.0 <= strength <= 1.0:  # also refuses NaN
-        raise InvalidInput(f"strength must be between 0 and 1 (1 = full style, 0 = the content's own), not {strength}")
 
 
 def _check_image(image: object, what: str) -> np.ndarray:
@@ -126,13 +153,16 @@ class MagentaTransferModel(OnnxModel):
     def warmup_input(self) -> np.ndarray:
         return np.zeros((1, 32, 32, 3), dtype=np.float32)
 
-    def run(self, batch: np.ndarray, bottleneck: np.ndarray | None = None) -> list[np.ndarray]:
+    def _predict(
+        self, loaded: LoadedSession, batch: np.ndarray, bottleneck: np.ndarray | None = None
+    ) -> list[np.ndarray]:
         """The network has two inputs, the base class feeds one; without a style vector (the warm-up) it gets zeros."""
         if bottleneck is None:
             bottleneck = np.zeros(BOTTLENECK_SHAPE, dtype=np.float32)
-        inputs = [node.name for node in self.session.get_inputs()]
-        feed = {inputs[0]: batch, inputs[1]: bottleneck.reshape(BOTTLENECK_SHAPE).astype(np.float32)}
-        return self.session.run(self.output_names, feed)
+        content, style = loaded.input_names
+        feed = {content: batch, style: bottleneck.reshape(BOTTLENECK_SHAPE).astype(np.float32)}
+        outputs: list[np.ndarray] = loaded.session.run(loaded.output_names, feed)
+        return outputs
 
 
 # --- the domain class -----------------------------------------------------------------------------------------------
@@ -144,10 +174,12 @@ class Stylizer:
 
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.fixed: dict[str, FastStyleModel] = {
-            spec.name.removeprefix("style-"): FastStyleModel(store, settings, spec) for spec in FAST_STYLES
+            _style_name(spec): FastStyleModel(store, settings, spec) for spec in FAST_STYLES
         }
         self.predictor = MagentaPredictModel(store, settings)
         self.transfer = MagentaTransferModel(store, settings)
+        for model in self.models:  # at start, as the module says: a bad file fails the worker, not a job
+            model.load()
 
     @property
     def models(self) -> list[OnnxModel]:
@@ -155,16 +187,7 @@ class Stylizer:
         return [*self.fixed.values(), self.predictor, self.transfer]
 
     def styles(self) -> list[StyleInfo]:
-        infos = [StyleInfo(name, "fixed", model.spec.ref, model.spec.licence) for name, model in self.fixed.items()]
-        infos.append(
-            StyleInfo(
-                ARBITRARY,
-                "arbitrary",
-                f"{self.predictor.spec.ref}+{self.transfer.spec.ref}",
-                self.transfer.spec.licence,
-            )
-        )
-        return infos
+        return list(STYLES)
 
     def stylize(
         self,
@@ -202,37 +225,35 @@ class Stylizer:
             report(0.3)
             stylised = self._arbitrary(content_rgb, bottleneck)
         report(0.9)
-        result = _resize(np.ascontiguousarray(np.clip(stylised[:, :, ::-1], 0.0, 255.0)), out_h, out_w)
+        result: np.ndarray = _resize(np.ascontiguousarray(np.clip(stylised[:, :, ::-1], 0.0, 255.0)), out_h, out_w)
         if model is not None and strength < 1.0:  # blended at the output size, so strength 0 gives the content back
             result = strength * result + (1.0 - strength) * _resize(content_bgr, out_h, out_w).astype(np.float32)
         report(1.0)
-        return np.rint(np.clip(result, 0.0, 255.0)).astype(np.uint8)
+        rounded: np.ndarray = np.rint(np.clip(result, 0.0, 255.0))
+        return rounded.astype(np.uint8)
 
     def _check_request(
         self, style: str | None, style_image_bgr: np.ndarray | None, strength: float, max_side: int | None
     ) -> FastStyleModel | None:
-        known = ", ".join(self.fixed)
         if (style is None) == (style_image_bgr is None):
             raise InvalidInput(
-                f"give exactly one of a style name ({known}) or a style image for the arbitrary style"
-                + (", not both" if style is not None else "")
+                f"give exactly one of a style name ({', '.join(FIXED_STYLES)}) or a style image for the arbitrary "
+                "style" + (", not both" if style is not None else "")
             )
-        _check_strength(strength)
+        check_strength(strength)
         if max_side is not None and max_side < 1:
             raise InvalidInput(f"max_side must be a positive number of pixels, not {max_side}")
-        if style_image_bgr is not None:
+        if style is None:
             _check_image(style_image_bgr, "the style image")
             return None
-        if style == ARBITRARY:
-            raise InvalidInput("the arbitrary style needs a style image instead of a style name")
-        if style not in self.fixed:
-            raise InvalidInput(f"unknown style {shown(style)}; known styles: {known} (or send a style image)")
+        check_style_name(style)
         return self.fixed[style]
 
     def _fixed(self, model: FastStyleModel, content_rgb: np.ndarray) -> np.ndarray:
         """RGB 0-255 in, RGB roughly 0-255 out (clipped by the caller)."""
         batch = np.ascontiguousarray(content_rgb.transpose(2, 0, 1)[None])
-        return model.run(batch)[0][0].transpose(1, 2, 0)
+        stylised: np.ndarray = model.run(batch)[0][0]
+        return stylised.transpose(1, 2, 0)
 
     def _predict(self, image_bgr: np.ndarray) -> np.ndarray:
         square = _resize(centre_crop_square(image_bgr), STYLE_INPUT_SIDE, STYLE_INPUT_SIDE)
@@ -250,4 +271,5 @@ class Stylizer:
     def _arbitrary(self, content_rgb: np.ndarray, bottleneck: np.ndarray) -> np.ndarray:
         """RGB 0-255 in, RGB 0-255 out: the network itself works in 0-1."""
         batch = np.ascontiguousarray(content_rgb[None]) / 255.0
-        return self.transfer.run(batch, bottleneck)[0][0] * 255.0
+        stylised: np.ndarray = self.transfer.run(batch, bottleneck)[0][0]
+        return stylised * 255.0
