@@ -11,19 +11,17 @@ import numpy as np
 import pytest
 
 from argus.config import Settings
-from argus.models.store import ModelStore
-from argus.services.detector.evaluation import (
+from argus.evaluation.coco import (
     COCO80_TO_COCO91,
     CocoGroundTruth,
     coco_stats,
     detect_layout,
     evaluate_coco,
-    evaluate_widerface,
     load_ground_truth,
-    match_faces,
-    parse_wider_gt,
     parse_yolo_labels,
 )
+from argus.evaluation.widerface import evaluate_widerface, match_faces, parse_wider_gt
+from argus.models.store import ModelStore
 from argus.services.detector.faces import DetectedFace, FaceDetector, FaceOptions
 from argus.services.detector.objects import COCO_CLASSES, ObjectDetector
 
@@ -192,13 +190,13 @@ def test_widerface_counts_ignore_invalid_faces(tmp_path: Path) -> None:
             ((70, 0, 90, 20), 0.7),  # nothing there: a false positive
         ]
     )
-    result = evaluate_widerface(fake, tmp_path)  # type: ignore[arg-type]
+    result = evaluate_widerface(fake, tmp_path)
     assert (result.images, result.faces, result.detected, result.invalid_faces) == (1, 2, 1, 1)
     assert (result.large_faces, result.large_detected) == (1, 1)
     assert (result.detections, result.false_positives) == (3, 1)
     assert result.recall == 0.5 and result.large_recall == 1.0
     assert fake.seen[-1].score_threshold == 0.6
-    assert evaluate_widerface(fake, tmp_path, score_threshold=0.2).score_threshold == 0.2  # type: ignore[arg-type]
+    assert evaluate_widerface(fake, tmp_path, score_threshold=0.2).score_threshold == 0.2
     assert fake.seen[-1].score_threshold == 0.2
     assert json.loads(json.dumps(result.as_dict()))["recall"] == 0.5
 

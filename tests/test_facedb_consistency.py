@@ -9,9 +9,9 @@ import pytest
 
 from argus.config import Settings
 from argus.errors import DependencyUnavailable
+from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.models.store import ModelStore
 from argus.services.facedb.database import FaceDatabase
-from argus.services.facedb.pipeline import LocalFaceAnalyzer
 from argus.services.facedb.storage import FaceStore
 
 

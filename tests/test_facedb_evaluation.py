@@ -13,30 +13,16 @@ import numpy as np
 import pytest
 
 from argus.config import Settings
+from argus.evaluation.cache import FOUND, MISSED, RETRIED, EmbeddingCache, closest_to_centre
+from argus.evaluation.identification import evaluate_identification, list_identities, open_set_threshold
+from argus.evaluation.lfw import IMAGES_SUBDIR, Pair, evaluate_lfw, read_pairs, select_pairs
+from argus.evaluation.local_analysis import LocalFaceAnalyzer
+from argus.evaluation.plots import plot_roc
+from argus.evaluation.verification import in_fold_fusion_accuracy, tar_at_far, verification_metrics
 from argus.models.manifest import DLIB_RESNET, MOBILEFACENET
 from argus.models.store import ModelStore
 from argus.services.detector.faces import DetectedFace
 from argus.services.facedb.calibration import load_calibration
-from argus.services.facedb.evaluation import (
-    FOUND,
-    IMAGES_SUBDIR,
-    MISSED,
-    RETRIED,
-    EmbeddingCache,
-    Pair,
-    closest_to_centre,
-    evaluate_identification,
-    evaluate_lfw,
-    in_fold_fusion_accuracy,
-    list_identities,
-    open_set_threshold,
-    plot_roc,
-    read_pairs,
-    select_pairs,
-    tar_at_far,
-    verification_metrics,
-)
-from argus.services.facedb.pipeline import LocalFaceAnalyzer
 
 # ------------------------------------------------------------------------------------------------------ read_pairs
 

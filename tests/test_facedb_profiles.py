@@ -10,9 +10,9 @@ import pytest
 
 from argus.config import Settings
 from argus.errors import InvalidInput, ModelUnavailable
+from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.models.store import ModelStore
 from argus.services.facedb.database import FaceDatabase
-from argus.services.facedb.pipeline import LocalFaceAnalyzer
 from argus.services.facedb.reembed import Reembedder
 from argus.services.facedb.storage import FaceStore
 
@@ -145,16 +145,16 @@ def test_faces_stored_by_earlier_versions_re_embed_from_their_112_crops(
     import numpy as np
     import sqlalchemy as sa
 
+    from argus.evaluation.images import read_image
     from argus.services.embedder.align import align_face
-    from argus.services.facedb.evaluation import _read_image
 
     database.create_collection("old", profile="mobilefacenet")
     database.enroll("old", "obama", [photo(images_dir, "obama")])
-    image = _read_image(images_dir / "faces" / "obama.jpg")
+    image = read_image(images_dir / "faces" / "obama.jpg")
     (face,) = analyzer.detector.detect([image], analyzer.detector.defaults)[0]
     legacy = cv2.imencode(".png", align_face(image, np.asarray(face.landmarks)))[1].tobytes()
     with database.store.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE faces SET aligned_crop = :png, crop_landmarks = NULL"), {"png": legacy})
+        conn.execute(sa.text("UPDATE faces SET face_crop = :png, crop_landmarks = NULL"), {"png": legacy})
 
     database.change_profile("old", FUSED)
     run_to_completion(Reembedder(database))

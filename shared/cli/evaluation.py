@@ -7,17 +7,18 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from argus.cli.output import print_figures, print_json, table
 from argus.config import Settings, get_settings
 from argus.errors import ModelUnavailable
 from argus.models.store import ModelStore
-from argus.profiles import PROFILES, EmbeddingProfile, get_profile
+from argus.profiles import PROFILES, EmbeddingProfile, Fusion, get_profile
 
-
-def _store(settings: Settings) -> ModelStore:
-    return ModelStore(settings.resolved_models_dir, settings.models_mirror)
+if TYPE_CHECKING:
+    from argus.evaluation.identification import IdentificationResult
+    from argus.evaluation.local_analysis import LocalFaceAnalyzer
+    from argus.services.facedb.calibration import Calibration
 
 
 def _report(result: Any, as_json: bool) -> None:
@@ -34,11 +35,11 @@ def _progress(done: int, total: int) -> None:
 
 
 def cmd_eval_coco(args: argparse.Namespace) -> int:
-    from argus.services.detector.evaluation import evaluate_coco
+    from argus.evaluation.coco import evaluate_coco
     from argus.services.detector.objects import ObjectDetector
 
     settings = get_settings()
-    detector = ObjectDetector(_store(settings), settings)
+    detector = ObjectDetector(ModelStore.from_settings(settings), settings)
     try:
         result = evaluate_coco(detector, args.data or settings.eval_dir / "coco128", limit=args.limit)
     finally:
@@ -48,11 +49,11 @@ def cmd_eval_coco(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_widerface(args: argparse.Namespace) -> int:
-    from argus.services.detector.evaluation import evaluate_widerface
+    from argus.evaluation.widerface import evaluate_widerface
     from argus.services.detector.faces import FaceDetector
 
     settings = get_settings()
-    detector = FaceDetector(_store(settings), settings)
+    detector = FaceDetector(ModelStore.from_settings(settings), settings)
     try:
         result = evaluate_widerface(detector, args.data or settings.eval_dir / "widerface_val_subset", limit=args.limit)
     finally:
@@ -61,13 +62,13 @@ def cmd_eval_widerface(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyzer(settings: Settings, profile: EmbeddingProfile) -> Any:
-    from argus.services.facedb.pipeline import LocalFaceAnalyzer
+def _analyzer(settings: Settings, profile: EmbeddingProfile) -> LocalFaceAnalyzer:
+    from argus.evaluation.local_analysis import LocalFaceAnalyzer
 
-    return LocalFaceAnalyzer(_store(settings), settings, profile.models)
+    return LocalFaceAnalyzer(ModelStore.from_settings(settings), settings, profile.models)
 
 
-def _calibration(settings: Settings, profile: EmbeddingProfile) -> Any:
+def _calibration(settings: Settings, profile: EmbeddingProfile) -> Calibration | None:
     """The profile's calibration, or None when there is none yet."""
     from argus.services.facedb.calibration import load_calibration
 
@@ -77,10 +78,12 @@ def _calibration(settings: Settings, profile: EmbeddingProfile) -> Any:
         return None
 
 
-def _fusion(analyzer: Any, calibration: Any, profile: EmbeddingProfile, lfw: Path) -> Any:
+def _fusion(
+    analyzer: LocalFaceAnalyzer, calibration: Calibration | None, profile: EmbeddingProfile, lfw: Path
+) -> Fusion:
     """The profile's fusion as calibrated (its means were fitted on the development images), or, for a profile
     not calibrated yet, with means fitted on those images now."""
-    from argus.services.facedb.evaluation import development_fusion
+    from argus.evaluation.lfw import development_fusion
 
     if calibration is not None:
         return calibration.fusion()
@@ -88,8 +91,11 @@ def _fusion(analyzer: Any, calibration: Any, profile: EmbeddingProfile, lfw: Pat
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
-    from argus.services.facedb.evaluation import evaluate_lfw, plot_roc
+    from argus.evaluation.lfw import evaluate_lfw
+    from argus.evaluation.plots import plot_roc, require_matplotlib
 
+    if args.plot:
+        require_matplotlib()
     settings = get_settings()
     profile = get_profile(args.profile or settings.profile)
     lfw = args.data or settings.eval_dir / "lfw"
@@ -110,7 +116,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_identify(args: argparse.Namespace) -> int:
-    from argus.services.facedb.evaluation import evaluate_identification
+    from argus.evaluation.identification import evaluate_identification
 
     settings = get_settings()
     profile = get_profile(args.profile or settings.profile)
@@ -140,7 +146,7 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_identification(result: Any) -> None:
+def _print_identification(result: IdentificationResult) -> None:
     print(
         f"{result.model}: {result.open_set_probes} strangers (never enrolled), {result.images} images, "
         f"{result.missed} without a face, {result.seconds:.1f} s"
@@ -166,8 +172,8 @@ def _print_identification(result: Any) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from argus.evaluation.lfw import calibrate_lfw
     from argus.services.facedb.calibration import default_calibration_path
-    from argus.services.facedb.evaluation import calibrate_lfw
 
     settings = get_settings()
     profile = get_profile(args.profile or settings.profile)
@@ -188,7 +194,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser("eval", help="accuracy on the evaluation data sets")
     sub = evaluate.add_subparsers(dest="eval_command", required=True)
 
@@ -210,7 +216,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     lfw.set_defaults(func=cmd_eval_lfw)
 
     identify = sub.add_parser(
-        "identify", help="LFW 1:K with 100, 500 and all enrolled: rank-1, DIR at FAR 1% and 0.1%, open-set FAR"
+        "identify", help="LFW 1:K with 100, 500 and all enrolled: rank-1, DIR at FAR 1%% and 0.1%%, open-set FAR"
     )
     identify.add_argument("--data", type=Path, help="LFW folder (default: EVAL_DIR/lfw)")
     identify.add_argument("--threshold", type=float, default=0.0, help="cosine threshold (default: Identify's own)")

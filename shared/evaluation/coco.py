@@ -1,4 +1,4 @@
-"""Offline accuracy checks for the detectors: COCO box AP for objects, WIDER FACE recall for faces.
+"""COCO box AP of the object detector, on a COCO-json or a YOLO-format (Ultralytics) folder.
 
 Plain functions over a data folder and a built detector, so a CLI, a test or a notebook can call them the same way.
 Nothing here prints: pycocotools' own chatter is swallowed.
@@ -11,7 +11,6 @@ import copy
 import io
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,9 +20,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from argus.boxes import iou_matrix
-from argus.imaging import decode_image
-from argus.services.detector.faces import FaceDetector, FaceOptions
+from argus.evaluation.images import DETECTION_CHUNK, chunks, read_image
 from argus.services.detector.objects import COCO_CLASSES, ObjectDetector, ObjectOptions
 
 # The usual COCO protocol: keep almost every candidate so the precision-recall curve runs to the end.
@@ -39,13 +36,8 @@ COCO80_TO_COCO91: tuple[int, ...] = (
 )  # fmt: skip
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-CHUNK = 16  # images decoded and in flight at once: enough to fill the batcher, little memory
-_NO_PIXEL_LIMIT = 1 << 40  # evaluation images are trusted files, not requests
 
 Layout = Literal["yolo", "coco"]
-
-
-# ---------------------------------------------------------------------------------------------------------- COCO
 
 
 @dataclass(frozen=True)
@@ -141,7 +133,9 @@ def _load_yolo(data_dir: Path, limit: int | None) -> CocoGroundTruth:
         (p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES),
         key=lambda p: p.relative_to(images_dir),
     )[:limit]
-    images, annotations, paths = [], [], {}
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    paths: dict[int, Path] = {}
     for image_id, path in enumerate(files, 1):
         width, height = _upright_size(path)
         images.append(
@@ -213,23 +207,13 @@ def _image_folder(data_dir: Path, split: str, images: list[dict[str, Any]]) -> P
     raise ValueError(f"{images[0]['file_name']} is in none of {[str(f) for f in folders]}")
 
 
-def _read_image(path: Path) -> np.ndarray:
-    data = path.read_bytes()
-    return decode_image(data, max_bytes=len(data), max_pixels=_NO_PIXEL_LIMIT)
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def predict_coco(detector: ObjectDetector, truth: CocoGroundTruth) -> list[dict[str, Any]]:
     """COCO result records (image_id, category_id, bbox as x, y, w, h, score) for every image in truth."""
     options = ObjectOptions(EVAL_SCORE_THRESHOLD, EVAL_NMS_IOU, EVAL_MAX_DETECTIONS)
     sizes = {image["id"]: (image["height"], image["width"]) for image in truth.dataset["images"]}
     results = []
-    for ids in _chunks(truth.image_ids, CHUNK):
-        batch = [_read_image(truth.paths[image_id]) for image_id in ids]
+    for ids in chunks(truth.image_ids, DETECTION_CHUNK):
+        batch = [read_image(truth.paths[image_id]) for image_id in ids]
         for image_id, image in zip(ids, batch, strict=True):
             if image.shape[:2] != sizes[image_id]:
                 raise ValueError(
@@ -299,147 +283,5 @@ def evaluate_coco(
         ap_medium=sized(stats[4]),
         ap_large=sized(stats[5]),
         ar100=float(stats[8]),
-        seconds=time.perf_counter() - started,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------- WIDER FACE
-
-
-@dataclass(frozen=True)
-class WiderImage:
-    name: str  # path relative to images/
-    boxes: np.ndarray  # (N, 4) x, y, w, h in pixels
-    invalid: np.ndarray  # (N,) bool: the annotators' `invalid` flag
-
-
-@dataclass(frozen=True)
-class WiderResult:
-    images: int
-    faces: int  # valid faces; `invalid=1` faces are left out of every count
-    detected: int
-    min_face: int
-    large_faces: int  # valid faces at least min_face pixels wide
-    large_detected: int
-    invalid_faces: int
-    detections: int
-    false_positives: int  # detections matching no face (those on an invalid face are not counted)
-    score_threshold: float
-    seconds: float
-
-    @property
-    def recall(self) -> float:
-        return self.detected / self.faces if self.faces else 0.0
-
-    @property
-    def large_recall(self) -> float:
-        return self.large_detected / self.large_faces if self.large_faces else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "recall": self.recall, "large_recall": self.large_recall}
-
-
-def parse_wider_gt(text: str) -> list[WiderImage]:
-    """The official `wider_face_*_bbx_gt.txt` format: name line, count line, count lines of
-    `x y w h blur expression illumination invalid occlusion pose`; a count of 0 is followed by one line of zeros.
-    """
-    lines = text.splitlines()
-    images, at = [], 0
-    while at < len(lines):
-        name = lines[at].strip()
-        if not name:
-            at += 1
-            continue
-        try:
-            count = int(lines[at + 1])
-        except (IndexError, ValueError):
-            raise ValueError(f"line {at + 2}: expected the face count of {name}") from None
-        rows = lines[at + 2 : at + 2 + max(count, 1)]
-        if len(rows) < max(count, 1):
-            raise ValueError(f"{name}: the file ends before its {count} face line(s)")
-        values = []
-        for offset, row in enumerate(rows[:count]):
-            fields = row.split()
-            if len(fields) != 10:
-                raise ValueError(f"line {at + 3 + offset}: expected 10 numbers, got {row!r}")
-            values.append([int(value) for value in fields])
-        table = np.asarray(values, dtype=np.int64).reshape(-1, 10)
-        images.append(WiderImage(name, table[:, :4].astype(np.float64), table[:, 7] == 1))
-        at += 2 + max(count, 1)
-    return images
-
-
-def match_faces(detected: np.ndarray, scores: np.ndarray, truth: np.ndarray, iou: float = 0.5) -> np.ndarray:
-    """Greedy one-to-one matching, best score first: each detection takes the free GT box it overlaps most,
-    if that IoU is at least `iou`. Boxes are x1, y1, x2, y2. Returns, per GT box, the matching detection or -1.
-    """
-    matched = np.full(len(truth), -1, dtype=np.int64)
-    if len(truth) == 0 or len(detected) == 0:
-        return matched
-    overlaps = iou_matrix(detected, truth)
-    for index in np.argsort(-np.asarray(scores), kind="stable"):
-        candidates = np.where(matched < 0, overlaps[index], -1.0)
-        best = int(np.argmax(candidates))
-        if candidates[best] >= iou:
-            matched[best] = index
-    return matched
-
-
-def find_wider_gt(data_dir: Path) -> Path:
-    candidates = sorted(data_dir.glob("wider_face_*_bbx_gt*.txt"))
-    if len(candidates) != 1:
-        raise ValueError(f"expected one wider_face_*_bbx_gt*.txt in {data_dir}, found {len(candidates)}")
-    return candidates[0]
-
-
-def evaluate_widerface(
-    detector: FaceDetector,
-    data_dir: Path,
-    limit: int | None = None,
-    min_face: int = 32,
-    score_threshold: float | None = None,
-) -> WiderResult:
-    """Recall at IoU 0.5 on WIDER FACE images, at the detector's serving threshold unless one is given.
-
-    Faces flagged `invalid` (the annotators could not judge them) are ignored, as the official evaluation does:
-    they count neither as faces to find nor, when a detection lands on one, as false positives (the official
-    evaluation likewise ignores detections on faces outside its lists).
-    """
-    started = time.perf_counter()
-    entries = parse_wider_gt(find_wider_gt(data_dir).read_text())[:limit]
-    threshold = detector.defaults.score_threshold if score_threshold is None else score_threshold
-    options = FaceOptions(threshold, detector.defaults.iou_threshold, detector.defaults.max_detections)
-    faces = detected = large = large_detected = invalid = detections = false_positives = 0
-    for chunk in _chunks(entries, CHUNK):
-        batch = [_read_image(data_dir / "images" / entry.name) for entry in chunk]
-        for entry, found in zip(chunk, detector.detect(batch, options), strict=True):
-            boxes = np.asarray([face.box for face in found], dtype=np.float64).reshape(-1, 4)
-            scores = np.asarray([face.score for face in found], dtype=np.float64)
-            corners = entry.boxes.copy()
-            corners[:, 2:] += corners[:, :2]
-            valid = ~entry.invalid
-            matched = match_faces(boxes, scores, corners[valid])
-            hit = matched >= 0
-            is_large = entry.boxes[valid, 2] >= min_face
-            faces += int(valid.sum())
-            detected += int(hit.sum())
-            large += int(is_large.sum())
-            large_detected += int((hit & is_large).sum())
-            invalid += int(entry.invalid.sum())
-            detections += len(found)
-            unmatched = np.setdiff1d(np.arange(len(found)), matched[hit])
-            on_invalid = iou_matrix(boxes[unmatched], corners[entry.invalid]).max(axis=1, initial=0.0) >= 0.5
-            false_positives += int((~on_invalid).sum())
-    return WiderResult(
-        images=len(entries),
-        faces=faces,
-        detected=detected,
-        min_face=min_face,
-        large_faces=large,
-        large_detected=large_detected,
-        invalid_faces=invalid,
-        detections=detections,
-        false_positives=false_positives,
-        score_threshold=threshold,
         seconds=time.perf_counter() - started,
     )

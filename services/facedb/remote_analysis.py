@@ -1,0 +1,100 @@
+"""The face analysis facedb serves with: the detector and embedder services, called over gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import grpc
+import numpy as np
+
+from argus.analysis import AnalyzedFace, PhotoFaces, Reembedded, StoredCrop, largest_faces
+from argus.client import DetectorClient, EmbedderClient, aligned_face, client_options, landmarked_face, photo_face
+from argus.config import Settings
+from argus.deadlines import time_left
+from argus.errors import InvalidInput
+from argus.grpc_status import error_from_dependency
+from argus.messages import box_tuple, landmarks_array, landmarks_message
+from argus.proto.embedder.v1 import embedder_pb2
+
+
+@contextmanager
+def _errors_of(service: str, address: str) -> Iterator[None]:
+    """A failed call to a dependency raised as this service's own error (argus.grpc_status.PASSED_ON)."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise error_from_dependency(service, address, exc) from None
+
+
+def _parts(embedding: embedder_pb2.Embedding) -> np.ndarray:
+    return np.concatenate([np.asarray(vector.values, dtype=np.float32) for vector in embedding.vectors])
+
+
+class RemoteFaceAnalyzer:
+    """Calls the detector and the embedder services; their errors come back as this service's own. Each call ends
+    by the deadline of the call being served, if it is sooner than timeout_s: no work for a caller who gave up."""
+
+    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.detector = DetectorClient(settings.detector_address, timeout_s, **client_options(settings))
+        self.embedder = EmbedderClient(settings.embedder_address, timeout_s, **client_options(settings))
+
+    def available_models(self) -> tuple[str, ...]:
+        with _errors_of("embedder", self.settings.embedder_address):
+            return tuple(model.name for model in self.embedder.list_models().models)
+
+    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
+        if len(encoded) > self.settings.max_image_bytes:
+            raise InvalidInput(f"image is {len(encoded)} bytes; the limit is {self.settings.max_image_bytes} bytes")
+        with _errors_of("detector", self.settings.detector_address):
+            found = self.detector.detect_faces([encoded], timeout_s=time_left(self.timeout_s)).results[0].faces
+        kept = largest_faces([box_tuple(face.box) for face in found], self.settings.max_faces_per_image)
+        faces = [found[i] for i in kept]
+        # The photo travels once per call, its faces as landmarks pointing to it, in calls the embedder accepts.
+        step = self.settings.max_faces_per_embed_call
+        embeddings: list[embedder_pb2.Embedding] = []
+        refs: tuple[str, ...] = ()
+        for start in range(0, len(faces), step):
+            with _errors_of("embedder", self.settings.embedder_address):
+                embedded = self.embedder.embed(
+                    [photo_face(0, face.landmarks) for face in faces[start : start + step]],
+                    photos=[encoded],
+                    models=models,
+                    return_face_crop=keep_crop,
+                    timeout_s=time_left(self.timeout_s),
+                )
+            embeddings += embedded.embeddings
+            refs = tuple(embedded.models)
+        return PhotoFaces(
+            [
+                AnalyzedFace(
+                    box=box_tuple(face.box),
+                    score=face.score,
+                    landmarks=landmarks_array(face.landmarks),
+                    parts=_parts(embedding),
+                    models=refs,
+                    sharpness=embedding.sharpness,
+                    crop_png=embedding.face_crop_png,
+                    crop_landmarks=landmarks_array(embedding.face_crop_landmarks) if keep_crop else None,
+                )
+                for face, embedding in zip(faces, embeddings, strict=True)
+            ],
+            len(found),
+        )
+
+    def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
+        inputs = [
+            aligned_face(crop.png)
+            if crop.landmarks is None
+            else landmarked_face(crop.png, landmarks_message(crop.landmarks))
+            for crop in crops
+        ]
+        with _errors_of("embedder", self.settings.embedder_address):
+            embedded = self.embedder.embed(inputs, models=models, timeout_s=time_left(self.timeout_s))
+        return [Reembedded(_parts(embedding), tuple(embedded.models)) for embedding in embedded.embeddings]
+
+    def close(self) -> None:
+        self.detector.close()
+        self.embedder.close()
