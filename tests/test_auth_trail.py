@@ -170,3 +170,31 @@ def test_a_limited_key_prunes_its_collections_events_only(tmp_path: Path) -> Non
         assert [event.collection for event in log.list()[0]] == ["bravo"]
     finally:
         store.close()
+
+
+def test_an_event_names_the_actor_it_is_given_not_the_call_context(
+    tmp_path: Path, keys: dict[str, tuple[ApiKey, str]]
+) -> None:
+    """The audit trail is domain code: the server layer passes the acting key in; the interceptor's context variable
+    is never read there."""
+    from argus.auth import current_key
+
+    store = FaceStore(f"sqlite:///{tmp_path / 'facedb.sqlite3'}")
+    store.migrate()
+    try:
+        log = AuditLog(store)
+        boss, _ = keys["boss"]
+        token = current_key.set(keys["reader"][0])
+        try:
+            log.record(audit.ENROLL, "alpha", actor=audit.Actor(boss.key_id, boss.name), subject="obama")
+            log.record(audit.VERIFY, "alpha", subject="obama")
+        finally:
+            current_key.reset(token)
+        events, more = log.list()
+        assert [(event.action, event.key_id, event.key_name) for event in events] == [
+            (audit.VERIFY, "", ""),
+            (audit.ENROLL, boss.key_id, "boss"),
+        ]
+        assert more is None
+    finally:
+        store.close()

@@ -13,18 +13,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from google.protobuf.struct_pb2 import Struct, Value
 
 from argus.errors import AlreadyExists, InvalidInput, NotFound
+from argus.services.facedb import requests
 from argus.services.facedb.index import FaceIndex, IndexRegistry
-from argus.services.facedb.storage import (
-    Base,
-    FaceStore,
-    NewFace,
-    alembic_config,
-    decode_page_token,
-    encode_page_token,
-    normalize_url,
-)
+from argus.services.facedb.storage import Base, FaceStore, NewFace, SubjectPage, alembic_config, normalize_url
 
 PROFILE = "mobilefacenet"
 MODELS = ("mobilefacenet@foamliu-1.0",)
@@ -132,6 +126,47 @@ def test_faces_of_earlier_versions_join_the_mobilefacenet_profile_and_keep_their
     store.close()
 
 
+def test_stored_crops_keep_their_bytes_and_faces_their_ids_when_the_crop_column_is_renamed(database_url: str) -> None:
+    """Revision 0005 renames faces.aligned_crop to face_crop in place: every crop (with or without landmarks) reads
+    back byte for byte, and a face id deleted before the upgrade still never comes back."""
+    from alembic import command
+
+    store = FaceStore(database_url)
+    command.upgrade(alembic_config(store.url), "0004")
+    vector = unit(np.random.default_rng(0), 1)[0].astype("<f4").tobytes()
+    crops = {1: b"\x89PNG legacy 112", 2: b"\x89PNG 256 crop", 3: None}
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO collections (id, name, profile, created_at) VALUES (1, 'old', 'mobilefacenet', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO subjects (id, collection_id, external_id, display_name, metadata, created_at) VALUES (1, 1, 'ann', '', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        for face_id in (1, 2, 3, 4):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO faces (subject_id, collection_id, embedding, dimension, profile, models, x1, y1, x2, y2, "
+                    "detection_score, face_size, sharpness, aligned_crop, crop_landmarks, created_at) VALUES "
+                    "(1, 1, :e, 128, 'mobilefacenet', 'mobilefacenet@foamliu-1.0', 0, 0, 50, 50, 0.9, 50, 40, :crop, "
+                    ":points, CURRENT_TIMESTAMP)"
+                ),
+                {"e": vector, "crop": crops.get(face_id), "points": "[[1, 2]]" if face_id == 2 else None},
+            )
+        conn.execute(sa.text("DELETE FROM faces WHERE id IN (3, 4)"))
+    store.migrate()
+    assert "aligned_crop" not in {column["name"] for column in sa.inspect(store.engine).get_columns("faces")}
+    assert [(f.face_id, f.has_crop) for f in store.get_subject("old", "ann").faces] == [(1, True), (2, True)]
+    store.start_reembedding("old", "dlib")
+    assert store.crops_to_reembed("old", 10) == ("dlib", [(1, crops[1], None), (2, crops[2], [[1, 2]])])
+    _, new_ids, _ = store.add_faces("old", "ann", "", {}, [new_face(unit(np.random.default_rng(1), 1)[0])])
+    assert new_ids[0] > 4
+    store.close()
+
+
 def test_plain_postgresql_urls_get_the_psycopg_driver() -> None:
     assert normalize_url("postgresql://u:p@h:5/d").drivername == "postgresql+psycopg"
     assert normalize_url("postgres://u@h/d").drivername == "postgresql+psycopg"
@@ -176,13 +211,14 @@ def test_duplicate_collection_is_already_exists(db: FaceStore) -> None:
     assert len(db.list_collections()) == 1
 
 
-def test_collection_arguments_are_checked(db: FaceStore) -> None:
+def test_collection_arguments_are_checked() -> None:
+    """At the service boundary (requests.py), before the store sees them."""
     with pytest.raises(InvalidInput):
-        db.create_collection("", None, PROFILE)
+        requests.collection_name("")
     with pytest.raises(InvalidInput):
-        db.create_collection("x" * 65, None, PROFILE)
+        requests.collection_name("x" * 65)
     with pytest.raises(InvalidInput):
-        db.create_collection("ok", 1.5, PROFILE)
+        requests.threshold(1.5)
 
 
 def test_not_found_messages_name_what_is_missing(db: FaceStore) -> None:
@@ -263,12 +299,13 @@ def test_add_faces_refuses_another_profile_or_dimension(db: FaceStore) -> None:
     db.add_faces("staff", "alice", "", {}, [new_face(unit(rng, 1)[0])])
     with pytest.raises(InvalidInput, match="128-dimensional"):
         db.add_faces("staff", "bob", "", {}, [new_face(unit(rng, 1, 64)[0])])
+    # What a request could get wrong is refused at the service boundary (requests.py), before the store.
     with pytest.raises(InvalidInput):
-        db.add_faces("staff", "bob", "", {}, [])
+        requests.images([], limit=10)
     with pytest.raises(InvalidInput):
-        db.add_faces("staff", "x" * 129, "", {}, [new_face(unit(rng, 1)[0])])
+        requests.subject_id("x" * 129)
     with pytest.raises(InvalidInput):
-        db.add_faces("staff", "bob", "", {"bad": object()}, [new_face(unit(rng, 1)[0])])
+        requests.metadata(Struct(fields={"bad": Value(number_value=float("nan"))}), max_bytes=4096, max_depth=8)
     assert db.get_collection("staff").subject_count == 1
 
 
@@ -322,34 +359,36 @@ def test_pagination_walks_every_subject_once(db: FaceStore) -> None:
     token = ""
     pages = 0
     while True:
-        subjects, token, total = db.list_subjects("staff", page_size=5, page_token=token)
-        assert total == 23
-        assert all(len(s.faces) == 1 for s in subjects)
-        seen += [s.external_id for s in subjects]
+        page = db.list_subjects("staff", *requests.subjects_page(5, token))
+        token = requests.subjects_token(page.after)
+        assert page.total == 23
+        assert all(len(s.faces) == 1 for s in page.subjects)
+        seen += [s.external_id for s in page.subjects]
         pages += 1
         if not token:
             break
     assert pages == 5
     assert seen == [f"person-{i:02d}" for i in range(23)]
 
-    everyone, token, total = db.list_subjects("staff", page_size=1000)
-    assert len(everyone) == 23 and token == "" and total == 23
+    everyone = db.list_subjects("staff", page_size=1000)
+    assert len(everyone.subjects) == 23 and everyone.after is None and everyone.total == 23
     # Deleting a subject already listed does not shift the next page.
-    first, token, _ = db.list_subjects("staff", page_size=5)
-    db.delete_subject("staff", first[0].external_id)
-    second, _, total = db.list_subjects("staff", page_size=5, page_token=token)
-    assert second[0].external_id == "person-05" and total == 22
+    first = db.list_subjects("staff", page_size=5)
+    db.delete_subject("staff", first.subjects[0].external_id)
+    second = db.list_subjects("staff", 5, first.after or 0)
+    assert second.subjects[0].external_id == "person-05" and second.total == 22
 
 
 def test_bad_page_token_and_page_size_are_invalid_input(db: FaceStore) -> None:
+    """Refused at the service boundary (requests.py, with argus.paging), before the store is asked."""
     db.create_collection("staff", None, PROFILE)
     for token in ["nope!", "Zm9v", "czEyYQ", "===="]:
         with pytest.raises(InvalidInput, match="page_token"):
-            db.list_subjects("staff", page_size=10, page_token=token)
+            requests.subjects_page(10, token)
     with pytest.raises(InvalidInput, match="page_size"):
-        db.list_subjects("staff", page_size=1001)
-    assert decode_page_token(encode_page_token(123456789)) == 123456789
-    assert db.list_subjects("staff", page_size=0) == ([], "", 0)
+        requests.subjects_page(1001, "")
+    assert requests.subjects_page(0, requests.subjects_token(123456789)) == (100, 123456789)
+    assert db.list_subjects("staff", *requests.subjects_page(0, "")) == SubjectPage([], None, 0)
 
 
 def test_embeddings_round_trip_bit_exact(db: FaceStore) -> None:

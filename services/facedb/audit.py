@@ -1,30 +1,31 @@
 """The audit trail: every verify and identify decision, every enrollment and deletion, and the calls refused for
 want of a key, scope or collection, in the face database.
 
-An event records when, which API key (its id and name), which collection and subject, the similarity and threshold,
-and the decision; never an embedding or an image. Refused calls come counted per key and reason per interval (one
-`denied` event with its count), so a flood of them cannot flood the trail. Events outlive the collections they
-mention (that is the point of an audit) until pruned by age.
+An event records when, which API key (its id and name: the `Actor` the server layer passes in), which collection
+and subject, the similarity and threshold, and the decision; never an embedding or an image. Refused calls come
+counted per key and reason per interval (one `denied` event with its count), so a flood of them cannot flood the
+trail. Events outlive the collections they mention (that is the point of an audit) until pruned by age. The table
+is storage.models.AuditEvent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, ColumnElement, Float, Index, Integer, String, delete, select, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, delete, select, true
 
-from argus.auth import Denials, current_key
+from argus.auth import Denials
+from argus.paging import DEFAULT_PAGE_SIZE
 from argus.services.facedb.audit_writer import BoundedWriter
-from argus.services.facedb.storage import (
-    SQLITE_BUSY_TIMEOUT_S,
-    Base,
-    FaceStore,
-    UTCDateTime,
-    decode_page_token,
-    encode_page_token,
+from argus.services.facedb.storage import SQLITE_BUSY_TIMEOUT_S, AuditRecord, Base, FaceStore
+from argus.services.facedb.storage.models import (
+    MAX_AUDIT_DETAIL,
+    MAX_COLLECTION_NAME,
+    MAX_EXTERNAL_ID,
+    AuditEvent,
     utcnow,
 )
 
@@ -39,39 +40,19 @@ VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE
     "denied",
 )
 
-
-class AuditEvent(Base):
-    __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_occurred_at", "occurred_at"),)
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    action: Mapped[str] = mapped_column(String(32))
-    key_id: Mapped[str] = mapped_column(String(16), default="")  # "" when auth is off; "anonymous" for denials
-    key_name: Mapped[str] = mapped_column(String(128))  # "" when auth is off
-    collection: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str] = mapped_column(String(128))  # "" when none is concerned or found
-    similarity: Mapped[float | None] = mapped_column(Float)
-    threshold: Mapped[float | None] = mapped_column(Float)
-    decision: Mapped[str] = mapped_column(String(32))  # match, no_match, no_face, unknown, identified, done
-    detail: Mapped[str] = mapped_column(String(256))
-    count: Mapped[int] = mapped_column(Integer, default=1)  # the calls a denied event stands for; 1 otherwise
+# Pruning by more days than this gives the same answer (no event is that old) without a date before year 1.
+MAX_PRUNE_DAYS = 365_000
 
 
 @dataclass(frozen=True)
-class AuditRecord:
-    event_id: int
-    occurred_at: datetime
-    action: str
-    key_id: str
-    key_name: str
-    collection: str
-    subject: str
-    similarity: float | None
-    threshold: float | None
-    decision: str
-    detail: str
-    count: int
+class Actor:
+    """The API key a call acts for, as the audit trail names it; both empty when auth is off."""
+
+    key_id: str = ""
+    name: str = ""
+
+
+NO_KEY = Actor()
 
 
 def _of_collections(collections: Sequence[str] | None) -> ColumnElement[bool]:
@@ -85,7 +66,7 @@ class AuditLog:
         # Events are written within a short bound on lock waits, or kept and written later (audit_writer).
         self.writer = BoundedWriter(
             store.engine,
-            AuditEvent.__table__,  # type: ignore[arg-type]
+            Base.metadata.tables[AuditEvent.__tablename__],
             wait_s=wait_s,
             backlog=backlog,
             default_busy_timeout_s=SQLITE_BUSY_TIMEOUT_S,
@@ -99,19 +80,19 @@ class AuditLog:
         action: str,
         collection: str,
         *,
+        actor: Actor = NO_KEY,
         subject: str = "",
         similarity: float | None = None,
         threshold: float | None = None,
         decision: str = "done",
         detail: str = "",
     ) -> None:
-        """Writes one event, attributed to the API key of the call being served, stamped with the time of the call
-        (it may reach the database later, see audit_writer)."""
-        key = current_key.get()
+        """Writes one event, attributed to the actor, stamped with the time of the call (it may reach the database
+        later, see audit_writer)."""
         self._write(
             action,
-            key_id=key.key_id if key else "",
-            key_name=key.name if key else "",
+            key_id=actor.key_id,
+            key_name=actor.name,
             collection=collection,
             subject=subject,
             similarity=similarity,
@@ -153,12 +134,12 @@ class AuditLog:
                 "action": action,
                 "key_id": key_id,
                 "key_name": key_name,
-                "collection": collection[:64],
-                "subject": subject[:128],
+                "collection": collection[:MAX_COLLECTION_NAME],
+                "subject": subject[:MAX_EXTERNAL_ID],
                 "similarity": similarity,
                 "threshold": threshold,
                 "decision": decision,
-                "detail": detail[:256],
+                "detail": detail[:MAX_AUDIT_DETAIL],
                 "count": count,
             }
         )
@@ -168,20 +149,21 @@ class AuditLog:
         *,
         collections: Sequence[str] | None = None,
         since: datetime | None = None,
-        page_size: int = 100,
-        page_token: str = "",
-    ) -> tuple[list[AuditRecord], str]:
-        """Newest first; collections None: every event, including those of no collection (denials)."""
+        page_size: int = DEFAULT_PAGE_SIZE,
+        before: int | None = None,
+    ) -> tuple[list[AuditRecord], int | None]:
+        """Newest first, those with an id below `before` (None: from the newest); collections None: every event,
+        including those of no collection (denials). Also returns where the next page starts, None on the last."""
         if collections is not None:  # no collection name holds NUL (PostgreSQL would refuse the query)
             collections = [name for name in collections if "\x00" not in name]
         query = (
             select(AuditEvent).where(_of_collections(collections)).order_by(AuditEvent.id.desc()).limit(page_size + 1)
         )
-        if page_token:
-            query = query.where(AuditEvent.id < decode_page_token(page_token))
+        if before is not None:
+            query = query.where(AuditEvent.id < before)
         if since is not None:
             query = query.where(AuditEvent.occurred_at >= since)
-        with self.store._transaction() as session:
+        with self.store.transaction() as session:
             rows = session.scalars(query).all()
             records = [
                 AuditRecord(
@@ -200,11 +182,14 @@ class AuditLog:
                 )
                 for row in rows[:page_size]
             ]
-        more = len(rows) > page_size
-        return records, encode_page_token(records[-1].event_id) if more else ""
+        return records, records[-1].event_id if len(rows) > page_size else None
 
     def prune(self, older_than: datetime, collections: Sequence[str] | None = None) -> int:
         """Removes the events older than that (of these collections only, unless None)."""
         query = delete(AuditEvent).where(AuditEvent.occurred_at < older_than, _of_collections(collections))
-        with self.store._transaction() as session:
-            return int(session.execute(query).rowcount)
+        with self.store.transaction() as session:
+            return int(cast("CursorResult[Any]", session.execute(query)).rowcount)
+
+    def prune_days(self, days: int, collections: Sequence[str] | None = None) -> int:
+        """Removes the events more than `days` days old (at least 1: the request checks say so)."""
+        return self.prune(utcnow() - timedelta(days=min(days, MAX_PRUNE_DAYS)), collections)

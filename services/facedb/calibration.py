@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import Any, overload
+from typing import Annotated, Self, overload
 
 import numpy as np
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import ErrorDetails
 
 from argus.config import Settings
 from argus.errors import InvalidInput, ModelUnavailable
+from argus.files import atomic_write
 from argus.profiles import Fusion, get_profile
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
@@ -36,8 +38,13 @@ LOGISTIC_C = 100.0
 
 TAIL_SAMPLES = 1000  # the largest impostor scores the exponential tail is fitted to
 
+# The numbers a decision is computed from: NaN or infinity there would turn every answer into nonsense.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Fields are checked when a calibration is made, from a file or in code; keys a newer version added are ignored.
+_FIELDS = ConfigDict(extra="ignore")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=_FIELDS)
 class ImpostorTail:
     """How often a stranger's face scores at least s against one enrolled face: P(S >= s).
 
@@ -51,17 +58,6 @@ class ImpostorTail:
     start: float  # score above which the exponential tail is used
     rate: float  # P(S >= start)
     scale: float  # mean excess over start
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImpostorTail:
-        return cls(
-            pairs=int(data["pairs"]),
-            exceedance=tuple(float(p) for p in data["exceedance"]),
-            scores=tuple(float(s) for s in data["scores"]),
-            start=float(data["start"]),
-            rate=float(data["rate"]),
-            scale=float(data["scale"]),
-        )
 
     def score_at(self, probability: float) -> float:
         """The score a single stranger reaches with this probability."""
@@ -94,25 +90,42 @@ def fit_impostor_tail(scores: np.ndarray) -> ImpostorTail:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_FIELDS)
 class Calibration:
     """Everything fitted for one embedding profile: the fusion's mean vectors, the accept threshold, the
-    probability model over the per-model cosines, and the impostor tail, with where they came from."""
+    probability model over the per-model cosines, and the impostor tail, with where they came from. A pydantic
+    dataclass: every field is checked for its type, and the whole for fitting its profile, when one is made."""
 
     profile: str  # e.g. "mobilefacenet+dlib": a calibration is only valid for its own profile...
     models: tuple[str, ...]  # ...and for these exact model versions ("name@version"), in the profile's order
     dimensions: tuple[int, ...]  # each model's vector size
     weights: tuple[float, ...]  # the profile's member weights it was fitted with (the fused cosine depends on them)
     means: dict[str, tuple[float, ...]]  # model name -> mean unit vector, for the models the profile centres
-    threshold: float  # fused cosine at or above which two faces are the same person (accuracy-maximising)
-    coef: tuple[float, ...]  # P(same | per-model cosines c) = sigmoid(coef . c + intercept)
-    intercept: float
+    threshold: Finite  # fused cosine at or above which two faces are the same person (accuracy-maximising)
+    coef: tuple[Finite, ...]  # P(same | per-model cosines c) = sigmoid(coef . c + intercept)
+    intercept: Finite
     pairs_file: str  # the labelled pairs it was fitted on (file name only)
     pairs: int
     accuracy: float  # accuracy at `threshold` on those same pairs (optimistic: fitted there)
     flip_augmentation: bool  # embeddings were made with flip test-time augmentation
     created: str  # ISO date
     impostors: ImpostorTail | None = None  # for open-set thresholds that grow with the gallery
+
+    @model_validator(mode="after")
+    def _fits_its_profile(self) -> Self:
+        if len(self.coef) != len(self.models) or len(self.dimensions) != len(self.models):
+            raise ValueError("calibration needs one coefficient and one dimension per model")
+        try:
+            fusion = self.fusion()
+        except (InvalidInput, ValueError) as exc:
+            raise ValueError(f"calibration does not fit its profile: {exc}") from None
+        current = tuple(member.weight for member in fusion.profile.members)
+        if self.weights != current:
+            raise ValueError(
+                f"calibration was fitted with weights {self.weights}, but profile {self.profile} now weighs its "
+                f"models {current}: its threshold no longer applies"
+            )
+        return self
 
     def fusion(self) -> Fusion:
         return Fusion(
@@ -147,67 +160,43 @@ class Calibration:
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
-        """Parses and checks a calibration; unknown keys are ignored so newer files stay readable."""
+        """Parses and checks a calibration file; every problem is a ValueError that names the fields at fault."""
         try:
-            data: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"calibration is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValueError("calibration JSON must be an object")
-        missing = [f.name for f in fields(cls) if f.name not in data and f.name != "impostors"]
-        if missing:
-            raise ValueError(f"calibration lacks {', '.join(missing)}")
-        try:
-            calibration = cls(
-                profile=str(data["profile"]),
-                models=tuple(str(m) for m in data["models"]),
-                dimensions=tuple(int(d) for d in data["dimensions"]),
-                weights=tuple(float(w) for w in data["weights"]),
-                means={str(k): tuple(float(x) for x in v) for k, v in dict(data["means"]).items()},
-                threshold=float(data["threshold"]),
-                coef=tuple(float(c) for c in data["coef"]),
-                intercept=float(data["intercept"]),
-                pairs_file=str(data["pairs_file"]),
-                pairs=int(data["pairs"]),
-                accuracy=float(data["accuracy"]),
-                flip_augmentation=bool(data["flip_augmentation"]),
-                created=str(data["created"]),
-                impostors=ImpostorTail.from_dict(data["impostors"]) if data.get("impostors") else None,
-            )
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(f"calibration has a field of the wrong type: {exc}") from None
-        if not all(math.isfinite(v) for v in (calibration.threshold, calibration.intercept, *calibration.coef)):
-            raise ValueError("calibration threshold, coef and intercept must be finite numbers")
-        if len(calibration.coef) != len(calibration.models) or len(calibration.dimensions) != len(calibration.models):
-            raise ValueError("calibration needs one coefficient and one dimension per model")
-        try:
-            fusion = calibration.fusion()
-        except (InvalidInput, ValueError) as exc:
-            raise ValueError(f"calibration does not fit its profile: {exc}") from None
-        current = tuple(member.weight for member in fusion.profile.members)
-        if calibration.weights != current:
-            raise ValueError(
-                f"calibration was fitted with weights {calibration.weights}, but profile {calibration.profile} now "
-                f"weighs its models {current}: its threshold no longer applies"
-            )
-        return calibration
+            return _CALIBRATION_FILE.validate_json(text)
+        except ValidationError as error:
+            raise ValueError(_problems(error)) from None
 
     def save(self, path: Path) -> None:
         """Writes atomically, so a reader never sees half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w") as stream:
-                stream.write(self.to_json())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic_write(Path(path), self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
         return cls.from_json(Path(path).read_text())
+
+
+_CALIBRATION_FILE = TypeAdapter(Calibration)
+
+
+def _problems(error: ValidationError) -> str:
+    """One line for a refused calibration file: what is missing, malformed or inconsistent."""
+    problems = error.errors(include_url=False)
+    if any(problem["type"] == "json_invalid" for problem in problems):
+        return f"calibration is not valid JSON: {problems[0]['msg']}"
+    if any(problem["type"] == "dataclass_type" for problem in problems):
+        return "calibration JSON must be an object"
+    missing = [_field(problem) for problem in problems if problem["type"] == "missing"]
+    if missing:
+        return f"calibration lacks {', '.join(missing)}"
+    if all(problem["type"] == "value_error" for problem in problems):  # the whole does not fit its profile
+        return "; ".join(str(problem["ctx"]["error"]) for problem in problems)
+    return "calibration has a field of the wrong type: " + "; ".join(
+        f"{_field(problem)}: {problem['msg']}" for problem in problems
+    )
+
+
+def _field(problem: ErrorDetails) -> str:
+    return ".".join(map(str, problem["loc"]))
 
 
 def accuracy_threshold(similarities: np.ndarray, same: np.ndarray) -> tuple[float, float]:

@@ -3,13 +3,14 @@
 The SQL database is the source of truth; the FAISS index is a cache derived from it. Every change is committed to
 the database first and applied to the index second, under the collection's lock, and every match found in the
 index is checked against the database before it is returned, so a deleted face can never be reported.
+
+Arguments arrive checked (requests.py, at the service boundary), and each change or decision names the `Actor` it
+is audited under: the server layer says who is calling, this module never asks the transport.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,21 +18,24 @@ from typing import Any
 
 import numpy as np
 
+from argus.analysis import AnalyzedFace, FaceAnalyzer
 from argus.config import Settings
-from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded, shown
-from argus.profiles import get_profile
+from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded
+from argus.profiles import PROFILES, EmbeddingProfile, get_profile
 from argus.services.facedb import audit
-from argus.services.facedb.audit import AuditLog
-from argus.services.facedb.calibration import Calibrations
+from argus.services.facedb.audit import NO_KEY, Actor, AuditLog
+from argus.services.facedb.calibration import Calibration, Calibrations
 from argus.services.facedb.index import FaceIndex, IndexRegistry
-from argus.services.facedb.pipeline import AnalyzedFace, FaceAnalyzer
-from argus.services.facedb.storage import CollectionRecord, FaceRecord, FaceStore, NewFace, SubjectRecord
+from argus.services.facedb.storage import (
+    CollectionRecord,
+    FaceRecord,
+    FaceStore,
+    NewFace,
+    SubjectPage,
+    SubjectRecord,
+)
 
 log = logging.getLogger(__name__)
-
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MAX_SUBJECT_ID = 128
-MAX_TOP_K = 100
 
 
 @dataclass(frozen=True)
@@ -107,64 +111,13 @@ class Enrollment:
     created_subject: bool
 
 
-def validate_collection_name(name: str) -> str:
-    if not COLLECTION_NAME.match(name):
-        raise InvalidInput(
-            f"collection name {shown(name)} is not valid: use 1 to 64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
+@dataclass(frozen=True)
+class ProfileStatus:
+    """A profile as ListProfiles shows it: calibration None while it has none this service can load."""
 
-
-def validate_subject_id(subject_id: str) -> str:
-    if not subject_id.strip():
-        raise InvalidInput("subject_id is empty: give the ID your application knows this person by")
-    if len(subject_id) > MAX_SUBJECT_ID:
-        raise InvalidInput(f"subject_id is {len(subject_id)} characters; the limit is {MAX_SUBJECT_ID}")
-    return subject_id
-
-
-def validate_metadata(metadata: dict[str, Any] | None, *, max_bytes: int, max_depth: int) -> None:
-    """Subject metadata is a small JSON object: at most max_bytes as compact JSON, nested at most max_depth deep.
-    Every listing carries it, so its size is what bounds a page of subjects."""
-    if not metadata:
-        return
-    depth = _json_depth(metadata)
-    if depth > max_depth:
-        raise InvalidInput(f"metadata is nested {depth} levels deep; the limit is {max_depth}")
-    try:
-        size = len(json.dumps(metadata, separators=(",", ":"), allow_nan=False).encode())
-    except (TypeError, ValueError) as error:
-        raise InvalidInput(f"metadata must be plain JSON: {error}") from None
-    if size > max_bytes:
-        raise InvalidInput(f"metadata is {size} bytes as JSON; the limit is {max_bytes} bytes")
-
-
-def _json_depth(value: Any) -> int:
-    """Levels of objects and lists; iterative, so no input can exhaust the stack."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        pending.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def validate_threshold(threshold: float) -> float:
-    if not (np.isfinite(threshold) and -1.0 <= threshold <= 1.0):
-        raise InvalidInput(f"threshold {threshold} is not a cosine similarity in [-1, 1]; 0 means the default")
-    return threshold
-
-
-def validate_top_k(top_k: int) -> int:
-    if top_k == 0:
-        return 1
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise InvalidInput(f"top_k {top_k} is out of range: ask for 1 to {MAX_TOP_K} candidates")
-    return top_k
+    profile: EmbeddingProfile
+    is_default: bool
+    calibration: Calibration | None
 
 
 @dataclass
@@ -248,11 +201,11 @@ class FaceDatabase:
                     self._stale.discard(collection)
         return self.indexes.get(collection)
 
-    def _audit_change(self, action: str, collection: str, *, subject: str = "", detail: str = "") -> None:
+    def _audit_change(self, action: str, collection: str, actor: Actor, *, subject: str = "", detail: str = "") -> None:
         """Audits a change already committed. If the audit write fails the change still stands, so the caller must
         not be told it failed (a retry would enroll twice): the event goes to the error log instead."""
         try:
-            self.audit.record(action, collection, subject=subject, detail=detail)
+            self.audit.record(action, collection, actor=actor, subject=subject, detail=detail)
         except ArgusError as exc:
             log.error("audit event lost (%s): %s %s %s %s", exc, action, collection, subject, detail)
 
@@ -263,12 +216,11 @@ class FaceDatabase:
 
     # --- collections ----------------------------------------------------------------------------------------
 
-    def create_collection(self, name: str, threshold: float = 0.0, profile: str = "") -> CollectionRecord:
-        validate_collection_name(name)
-        threshold = validate_threshold(threshold)
+    def create_collection(self, name: str, threshold: float | None = None, profile: str = "") -> CollectionRecord:
+        """A new, empty collection; threshold None: its profile's calibrated one, profile "": the default."""
         profile = self._usable_profile(profile or self.settings.profile)
         with self._lock(name):
-            record = self.store.create_collection(name, threshold or None, profile)
+            record = self.store.create_collection(name, threshold, profile)
             self.indexes.rebuild(name, self.store)
         return record
 
@@ -290,14 +242,25 @@ class FaceDatabase:
 
     # --- profiles -------------------------------------------------------------------------------------------
 
-    def change_profile(self, name: str, profile: str) -> CollectionRecord:
+    def profiles(self) -> list[ProfileStatus]:
+        """Every known profile, with its calibration where this service has one."""
+        statuses = []
+        for profile in PROFILES.values():
+            try:
+                calibration: Calibration | None = self.calibrations[profile.name]
+            except ModelUnavailable:
+                calibration = None
+            statuses.append(ProfileStatus(profile, profile.name == self.settings.profile, calibration))
+        return statuses
+
+    def change_profile(self, name: str, profile: str, *, actor: Actor = NO_KEY) -> CollectionRecord:
         """Starts re-embedding the collection's faces for another profile from their stored crops. The collection
         keeps serving on its current profile and index until every face is done; then it switches at once. Asking
         for the current profile cancels a re-embedding in progress."""
         profile = self._usable_profile(profile)
         with self._lock(name):
             record = self.store.start_reembedding(name, profile)
-        self._audit_change(audit.CHANGE_PROFILE, name, detail=f"{record.profile} -> {profile}")
+        self._audit_change(audit.CHANGE_PROFILE, name, actor, detail=f"{record.profile} -> {profile}")
         self.reembedding_wanted.set()
         return record
 
@@ -321,11 +284,11 @@ class FaceDatabase:
     def list_collections(self) -> list[CollectionRecord]:
         return self.store.list_collections()
 
-    def delete_collection(self, name: str) -> tuple[int, int]:
+    def delete_collection(self, name: str, *, actor: Actor = NO_KEY) -> tuple[int, int]:
         with self._lock(name):
             counts = self.store.delete_collection(name)
             self.indexes.drop(name)
-        self._audit_change(audit.DELETE_COLLECTION, name, detail=f"{counts[0]} subjects, {counts[1]} faces")
+        self._audit_change(audit.DELETE_COLLECTION, name, actor, detail=f"{counts[0]} subjects, {counts[1]} faces")
         return counts
 
     # --- enrollment -----------------------------------------------------------------------------------------
@@ -359,18 +322,9 @@ class FaceDatabase:
         display_name: str = "",
         metadata: dict[str, Any] | None = None,
         take_largest_face: bool = False,
+        actor: Actor = NO_KEY,
     ) -> Enrollment:
         """All images are checked before anything is stored: either every face is enrolled or none is."""
-        validate_subject_id(subject_id)
-        validate_metadata(
-            metadata, max_bytes=self.settings.max_metadata_bytes, max_depth=self.settings.max_metadata_depth
-        )
-        if not images:
-            raise InvalidInput("no images to enroll; one photo is enough")
-        if len(images) > self.settings.max_images_per_request:
-            raise InvalidInput(
-                f"{len(images)} images in one enrollment; the limit is {self.settings.max_images_per_request}"
-            )
         for _attempt in range(3):
             profile = self.collection(collection).profile
             embedded = [self._enrollable(index, data, profile, take_largest_face) for index, data in enumerate(images)]
@@ -403,7 +357,7 @@ class FaceDatabase:
                 self.indexes.get(collection).add(
                     np.asarray(face_ids, dtype=np.int64), np.stack([vector for _, vector in embedded])
                 )
-            self._audit_change(audit.ENROLL, collection, subject=subject_id, detail=f"faces {face_ids}")
+            self._audit_change(audit.ENROLL, collection, actor, subject=subject_id, detail=f"faces {face_ids}")
             return Enrollment(subject, face_ids, created)
         raise Overloaded(f"collection {collection!r} kept changing profile during the enrollment; retry")
 
@@ -430,9 +384,8 @@ class FaceDatabase:
         cosines = self.calibrations.fusion(profile).model_cosines(a, b)
         return float(self.calibrations[profile].probability(cosines))
 
-    def verify(self, collection: str, subject_id: str, image: bytes) -> Decision:
+    def verify(self, collection: str, subject_id: str, image: bytes, *, actor: Actor = NO_KEY) -> Decision:
         """1:1: the probe's largest face against every face enrolled for the subject."""
-        validate_subject_id(subject_id)
         record = self.collection(collection)
         # NotFound for an unknown subject; the profile is the one the stored faces were embedded for.
         profile, face_ids, stored = self.store.subject_faces(collection, subject_id)
@@ -451,6 +404,7 @@ class FaceDatabase:
         self.audit.record(
             audit.VERIFY,
             collection,
+            actor=actor,
             subject=subject_id,
             similarity=decision.similarity if decision.face_found else None,
             threshold=threshold,
@@ -458,10 +412,10 @@ class FaceDatabase:
         )
         return decision
 
-    def compare(self, image_a: bytes, image_b: bytes, threshold: float = 0.0) -> Comparison:
-        """Two photos' largest faces, with the default profile."""
+    def compare(self, image_a: bytes, image_b: bytes, threshold: float | None = None) -> Comparison:
+        """Two photos' largest faces, with the default profile; threshold None: its calibrated one."""
         profile = self.settings.profile
-        threshold = validate_threshold(threshold) or self.calibrations[profile].threshold
+        threshold = threshold or self.calibrations[profile].threshold
         probe_a, a = self._probe(image_a, profile)
         probe_b, b = self._probe(image_b, profile)
         if a is None or b is None:
@@ -469,18 +423,24 @@ class FaceDatabase:
         similarity = float(a @ b)
         return Comparison(probe_a, probe_b, similarity, threshold, self._probability(profile, a, b))
 
-    def identify(self, collection: str, image: bytes, top_k: int = 1, threshold: float = 0.0) -> Identification:
-        """1:K for every face in the photo: the best subjects, one candidate per subject, best first."""
-        top_k = validate_top_k(top_k)
+    def identify(
+        self, collection: str, image: bytes, top_k: int = 1, threshold: float | None = None, *, actor: Actor = NO_KEY
+    ) -> Identification:
+        """1:K for every face in the photo: the best subjects, one candidate per subject, best first; threshold
+        None: the open-set one for the collection's size."""
         record = self.collection(collection)
         index = self._fresh_index(collection)
         profile = index.profile or record.profile  # the index's own: it may have switched since the record was read
-        threshold = validate_threshold(threshold) or self.identify_threshold_of(record, profile)
+        threshold = threshold or self.identify_threshold_of(record, profile)
         embedded = self._embed(image, profile)
         faces = embedded.faces
         if not faces or index.size == 0:
             self.audit.record(
-                audit.IDENTIFY, collection, threshold=threshold, decision="no_face" if not faces else "unknown"
+                audit.IDENTIFY,
+                collection,
+                actor=actor,
+                threshold=threshold,
+                decision="no_face" if not faces else "unknown",
             )
             identified = [IdentifiedFace(f, [], threshold) for f in faces]
             return Identification(identified, threshold, index.size, embedded.found)
@@ -506,6 +466,7 @@ class FaceDatabase:
             self.audit.record(
                 audit.IDENTIFY,
                 collection,
+                actor=actor,
                 subject="" if found.unknown or best is None else best.subject_id,
                 similarity=best.similarity if best else None,
                 threshold=threshold,
@@ -516,28 +477,23 @@ class FaceDatabase:
     # --- subjects -------------------------------------------------------------------------------------------
 
     def get_subject(self, collection: str, subject_id: str) -> SubjectRecord:
-        validate_subject_id(subject_id)
         return self.store.get_subject(collection, subject_id)
 
-    def list_subjects(self, collection: str, page_size: int, page_token: str) -> tuple[list[SubjectRecord], str, int]:
-        if page_size == 0:
-            page_size = 100
-        if not 1 <= page_size <= 1000:
-            raise InvalidInput(f"page_size {page_size} is out of range: 1 to 1000, or 0 for 100")
+    def list_subjects(self, collection: str, page_size: int, after: int = 0) -> SubjectPage:
+        """The page of subjects after the position `after`, no larger than a reply may carry."""
         # Half the message limit leaves room for the encoding's overhead on top of the rows' own size.
-        return self.store.list_subjects(collection, page_size, page_token, self.settings.max_message_bytes // 2)
+        return self.store.list_subjects(collection, page_size, after, self.settings.max_message_bytes // 2)
 
-    def delete_face(self, collection: str, face_id: int) -> FaceRecord:
+    def delete_face(self, collection: str, face_id: int, *, actor: Actor = NO_KEY) -> FaceRecord:
         with self._lock(collection):
             record = self.store.delete_face(collection, face_id)
             self.indexes.get(collection).remove(np.asarray([face_id], dtype=np.int64))
-        self._audit_change(audit.DELETE_FACE, collection, subject=record.external_id, detail=f"face {face_id}")
+        self._audit_change(audit.DELETE_FACE, collection, actor, subject=record.external_id, detail=f"face {face_id}")
         return record
 
-    def delete_subject(self, collection: str, subject_id: str) -> int:
-        validate_subject_id(subject_id)
+    def delete_subject(self, collection: str, subject_id: str, *, actor: Actor = NO_KEY) -> int:
         with self._lock(collection):
             face_ids = self.store.delete_subject(collection, subject_id)
             self.indexes.get(collection).remove(np.asarray(face_ids, dtype=np.int64))
-        self._audit_change(audit.DELETE_SUBJECT, collection, subject=subject_id, detail=f"faces {face_ids}")
+        self._audit_change(audit.DELETE_SUBJECT, collection, actor, subject=subject_id, detail=f"faces {face_ids}")
         return len(face_ids)

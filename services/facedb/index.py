@@ -114,7 +114,7 @@ class FaceIndex:
                 self._index = self._new_index(self._dimension)
             present = [face_id for face_id in id_array.tolist() if face_id in self._ids]
             if present:
-                self._index.remove_ids(_as_ids(present))
+                self._index.remove_ids(faiss.IDSelectorBatch(_as_ids(present)))
             self._index.add_with_ids(prepared, id_array)
             self._ids.update(id_array.tolist())
 
@@ -124,7 +124,7 @@ class FaceIndex:
             present = [face_id for face_id in _as_ids(ids).tolist() if face_id in self._ids]
             if not present or self._index is None:
                 return 0
-            removed = int(self._index.remove_ids(_as_ids(present)))
+            removed = int(self._index.remove_ids(faiss.IDSelectorBatch(_as_ids(present))))
             self._ids.difference_update(present)
             return removed
 

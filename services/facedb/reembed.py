@@ -13,10 +13,10 @@ import threading
 
 import numpy as np
 
+from argus.analysis import StoredCrop
 from argus.errors import ArgusError, InvalidInput
 from argus.profiles import get_profile
 from argus.services.facedb.database import FaceDatabase
-from argus.services.facedb.pipeline import StoredCrop
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import faiss
 import grpc
 
+from argus.analysis import FaceAnalyzer
 from argus.config import Settings
 from argus.health import monitor_dependency
 from argus.proto.facedb.v1 import facedb_pb2, facedb_pb2_grpc
 from argus.server import RunningServer, ServiceBinding, start_server
 from argus.services.facedb.database import FaceDatabase
-from argus.services.facedb.pipeline import FaceAnalyzer, RemoteFaceAnalyzer
 from argus.services.facedb.reembed import Reembedder
+from argus.services.facedb.remote_analysis import RemoteFaceAnalyzer
 from argus.services.facedb.servicer import FaceDatabaseServicer
 from argus.services.facedb.storage import FaceStore
 

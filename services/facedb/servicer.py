@@ -1,27 +1,19 @@
-"""The FaceDatabaseService: protobuf in and out, FaceDatabase underneath."""
+"""The FaceDatabaseService: protobuf in and out, FaceDatabase underneath. It only translates: each request is
+checked (requests.py) and turned into plain values, the acting API key into the audit trail's Actor, and the
+domain's answer into the reply."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
 import grpc
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from argus.auth import visible_collections
-from argus.errors import InvalidInput, ModelUnavailable
+from argus.auth import current_key, visible_collections
 from argus.messages import box_message
-from argus.profiles import PROFILES
 from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.proto.facedb.v1 import facedb_pb2_grpc
-from argus.services.facedb.database import FaceDatabase, IdentifiedFace, Probe
-from argus.services.facedb.storage import CollectionRecord, FaceRecord, SubjectRecord
-
-
-def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+from argus.services.facedb import requests
+from argus.services.facedb.audit import NO_KEY, Actor
+from argus.services.facedb.database import FaceDatabase, IdentifiedFace, Probe, ProfileStatus
+from argus.services.facedb.storage import AuditRecord, CollectionRecord, FaceRecord, SubjectRecord
 
 
 def _collection(record: CollectionRecord, database: FaceDatabase) -> pb.Collection:
@@ -31,7 +23,7 @@ def _collection(record: CollectionRecord, database: FaceDatabase) -> pb.Collecti
         profile=record.profile,
         subject_count=record.subject_count,
         face_count=record.face_count,
-        created_at=_timestamp(record.created_at),
+        created_at=record.created_at,
         pending_profile=record.pending_profile or "",
         reembedded_faces=record.reembedded,
     )
@@ -47,20 +39,18 @@ def _face(record: FaceRecord) -> pb.Face:
         profile=record.profile,
         models=list(record.models),
         has_crop=record.has_crop,
-        created_at=_timestamp(record.created_at),
+        created_at=record.created_at,
     )
 
 
 def _subject(record: SubjectRecord, collection: str) -> pb.Subject:
-    metadata = struct_pb2.Struct()
-    metadata.update(record.metadata or {})
     return pb.Subject(
         collection=collection,
         subject_id=record.external_id,
         display_name=record.display_name,
-        metadata=metadata,
+        metadata=record.metadata,
         faces=[_face(face) for face in record.faces],
-        created_at=_timestamp(record.created_at),
+        created_at=record.created_at,
     )
 
 
@@ -72,13 +62,39 @@ def _probe(probe: Probe) -> pb.ProbeFace | None:
     )
 
 
-def _metadata(request: pb.EnrollRequest) -> dict[str, Any] | None:
-    if not request.HasField("metadata"):
-        return None
-    try:
-        return json_format.MessageToDict(request.metadata)
-    except ValueError as error:  # NaN or infinite numbers: a Struct may hold them, JSON cannot
-        raise InvalidInput(f"metadata must be plain JSON: {error}") from None
+def _actor() -> Actor:
+    """The API key of the call being served, as the server's auth interceptor found it."""
+    key = current_key.get()
+    return Actor(key.key_id, key.name) if key else NO_KEY
+
+
+def _profile(status: ProfileStatus) -> pb.Profile:
+    profile, calibration = status.profile, status.calibration
+    message = pb.Profile(
+        name=profile.name, summary=profile.summary, models=list(profile.models), is_default=status.is_default
+    )
+    if calibration is not None:
+        message.calibrated = True
+        message.threshold = calibration.threshold
+        message.model_versions.extend(calibration.models)
+    return message
+
+
+def _audit_event(event: AuditRecord) -> pb.AuditEvent:
+    return pb.AuditEvent(
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        action=event.action,
+        key_id=event.key_id,
+        key_name=event.key_name,
+        collection=event.collection,
+        subject_id=event.subject,
+        similarity=event.similarity,
+        threshold=event.threshold,
+        decision=event.decision,
+        detail=event.detail,
+        count=event.count,
+    )
 
 
 def _outcome(face_found: bool, match: bool) -> pb.ProbeOutcome:
@@ -110,35 +126,19 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         self.db = database
 
     def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
-        return _collection(self.db.create_collection(request.name, request.threshold, request.profile), self.db)
+        name = requests.collection_name(request.name)
+        record = self.db.create_collection(name, requests.threshold(request.threshold), request.profile)
+        return _collection(record, self.db)
 
     def GetCollection(self, request: pb.GetCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
         return _collection(self.db.collection(request.name), self.db)
 
     def ChangeProfile(self, request: pb.ChangeProfileRequest, context: grpc.ServicerContext) -> pb.Collection:
-        if not request.profile:
-            raise InvalidInput(f"name the profile to change to; known: {', '.join(PROFILES)}")
-        return _collection(self.db.change_profile(request.collection, request.profile), self.db)
+        record = self.db.change_profile(request.collection, requests.profile(request.profile), actor=_actor())
+        return _collection(record, self.db)
 
     def ListProfiles(self, request: pb.ListProfilesRequest, context: grpc.ServicerContext) -> pb.ListProfilesResponse:
-        profiles = []
-        for profile in PROFILES.values():
-            message = pb.Profile(
-                name=profile.name,
-                summary=profile.summary,
-                models=list(profile.models),
-                is_default=profile.name == self.db.settings.profile,
-            )
-            try:
-                calibration = self.db.calibrations[profile.name]
-            except ModelUnavailable:
-                pass
-            else:
-                message.calibrated = True
-                message.threshold = calibration.threshold
-                message.model_versions.extend(calibration.models)
-            profiles.append(message)
-        return pb.ListProfilesResponse(profiles=profiles)
+        return pb.ListProfilesResponse(profiles=[_profile(status) for status in self.db.profiles()])
 
     def ListCollections(
         self, request: pb.ListCollectionsRequest, context: grpc.ServicerContext
@@ -155,17 +155,25 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
     def DeleteCollection(
         self, request: pb.DeleteCollectionRequest, context: grpc.ServicerContext
     ) -> pb.DeleteCollectionResponse:
-        subjects, faces = self.db.delete_collection(request.name)
+        subjects, faces = self.db.delete_collection(request.name, actor=_actor())
         return pb.DeleteCollectionResponse(deleted_subjects=subjects, deleted_faces=faces)
 
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
+        settings = self.db.settings
+        subject_id = requests.subject_id(request.subject_id)
+        metadata = requests.metadata(
+            request.metadata if request.HasField("metadata") else None,
+            max_bytes=settings.max_metadata_bytes,
+            max_depth=settings.max_metadata_depth,
+        )
         enrollment = self.db.enroll(
             request.collection,
-            request.subject_id,
-            [image.data for image in request.images],
-            display_name=request.display_name,
-            metadata=_metadata(request),
+            subject_id,
+            requests.images([image.data for image in request.images], limit=settings.max_images_per_request),
+            display_name=requests.display_name(request.display_name),
+            metadata=metadata,
             take_largest_face=request.take_largest_face,
+            actor=_actor(),
         )
         return pb.EnrollResponse(
             subject=_subject(enrollment.subject, request.collection),
@@ -174,7 +182,8 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         )
 
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
-        decision = self.db.verify(request.collection, request.subject_id, request.image.data)
+        subject_id = requests.subject_id(request.subject_id)
+        decision = self.db.verify(request.collection, subject_id, request.image.data, actor=_actor())
         return pb.VerifyResponse(
             outcome=_outcome(decision.face_found, decision.match),
             match=decision.match,
@@ -187,7 +196,8 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         )
 
     def Compare(self, request: pb.CompareRequest, context: grpc.ServicerContext) -> pb.CompareResponse:
-        result = self.db.compare(request.image_a.data, request.image_b.data, request.threshold)
+        threshold = requests.threshold(request.threshold)
+        result = self.db.compare(request.image_a.data, request.image_b.data, threshold)
         missing = [name for name, probe in (("image_a", result.a), ("image_b", result.b)) if probe.face is None]
         return pb.CompareResponse(
             outcome=_outcome(not missing, result.match),
@@ -201,7 +211,8 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         )
 
     def Identify(self, request: pb.IdentifyRequest, context: grpc.ServicerContext) -> pb.IdentifyResponse:
-        result = self.db.identify(request.collection, request.image.data, request.top_k, request.threshold)
+        top_k, threshold = requests.top_k(request.top_k), requests.threshold(request.threshold)
+        result = self.db.identify(request.collection, request.image.data, top_k, threshold, actor=_actor())
         return pb.IdentifyResponse(
             faces=[_identified(face) for face in result.faces],
             faces_found=result.faces_found,
@@ -211,66 +222,46 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         )
 
     def GetSubject(self, request: pb.GetSubjectRequest, context: grpc.ServicerContext) -> pb.Subject:
-        return _subject(self.db.get_subject(request.collection, request.subject_id), request.collection)
+        subject_id = requests.subject_id(request.subject_id)
+        return _subject(self.db.get_subject(request.collection, subject_id), request.collection)
 
     def ListSubjects(self, request: pb.ListSubjectsRequest, context: grpc.ServicerContext) -> pb.ListSubjectsResponse:
-        subjects, token, total = self.db.list_subjects(request.collection, request.page_size, request.page_token)
+        page_size, after = requests.subjects_page(request.page_size, request.page_token)
+        page = self.db.list_subjects(request.collection, page_size, after)
         return pb.ListSubjectsResponse(
-            subjects=[_subject(s, request.collection) for s in subjects], next_page_token=token, total=total
+            subjects=[_subject(s, request.collection) for s in page.subjects],
+            next_page_token=requests.subjects_token(page.after),
+            total=page.total,
         )
 
     def DeleteFace(self, request: pb.DeleteFaceRequest, context: grpc.ServicerContext) -> pb.DeleteFaceResponse:
-        self.db.delete_face(request.collection, request.face_id)
+        self.db.delete_face(request.collection, request.face_id, actor=_actor())
         return pb.DeleteFaceResponse()
 
     def DeleteSubject(
         self, request: pb.DeleteSubjectRequest, context: grpc.ServicerContext
     ) -> pb.DeleteSubjectResponse:
-        return pb.DeleteSubjectResponse(deleted_faces=self.db.delete_subject(request.collection, request.subject_id))
+        subject_id = requests.subject_id(request.subject_id)
+        return pb.DeleteSubjectResponse(
+            deleted_faces=self.db.delete_subject(request.collection, subject_id, actor=_actor())
+        )
 
     def ListAuditEvents(
         self, request: pb.ListAuditEventsRequest, context: grpc.ServicerContext
     ) -> pb.ListAuditEventsResponse:
-        page_size = request.page_size or 100
-        if not 1 <= page_size <= 1000:
-            raise InvalidInput(f"page_size {page_size} is out of range: 1 to 1000, or 0 for 100")
-        since = None
-        if request.HasField("since"):
-            try:
-                since = request.since.ToDatetime(tzinfo=UTC)
-            except (ValueError, OverflowError) as error:  # nanos or seconds out of the Timestamp's range
-                raise InvalidInput(f"since is not a valid timestamp: {error}") from None
+        page_size, before = requests.audit_page(request.page_size, request.page_token)
+        since = requests.since(request.since if request.HasField("since") else None)
         # A named collection has passed the key's collection limit; none named means every one the key may see.
         collections = [request.collection] if request.collection else visible_collections()
-        events, token = self.db.audit.list(
-            collections=collections, since=since, page_size=page_size, page_token=request.page_token
+        events, next_before = self.db.audit.list(
+            collections=collections, since=since, page_size=page_size, before=before
         )
         return pb.ListAuditEventsResponse(
-            events=[
-                pb.AuditEvent(
-                    event_id=event.event_id,
-                    occurred_at=_timestamp(event.occurred_at),
-                    action=event.action,
-                    key_id=event.key_id,
-                    key_name=event.key_name,
-                    collection=event.collection,
-                    subject_id=event.subject,
-                    similarity=event.similarity,
-                    threshold=event.threshold,
-                    decision=event.decision,
-                    detail=event.detail,
-                    count=event.count,
-                )
-                for event in events
-            ],
-            next_page_token=token,
+            events=[_audit_event(event) for event in events], next_page_token=requests.audit_token(next_before)
         )
 
     def PruneAuditEvents(
         self, request: pb.PruneAuditEventsRequest, context: grpc.ServicerContext
     ) -> pb.PruneAuditEventsResponse:
-        if request.older_than_days < 1:
-            raise InvalidInput("older_than_days must be at least 1")
-        # Capped at 1,000 years: the same answer (no event is that old) without a date before year 1 (OverflowError).
-        cutoff = datetime.now(UTC) - timedelta(days=min(request.older_than_days, 365_000))
-        return pb.PruneAuditEventsResponse(deleted=self.db.audit.prune(cutoff, visible_collections()))
+        days = requests.older_than_days(request.older_than_days)
+        return pb.PruneAuditEventsResponse(deleted=self.db.audit.prune_days(days, visible_collections()))

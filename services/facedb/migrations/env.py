@@ -10,7 +10,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from argus.services.facedb.storage import Base, normalize_url
+from argus.services.facedb.storage.engine import normalize_url
+from argus.services.facedb.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,92 @@
+"""What the repository hands out and takes in: plain, frozen, detached from any session, so nothing outside it can
+lazy-load from a closed session or change a row by accident."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    name: str
+    threshold: float | None  # None: the profile's calibrated default applies
+    profile: str
+    created_at: datetime
+    subject_count: int = 0
+    face_count: int = 0
+    pending_profile: str | None = None  # being re-embedded for this profile
+    reembedded: int = 0  # faces already re-embedded for it
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    face_id: int
+    external_id: str  # the subject's client-chosen ID
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in source pixels
+    detection_score: float
+    face_size: float
+    sharpness: float
+    profile: str
+    models: tuple[str, ...]  # "name@version" of each model that embedded it
+    dimension: int
+    created_at: datetime
+    has_crop: bool = False
+
+    @property
+    def id(self) -> int:
+        """The same as face_id: the face's database and FAISS id."""
+        return self.face_id
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    collection: str
+    external_id: str
+    display_name: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    faces: tuple[FaceRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class SubjectPage:
+    """One page of a collection's subjects: `after` is the position the next page starts after, None on the last."""
+
+    subjects: list[SubjectRecord]
+    after: int | None
+    total: int  # subjects in the collection
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to enroll, as the analysis measured it."""
+
+    embedding: np.ndarray  # (d,) float32: the models' unit vectors, concatenated
+    profile: str
+    models: tuple[str, ...]
+    box: tuple[float, float, float, float]
+    detection_score: float
+    face_size: float
+    sharpness: float
+    crop: bytes | None = None  # PNG of the face crop
+    crop_landmarks: np.ndarray | None = None  # (5, 2) in crop pixels
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    event_id: int
+    occurred_at: datetime
+    action: str
+    key_id: str
+    key_name: str
+    collection: str
+    subject: str
+    similarity: float | None
+    threshold: float | None
+    decision: str
+    detail: str
+    count: int
