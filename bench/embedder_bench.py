@@ -1,6 +1,6 @@
 """Embedding profiles' cost: CPU (or GPU) milliseconds per face, one face at a time and in batches.
 
-    python bench/embedder_bench.py [--seconds S] [--json] [--images DIR] [--profiles a,b]
+    python bench/embedder_bench.py [--seconds S] [--quick] [--json [PATH]] [--images DIR] [--profiles a,b]
 
 Every profile of argus.profiles is timed on the same faces (the face photos of the test images, detected once
 up front): `embed` is what the embedder does per face for that profile (face crop, each network's crop, flip
@@ -11,17 +11,15 @@ prints what it measured, all rows of one run on the same machine, so compare the
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import harness
 import numpy as np
 
-from argus.cli.output import table
 from argus.config import Settings
 from argus.imaging import decode_image
 from argus.models.store import ModelStore
@@ -30,8 +28,8 @@ from argus.services.detector.faces import FaceDetector
 from argus.services.embedder.align import FaceCrop, face_crop
 from argus.services.embedder.embedder import FaceEmbedder
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BATCH = 16
+QUICK = {"seconds": 0.05}
 
 
 @dataclass
@@ -45,14 +43,26 @@ class Row:
     first_look_ms_per_photo: float  # the detection pass alone
 
 
-def timed(call: Callable[[], object], seconds: float) -> float:
+COLUMNS: list[harness.Column[Row]] = [
+    harness.Column("profile", "profile"),
+    harness.Column("dim", "dimension"),
+    harness.Column("ms/face (1 per call)", "ms_per_face_single", ".1f"),
+    harness.Column(f"ms/face ({BATCH} per call)", "ms_per_face_batched", ".1f"),
+    harness.Column(
+        "detect ms/photo (first look)", lambda r: f"{r.detect_ms_per_photo:.1f} ({r.first_look_ms_per_photo:.1f})"
+    ),
+]
+
+
+def mean_s(call: Callable[[], object], seconds: float) -> float:
     """Mean seconds per call over at least one call and about `seconds` in all (after one warm-up call)."""
-    call()
-    count, started = 0, time.perf_counter()
-    while count == 0 or time.perf_counter() - started < seconds:
-        call()
-        count += 1
-    return (time.perf_counter() - started) / count
+    run = harness.repeat(call, seconds)
+    return run.elapsed_s / run.calls
+
+
+def embed_one_by_one(embedder: FaceEmbedder, crops: list[FaceCrop], models: Sequence[str]) -> None:
+    for crop in crops:
+        embedder.embed_crops([crop], models)
 
 
 def load_faces(detector: FaceDetector, images: Path) -> tuple[list[np.ndarray], list[FaceCrop]]:
@@ -64,25 +74,25 @@ def load_faces(detector: FaceDetector, images: Path) -> tuple[list[np.ndarray], 
     for photo, faces in zip(photos, detector.detect(photos, detector.defaults), strict=True):
         crops += [face_crop(photo, np.asarray(face.landmarks)) for face in faces]
     if not crops:
-        raise SystemExit(f"no faces found under {images / 'faces'}")
+        raise harness.Unavailable(f"no faces found under {images / 'faces'}")
     return photos, crops
 
 
 def run(settings: Settings, images: Path, seconds: float, profiles: list[str]) -> list[Row]:
-    store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
+    store = ModelStore.from_settings(settings)
     needed = list(dict.fromkeys(model for name in profiles for model in PROFILES[name].models))
     detector = FaceDetector(store, settings)
     embedder = FaceEmbedder(store, settings, needed)
     try:
         photos, crops = load_faces(detector, images)
-        detect_s = timed(lambda: [detector.detect([photo], detector.defaults) for photo in photos], seconds)
-        first_s = timed(lambda: [detector.detect_once([photo], detector.defaults) for photo in photos], seconds)
+        detect_s = mean_s(lambda: [detector.detect([photo], detector.defaults) for photo in photos], seconds)
+        first_s = mean_s(lambda: [detector.detect_once([photo], detector.defaults) for photo in photos], seconds)
         batch = (crops * BATCH)[:BATCH]
         rows = []
         for name in profiles:
             models = PROFILES[name].models
-            single = timed(lambda m=models: [embedder.embed_crops([c], m) for c in crops], seconds) / len(crops)
-            batched = timed(lambda m=models: embedder.embed_crops(batch, m), seconds) / BATCH
+            single = mean_s(partial(embed_one_by_one, embedder, crops, models), seconds) / len(crops)
+            batched = mean_s(partial(embedder.embed_crops, batch, models), seconds) / BATCH
             rows.append(
                 Row(
                     profile=name,
@@ -100,46 +110,40 @@ def run(settings: Settings, images: Path, seconds: float, profiles: list[str]) -
         detector.close()
 
 
-def format_table(rows: list[Row], settings: Settings) -> str:
-    flip = "with" if settings.flip_augmentation else "without"
-    header = f"embedding cost per face ({flip} flip augmentation; detection is per photo, once for any profile)"
-    body = table(
-        [
-            [
-                r.profile,
-                r.dimension,
-                f"{r.ms_per_face_single:.1f}",
-                f"{r.ms_per_face_batched:.1f}",
-                f"{r.detect_ms_per_photo:.1f} ({r.first_look_ms_per_photo:.1f})",
-            ]
-            for r in rows
-        ],
-        ["profile", "dim", "ms/face (1 per call)", f"ms/face ({BATCH} per call)", "detect ms/photo (first look)"],
+def measure(settings: Settings, images: Path, seconds: float, profiles: list[str]) -> harness.Report:
+    rows = run(settings, images, seconds, profiles)
+    report = harness.Report(
+        "embedder",
+        seconds,
+        [],
+        {
+            "device": settings.device,
+            "intra_op_threads": settings.intra_op_threads,
+            "flip_augmentation": settings.flip_augmentation,
+            "face_refine_landmarks": settings.face_refine_landmarks,
+        },
     )
-    return f"{header}\n{body}"
+    flip = "with" if settings.flip_augmentation else "without"
+    report.table(
+        "profiles",
+        [f"embedding cost per face ({flip} flip augmentation; detection is per photo, once for any profile)"],
+        rows,
+        COLUMNS,
+    )
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="time spent on each row")
-    parser.add_argument("--images", type=Path, help="test images folder (default: ../shared/images)")
+    parser = harness.arguments(__doc__, seconds=3.0, images="faces/*.jpg")
     parser.add_argument("--profiles", help="comma-separated profiles (default: all)")
-    parser.add_argument("--json", action="store_true", help="rows as JSON on stdout, the table on stderr")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    images = args.images or REPO_ROOT.parent / "shared" / "images"
+    args = harness.parse(parser, argv, QUICK)
     profiles = args.profiles.split(",") if args.profiles else list(PROFILES)
     unknown = [name for name in profiles if name not in PROFILES]
     if unknown:
         parser.error(f"unknown profile(s) {', '.join(unknown)}; known: {', '.join(PROFILES)}")
-    rows = run(settings, images, args.seconds, profiles)
-    text = format_table(rows, settings)
-    if args.json:
-        print(text, file=sys.stderr)
-        print(json.dumps([asdict(row) for row in rows], indent=2))
-    else:
-        print(text)
-    return 0
+    settings = Settings()
+    images = harness.images_folder(args, settings)
+    return harness.main(lambda: measure(settings, images, args.seconds, profiles), args.json)
 
 
 if __name__ == "__main__":

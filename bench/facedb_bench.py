@@ -1,6 +1,7 @@
 """Face database benchmark: Verify / Identify / Compare over real gRPC, then 1:N search alone on large galleries.
 
-    python bench/facedb_bench.py [--seconds S] [--json] [--sizes 10000,100000,1000000] [--threads T] [--images DIR]
+    python bench/facedb_bench.py [--seconds S] [--quick] [--json [PATH]] [--sizes 10000,100000,1000000] [--threads T]
+        [--images DIR]
 
 Part 1 starts the detector, embedder and face database servers in this process on free ports (the face database on
 a temporary SQLite file), enrolls four photos and calls the face database through real channels to 127.0.0.1.
@@ -13,19 +14,19 @@ asserts a speed: it prints what it measured. See bench/README.md for how to read
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import math
-import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import faiss
+import harness
 import numpy as np
-from detector_bench import drive  # bench/ is on sys.path when this file runs as a script
 
 from argus.client import FaceDbClient
 from argus.config import Settings
@@ -53,6 +54,7 @@ CHUNK = 100_000  # vectors generated per step, to bound the float temporaries
 TRAIN_MAX = 50_000  # most vectors the IVF quantizer is trained on
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_NPROBES = (8, 32, 128)
+QUICK = {"seconds": 0.3, "sizes": (2000,), "queries": 200}
 
 
 @dataclass
@@ -64,6 +66,7 @@ class ServiceResult:
     calls_per_s: float
     mean_ms: float
     p50_ms: float
+    p90_ms: float
     p99_ms: float
     grpc_calls: int  # gRPC calls one request makes in all: itself plus its detector and embedder calls
     answer: str
@@ -78,6 +81,7 @@ class SearchResult:
     note: str
     queries: int  # timed batch-1 queries
     p50_ms: float
+    p90_ms: float
     p99_ms: float
     mean_ms: float
     recall_queries: int
@@ -88,15 +92,17 @@ class SearchResult:
 # --- part 1: the face database over gRPC ----------------------------------------------------------------------
 
 
-def _answer(rpc: str, response: object) -> str:
-    if rpc == "Identify":
-        faces = response.faces  # type: ignore[attr-defined]
+Answer: TypeAlias = facedb_pb2.VerifyResponse | facedb_pb2.IdentifyResponse | facedb_pb2.CompareResponse
+
+
+def _answer(response: Answer) -> str:
+    if isinstance(response, facedb_pb2.IdentifyResponse):
+        faces = response.faces
         if not faces or not faces[0].candidates:
             return "no candidate"
         best = faces[0].candidates[0]
-        return f"{best.subject_id} {best.similarity:.3f} of {response.gallery_size}"  # type: ignore[attr-defined]
-    outcome = facedb_pb2.ProbeOutcome.Name(response.outcome)  # type: ignore[attr-defined]
-    return f"{outcome} {response.similarity:.3f}"  # type: ignore[attr-defined]
+        return f"{best.subject_id} {best.similarity:.3f} of {response.gallery_size}"
+    return f"{facedb_pb2.ProbeOutcome.Name(response.outcome)} {response.similarity:.3f}"
 
 
 def facedb_bound(settings: Settings) -> int:
@@ -140,15 +146,15 @@ def run_service(
             for name in ENROLLED:
                 setup.enroll(COLLECTION, name, [photos[name]])
 
-            def verify_caller() -> Callable[[], object]:
+            def verify_caller() -> Callable[[], Answer]:
                 verify = client().verify
                 return lambda: verify(COLLECTION, "obama", photos[PROBE])
 
-            def identify_caller() -> Callable[[], object]:
+            def identify_caller() -> Callable[[], Answer]:
                 identify = client().identify
                 return lambda: identify(COLLECTION, photos[PROBE], top_k=TOP_K)
 
-            def compare_caller() -> Callable[[], object]:
+            def compare_caller() -> Callable[[], Answer]:
                 compare = client().compare
                 return lambda: compare(photos["obama"], photos[PROBE])
 
@@ -158,20 +164,21 @@ def run_service(
                 ("Identify", f"{PROBE}.jpg top_k {TOP_K}", 3, identify_caller),
                 ("Compare", f"obama.jpg vs {PROBE}.jpg", 5, compare_caller),
             ):
-                answer = _answer(rpc, make_call()())  # warm-up call, untimed; also what the probe yields
+                answer = _answer(make_call()())  # warm-up call, untimed; also what the probe yields
                 for concurrency in CONCURRENCIES:
-                    calls, elapsed, latencies = drive(make_call, concurrency, seconds)
-                    ms = np.asarray(latencies)
+                    run = harness.drive(make_call, concurrency, seconds)
+                    latency = run.latency
                     results.append(
                         ServiceResult(
                             rpc=rpc,
                             probe=probe,
                             concurrency=concurrency,
-                            calls=calls,
-                            calls_per_s=calls / elapsed,
-                            mean_ms=float(ms.mean()),
-                            p50_ms=float(np.percentile(ms, 50)),
-                            p99_ms=float(np.percentile(ms, 99)),
+                            calls=run.calls,
+                            calls_per_s=run.per_s,
+                            mean_ms=latency.mean,
+                            p50_ms=latency.p50,
+                            p90_ms=latency.p90,
+                            p99_ms=latency.p99,
                             grpc_calls=grpc_calls,
                             answer=answer,
                         )
@@ -210,22 +217,10 @@ def perturbed_queries(rng: np.random.Generator, gallery: np.ndarray, count: int)
     return np.ascontiguousarray(queries), sources
 
 
-def time_queries(search: Callable[[np.ndarray], object], queries: np.ndarray, seconds: float) -> np.ndarray:
+def time_queries(search: Callable[[np.ndarray], object], queries: np.ndarray, seconds: float) -> harness.Latency:
     """Batch-1 searches back to back, cycling through the queries, for `seconds` (at least one) after one untimed."""
-    search(queries[:1])
-    durations = []
-    deadline = time.perf_counter() + seconds
-    i = 0
-    while True:
-        row = queries[i % queries.shape[0]][None, :]
-        t0 = time.perf_counter()
-        search(row)
-        t1 = time.perf_counter()
-        durations.append(t1 - t0)
-        i += 1
-        if t1 >= deadline:
-            break
-    return np.asarray(durations) * 1e3
+    rows = itertools.cycle([queries[i : i + 1] for i in range(queries.shape[0])])
+    return harness.repeat(lambda: search(next(rows)), seconds).latency
 
 
 def _search_row(
@@ -234,7 +229,7 @@ def _search_row(
     params: str,
     build_s: float,
     note: str,
-    ms: np.ndarray,
+    latency: harness.Latency,
     top1: np.ndarray,
     exact_top1: np.ndarray,
     truth: np.ndarray,
@@ -245,10 +240,11 @@ def _search_row(
         params=params,
         build_s=build_s,
         note=note,
-        queries=int(ms.size),
-        p50_ms=float(np.percentile(ms, 50)),
-        p99_ms=float(np.percentile(ms, 99)),
-        mean_ms=float(ms.mean()),
+        queries=latency.count,
+        p50_ms=latency.p50,
+        p90_ms=latency.p90,
+        p99_ms=latency.p99,
+        mean_ms=latency.mean,
         recall_queries=int(top1.size),
         recall_at_1=float((top1 == exact_top1).mean()),
         truth_at_1=float((top1 == truth).mean()),
@@ -264,8 +260,10 @@ def exact_search(
     exact.rebuild(ids, vectors)
     build_s = time.perf_counter() - t0
     top1 = exact.search(queries, SEARCH_K)[1][:, 0]
-    ms = time_queries(lambda q: exact.search(q, SEARCH_K), queries, seconds)
-    row = _search_row(ids.size, "FaceIndex", "IndexFlatIP", build_s, "the product's index", ms, top1, top1, sources)
+    latency = time_queries(lambda q: exact.search(q, SEARCH_K), queries, seconds)
+    row = _search_row(
+        ids.size, "FaceIndex", "IndexFlatIP", build_s, "the product's index", latency, top1, top1, sources
+    )
     return row, top1
 
 
@@ -295,157 +293,126 @@ def run_search(
     for nprobe in nprobes:
         ivf.nprobe = min(nprobe, nlist)
         top1 = ivf.search(queries, SEARCH_K)[1][:, 0]
-        ms = time_queries(lambda q: ivf.search(q, SEARCH_K), queries, seconds)
-        results.append(
-            _search_row(
-                size, "IVFFlat", f"nlist={nlist} nprobe={ivf.nprobe}", build_s, note, ms, top1, exact_top1, sources
-            )
-        )
+        latency = time_queries(lambda q: ivf.search(q, SEARCH_K), queries, seconds)
+        params = f"nlist={nlist} nprobe={ivf.nprobe}"
+        results.append(_search_row(size, "IVFFlat", params, build_s, note, latency, top1, exact_top1, sources))
     return results
 
 
 # --- output ---------------------------------------------------------------------------------------------------
 
-
-def format_table(
-    settings: Settings,
-    seconds: float,
-    threads: int,
-    service: list[ServiceResult],
-    where: dict[str, str],
-    search: list[SearchResult],
-) -> str:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    lines = [
-        f"Argus face database bench: {seconds:g} s per row, {cpus} CPUs, faiss {faiss.__version__} "
-        f"with {threads} OpenMP thread(s)",
-        f"settings: device={settings.device} intra_op_threads={settings.intra_op_threads or 0} "
-        f"max_batch_size={settings.max_batch_size} max_queue_delay_ms={settings.max_queue_delay_ms:g} "
-        f"facedb max_concurrent_calls={facedb_bound(settings)} flip_augmentation={settings.flip_augmentation}",
-        "",
-        f"face database over gRPC (facedb {where['facedb']} on SQLite, detector {where['detector']}, "
-        f"embedder {where['embedder']}; all in this process; {len(ENROLLED)} faces enrolled)",
-        "A Verify or Identify includes detection + embedding: two more gRPC hops (facedb -> detector, facedb -> "
-        "embedder) inside every call; a Compare makes four (two photos).",
-        f"{'rpc':<10}{'probe':<26}{'concurrency':>11}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'calls':>8}"
-        f"{'grpc':>6}  answer",
-    ]
-    for row in service:
-        lines.append(
-            f"{row.rpc:<10}{row.probe:<26}{row.concurrency:>11}{row.calls_per_s:>10.1f}{row.p50_ms:>10.2f}"
-            f"{row.p99_ms:>10.2f}{row.calls:>8}{row.grpc_calls:>6}  {row.answer}"
-        )
-    lines += [
-        "",
-        f"identify search alone: synthetic galleries of random unit vectors (d={DIMENSION}, float32), one query "
-        f"per search (batch 1), k={SEARCH_K} (what Identify top_k {TOP_K} asks for)",
-        f"queries: perturbed copies of gallery rows, cos(query, its row) ~ {QUERY_COSINE}; recall@1 = top-1 equals "
-        "the exact top-1; truth@1 = top-1 is the row the query came from",
-        f"{'gallery':>9}  {'index':<11}{'params':<24}{'build s':>9}{'p50 ms':>10}{'p99 ms':>10}{'queries':>9}"
-        f"{'recall@1':>10}{'truth@1':>9}  note",
-    ]
-    for row in search:
-        lines.append(
-            f"{row.gallery:>9}  {row.index:<11}{row.params:<24}{row.build_s:>9.2f}{row.p50_ms:>10.3f}"
-            f"{row.p99_ms:>10.3f}{row.queries:>9}{row.recall_at_1:>10.3f}{row.truth_at_1:>9.3f}  {row.note}"
-        )
-    if search:
-        lines += [
-            "",
-            f"recall@1 and truth@1 over {search[0].recall_queries} queries per gallery (fewer if the gallery is "
-            "smaller); build s: FaceIndex.rebuild, or IVF train + add.",
-            "Uniform random vectors have no clusters: the worst case for IVF. Real face embeddings cluster, so "
-            "expect recall at least this good at the same nprobe.",
-        ]
-    return "\n".join(lines)
+SERVICE_COLUMNS: list[harness.Column[ServiceResult]] = [
+    harness.Column("rpc", "rpc"),
+    harness.Column("probe", "probe"),
+    harness.Column("concurrency", "concurrency"),
+    harness.Column("calls/s", "calls_per_s", ".1f"),
+    harness.Column("p50 ms", "p50_ms", ".2f"),
+    harness.Column("p99 ms", "p99_ms", ".2f"),
+    harness.Column("calls", "calls"),
+    harness.Column("grpc", "grpc_calls"),
+    harness.Column("answer", "answer"),
+]
+SEARCH_COLUMNS: list[harness.Column[SearchResult]] = [
+    harness.Column("gallery", "gallery"),
+    harness.Column("index", "index"),
+    harness.Column("params", "params"),
+    harness.Column("build s", "build_s", ".2f"),
+    harness.Column("p50 ms", "p50_ms", ".3f"),
+    harness.Column("p99 ms", "p99_ms", ".3f"),
+    harness.Column("queries", "queries"),
+    harness.Column("recall@1", "recall_at_1", ".3f"),
+    harness.Column("truth@1", "truth_at_1", ".3f"),
+    harness.Column("note", "note"),
+]
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:
+    photos_by_path = harness.read_images(args, settings, (f"faces/{name}.jpg" for name in (*ENROLLED, PROBE)))
+    photos = {Path(path).stem: data for path, data in photos_by_path.items()}
+    store = ModelStore.from_settings(settings)
+    store.pull_all([YOLOX_NANO, YUNET, MOBILEFACENET, DLIB_RESNET])
     try:
-        values = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give one or more positive integers")
-    return values
+        service, where = run_service(settings, store, photos, args.seconds)
+    except ModelUnavailable as exc:  # e.g. no calibration file for the face database
+        raise harness.Unavailable(f"the face database cannot start: {exc}") from exc
+    search: list[SearchResult] = []
+    for size in args.sizes:
+        search += run_search(size, args.nprobes, args.queries, args.seconds, args.seed)
 
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--seconds", type=float, default=3.0, help="duration of each timed row (default 3; ~2 min in all by default)"
+    report = harness.Report(
+        "face database",
+        args.seconds,
+        [f"faiss {faiss.__version__} with {args.threads} OpenMP thread(s)"],
+        {
+            "device": settings.device,
+            "intra_op_threads": settings.intra_op_threads,
+            "max_batch_size": settings.max_batch_size,
+            "max_queue_delay_ms": settings.max_queue_delay_ms,
+            "facedb_max_concurrent_calls": facedb_bound(settings),
+            "flip_augmentation": settings.flip_augmentation,
+        },
     )
-    parser.add_argument("--json", action="store_true", help="print JSON on stdout; the table goes to stderr")
+    report.data.update(
+        faiss=faiss.__version__, faiss_threads=args.threads, search_k=SEARCH_K, query_cosine=QUERY_COSINE
+    )
+    report.table(
+        "service",
+        [
+            f"face database over gRPC (facedb {where['facedb']} on SQLite, detector {where['detector']}, "
+            f"embedder {where['embedder']}; all in this process; {len(ENROLLED)} faces enrolled)",
+            "A Verify or Identify includes detection + embedding: two more gRPC hops (facedb -> detector, facedb -> "
+            "embedder) inside every call; a Compare makes four (two photos).",
+        ],
+        service,
+        SERVICE_COLUMNS,
+    )
+    report.table(
+        "search",
+        [
+            f"identify search alone: synthetic galleries of random unit vectors (d={DIMENSION}, float32), one query "
+            f"per search (batch 1), k={SEARCH_K} (what Identify top_k {TOP_K} asks for)",
+            f"queries: perturbed copies of gallery rows, cos(query, its row) ~ {QUERY_COSINE}; recall@1 = top-1 "
+            "equals the exact top-1; truth@1 = top-1 is the row the query came from",
+        ],
+        search,
+        SEARCH_COLUMNS,
+    )
+    report.text(
+        "",
+        f"recall@1 and truth@1 over {search[0].recall_queries} queries per gallery (fewer if the gallery is "
+        "smaller); build s: FaceIndex.rebuild, or IVF train + add.",
+        "Uniform random vectors have no clusters: the worst case for IVF. Real face embeddings cluster, so "
+        "expect recall at least this good at the same nprobe.",
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    cpus = harness.cpu_count()
+    parser = harness.arguments(__doc__, seconds=3.0, images="faces/obama.jpg and the others")
     parser.add_argument(
         "--sizes",
-        type=_int_list,
+        type=harness.int_list(100),
         default=DEFAULT_SIZES,
-        help="gallery sizes for the search part, comma-separated (default 10000,100000,1000000)",
+        help="gallery sizes for the search part, comma-separated, each at least 100 (default 10000,100000,1000000)",
     )
     parser.add_argument(
-        "--nprobes", type=_int_list, default=DEFAULT_NPROBES, help="IVF lists searched, one row each (default 8,32,128)"
+        "--nprobes",
+        type=harness.int_list(1),
+        default=DEFAULT_NPROBES,
+        help="IVF lists searched, one row each (default 8,32,128)",
     )
     parser.add_argument(
         "--queries", type=int, default=500, help="queries per gallery for recall@1 (default 500, batched, untimed)"
     )
     parser.add_argument("--threads", type=int, default=cpus, help=f"FAISS OpenMP threads (default: all {cpus} cores)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic galleries and queries")
-    parser.add_argument("--images", type=Path, default=None, help="folder holding faces/obama.jpg and the others")
-    args = parser.parse_args(argv)
-    if args.seconds <= 0:
-        parser.error("--seconds must be positive")
-    if min(args.sizes) < 100:
-        parser.error("--sizes: each gallery needs at least 100 vectors")
+    args = harness.parse(parser, argv, QUICK)
     if args.queries < 1 or args.threads < 1:
         parser.error("--queries and --threads must be at least 1")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    run_started = time.perf_counter()
     faiss.omp_set_num_threads(args.threads)
     settings = Settings()
-    images_dir = args.images or settings.eval_dir.parent / "images"
-    names = (*ENROLLED, PROBE)
-    missing = [f"faces/{name}.jpg" for name in names if not (images_dir / "faces" / f"{name}.jpg").is_file()]
-    if missing:
-        print(f"missing test image(s) {missing} under {images_dir}; pass --images DIR", file=sys.stderr)
-        return 2
-    photos = {name: (images_dir / "faces" / f"{name}.jpg").read_bytes() for name in names}
-
-    store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
-    store.pull_all([YOLOX_NANO, YUNET, MOBILEFACENET, DLIB_RESNET])
-    try:
-        service, where = run_service(settings, store, photos, args.seconds)
-    except ModelUnavailable as exc:  # e.g. no calibration file for the face database
-        print(f"the face database cannot start: {exc}", file=sys.stderr)
-        return 2
-
-    search: list[SearchResult] = []
-    for size in args.sizes:
-        search += run_search(size, args.nprobes, args.queries, args.seconds, args.seed)
-
-    table = format_table(settings, args.seconds, args.threads, service, where, search)
-    total_s = time.perf_counter() - run_started
-    table += f"\ntotal run time {total_s:.1f} s"
-    if args.json:
-        print(table, file=sys.stderr)
-        report = {
-            "seconds_per_row": args.seconds,
-            "total_s": total_s,
-            "faiss": faiss.__version__,
-            "faiss_threads": args.threads,
-            "search_k": SEARCH_K,
-            "query_cosine": QUERY_COSINE,
-            "service": [asdict(row) for row in service],
-            "search": [asdict(row) for row in search],
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
-    return 0
+    return harness.main(lambda: measure(args, settings), args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Jobs bench: the Redis job queue's own overhead, detection jobs end to end, and stylization speed, in one run.
 
-    python bench/jobs_bench.py [--seconds S] [--json] [--sides 512,1024] [--jobs N] [--images DIR]
+    python bench/jobs_bench.py [--seconds S] [--quick] [--json [PATH]] [--sides 512,1024] [--jobs N] [--images DIR]
 
 The bench starts a redis-server of its own on a free loopback port (no persistence; stopped at the end), the jobs
 API server in this process on a free port, and its workers as threads of this process; clients call the jobs API
@@ -13,23 +13,21 @@ so the whole run is bounded. Nothing here asserts a speed: it prints what it mea
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
-import os
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import harness
 import numpy as np
 import onnxruntime as ort
 import redis
-from detector_bench import drive  # bench/ is on sys.path when this file runs as a script
+from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import REGISTRY
 
 from argus.client import JobsClient
@@ -62,6 +60,7 @@ POLL_MAX_S = 0.02
 WORKER_POLL_S = 0.05  # how long a worker's XREADGROUP blocks; it wakes at once when a job arrives
 CALL_TIMEOUT_S = 60.0  # a job or call that hangs fails the run instead of hanging it
 DRAIN_TIMEOUT_S = 60.0  # longest wait for a burst's jobs to finish
+QUICK = {"seconds": 0.3, "sides": (64, 128), "jobs": 40}
 
 
 @dataclass
@@ -77,6 +76,7 @@ class JobRow:
     jobs_per_s: float
     mean_ms: float
     p50_ms: float
+    p90_ms: float
     p99_ms: float
     # p50 of each leg (ms): the SubmitJob call; created -> started (in the stream, picked up, record read);
     # started -> finished (the handler and storing the result); finished -> the client holding the result.
@@ -112,6 +112,7 @@ class StyleRow:
     calls: int
     s_per_call: float
     p50_s: float
+    p90_s: float
     p99_s: float
     s_per_megapixel: float
 
@@ -180,8 +181,8 @@ def noop_handler(request: bytes, progress: Callable[[float], None]) -> bytes:
     return b""
 
 
-def _seconds(stamp: object) -> float:
-    return stamp.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
+def _seconds(stamp: Timestamp) -> float:
+    return float(stamp.ToNanoseconds()) / 1e9
 
 
 def _poll(client: JobsClient, job_id: str) -> jobs_pb2.Job:
@@ -241,11 +242,11 @@ def run_jobs(
         return call
 
     try:
-        jobs, elapsed, latencies = drive(make_call, clients, seconds)
+        run = harness.drive(make_call, clients, seconds)
     finally:
         for client in opened:
             client.close()
-    ms = np.asarray(latencies)
+    latency = run.latency
     submit_ms, queued_ms, run_ms, seen_ms = (float(np.percentile(column, 50)) for column in zip(*legs, strict=True))
     return JobRow(
         section=section,
@@ -253,11 +254,12 @@ def run_jobs(
         workers=workers,
         clients=clients,
         wait=wait,
-        jobs=jobs,
-        jobs_per_s=jobs / elapsed,
-        mean_ms=float(ms.mean()),
-        p50_ms=float(np.percentile(ms, 50)),
-        p99_ms=float(np.percentile(ms, 99)),
+        jobs=run.calls,
+        jobs_per_s=run.per_s,
+        mean_ms=latency.mean,
+        p50_ms=latency.p50,
+        p90_ms=latency.p90,
+        p99_ms=latency.p99,
         submit_p50_ms=submit_ms,
         queued_p50_ms=queued_ms,
         run_p50_ms=run_ms,
@@ -273,43 +275,21 @@ def _finished_count(kind: Kind) -> float:
 def run_burst(address: str, settings: Settings, image: bytes, workers: int, jobs: int, seconds: float) -> BurstRow:
     """BURST_CLIENTS threads submit no-op jobs back to back until `jobs` are in or `seconds` pass, then the
     workers drain the queue. Completion is timed by the jobs' own finished_at, read from Redis at the end."""
-    counter = itertools.count()
     job_ids: list[str] = []
-    submit_ms: list[float] = []
-    errors: list[BaseException] = []
-    clients = [JobsClient(address, timeout_s=CALL_TIMEOUT_S) for _ in range(BURST_CLIENTS)]
-    barrier = threading.Barrier(BURST_CLIENTS + 1)
+    opened: list[JobsClient] = []
     before = _finished_count(Kind.DETECTION)
 
-    def submitter(client: JobsClient, deadline_box: list[float]) -> None:
-        barrier.wait()
-        try:
-            while next(counter) < jobs and time.perf_counter() < deadline_box[0]:
-                t0 = time.perf_counter()
-                job_ids.append(client.submit_detection([image]).job_id)
-                submit_ms.append((time.perf_counter() - t0) * 1e3)
-        except BaseException as exc:
-            errors.append(exc)
+    def make_call() -> Callable[[], None]:
+        client = JobsClient(address, timeout_s=CALL_TIMEOUT_S)
+        opened.append(client)
+        return lambda: job_ids.append(client.submit_detection([image]).job_id)
 
-    deadline_box = [float("inf")]
-    threads = [threading.Thread(target=submitter, args=(c, deadline_box), daemon=True) for c in clients]
     try:
-        for thread in threads:
-            thread.start()
-        started_wall = time.time()
-        started = time.perf_counter()
-        deadline_box[0] = started + seconds
-        barrier.wait()
-        for thread in threads:
-            thread.join()
-        submitted = time.perf_counter()
-        submitted_wall = time.time()
+        run = harness.drive(make_call, BURST_CLIENTS, seconds, limit=jobs)
     finally:
-        for client in clients:
+        for client in opened:
             client.close()
-    if errors:
-        raise RuntimeError(f"{len(errors)} submit(s) failed; first: {errors[0]!r}") from errors[0]
-    total = len(job_ids)
+    total = run.calls
     drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while _finished_count(Kind.DETECTION) - before < total:
         if time.monotonic() > drain_deadline:
@@ -321,18 +301,18 @@ def run_burst(address: str, settings: Settings, image: bytes, workers: int, jobs
         last_finished = max(store.get(job_id, EVERYONE).finished_at for job_id in job_ids)
     finally:
         store.close()
-    submit_s = submitted - started
-    complete_s = max(last_finished - started_wall, submitted_wall - started_wall)
+    submitted_wall = run.started_wall + run.elapsed_s
+    latency = run.latency
     return BurstRow(
         workers=workers,
         clients=BURST_CLIENTS,
         jobs=total,
-        submitted_per_s=total / submit_s,
-        completed_per_s=total / complete_s,
-        submit_s=submit_s,
+        submitted_per_s=run.per_s,
+        completed_per_s=total / max(last_finished - run.started_wall, run.elapsed_s),
+        submit_s=run.elapsed_s,
         drain_ms=max(0.0, last_finished - submitted_wall) * 1e3,
-        submit_p50_ms=float(np.percentile(submit_ms, 50)),
-        submit_p99_ms=float(np.percentile(submit_ms, 99)),
+        submit_p50_ms=latency.p50,
+        submit_p99_ms=latency.p99,
     )
 
 
@@ -421,31 +401,37 @@ def run_detection(address: str, settings: Settings, store: ModelStore, image: by
 # --- part 3: stylization ----------------------------------------------------------------------------------------
 
 
+def _decode(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise harness.Unavailable("a test image of the stylization rows is not an image")
+    return image
+
+
 def time_stylize(
     stylizer: Stylizer, content: np.ndarray, style_image: np.ndarray, model: str, max_side: int, seconds: float
 ) -> StyleRow:
     """Stylizer.stylize back to back for `seconds` (at least one call) after one untimed call at this size."""
-    if model == ARBITRARY:
-        options: dict[str, object] = {"style_image_bgr": style_image}
+    arbitrary = model == ARBITRARY
+    if arbitrary:
         refs = f"{stylizer.predictor.spec.ref}+{stylizer.transfer.spec.ref}"
         provider = stylizer.transfer.provider
     else:
-        options = {"style": model}
         refs = stylizer.fixed[model].spec.ref
         provider = stylizer.fixed[model].provider
-    output = stylizer.stylize(content, max_side=max_side, **options)  # type: ignore[arg-type]
-    durations = []
-    deadline = time.perf_counter() + seconds
-    while True:
-        t0 = time.perf_counter()
-        stylizer.stylize(content, max_side=max_side, **options)  # type: ignore[arg-type]
-        t1 = time.perf_counter()
-        durations.append(t1 - t0)
-        if t1 >= deadline:
-            break
-    height, width = output.shape[:2]
+
+    def stylize() -> np.ndarray:
+        return stylizer.stylize(
+            content,
+            max_side=max_side,
+            style=None if arbitrary else model,
+            style_image_bgr=style_image if arbitrary else None,
+        )
+
+    height, width = stylize().shape[:2]  # the untimed call
     megapixels = height * width / 1e6
-    s = np.asarray(durations)
+    run = harness.repeat(stylize, seconds, warmup=False)
+    seconds_per_call = harness.Latency.of([ms / 1e3 for ms in run.latencies_ms])
     return StyleRow(
         model=model,
         refs=refs,
@@ -453,11 +439,12 @@ def time_stylize(
         output=f"{width}x{height}",
         megapixels=megapixels,
         provider=provider,
-        calls=len(durations),
-        s_per_call=float(s.mean()),
-        p50_s=float(np.percentile(s, 50)),
-        p99_s=float(np.percentile(s, 99)),
-        s_per_megapixel=float(s.mean()) / megapixels,
+        calls=run.calls,
+        s_per_call=seconds_per_call.mean,
+        p50_s=seconds_per_call.p50,
+        p90_s=seconds_per_call.p90,
+        p99_s=seconds_per_call.p99,
+        s_per_megapixel=seconds_per_call.mean / megapixels,
     )
 
 
@@ -471,8 +458,7 @@ def run_stylization(
     seconds: float,
 ) -> tuple[list[StyleRow], StyleJobRow]:
     stylizer = Stylizer(store, settings)
-    content = cv2.imdecode(np.frombuffer(content_bytes, np.uint8), cv2.IMREAD_COLOR)
-    style_image = cv2.imdecode(np.frombuffer(style_bytes, np.uint8), cv2.IMREAD_COLOR)
+    content, style_image = _decode(content_bytes), _decode(style_bytes)
     rows = [
         time_stylize(stylizer, content, style_image, model, side, seconds)
         for model in (*stylizer.fixed, ARBITRARY)
@@ -522,120 +508,134 @@ def run_stylization(
 
 # --- output ---------------------------------------------------------------------------------------------------
 
+JOB_COLUMNS: list[harness.Column[JobRow]] = [
+    harness.Column("job", "section"),
+    harness.Column("image", "image"),
+    harness.Column("workers", "workers"),
+    harness.Column("clients", "clients"),
+    harness.Column("wait", "wait"),
+    harness.Column("jobs", "jobs"),
+    harness.Column("jobs/s", "jobs_per_s", ".1f"),
+    harness.Column("p50 ms", "p50_ms", ".2f"),
+    harness.Column("p99 ms", "p99_ms", ".2f"),
+    harness.Column("submit", "submit_p50_ms", ".2f"),
+    harness.Column("queued", "queued_p50_ms", ".2f"),
+    harness.Column("run", "run_p50_ms", ".2f"),
+    harness.Column("seen", "seen_p50_ms", ".2f"),
+]
+BURST_COLUMNS: list[harness.Column[BurstRow]] = [
+    harness.Column("workers", "workers"),
+    harness.Column("clients", "clients"),
+    harness.Column("jobs", "jobs"),
+    harness.Column("submitted/s", "submitted_per_s", ".1f"),
+    harness.Column("completed/s", "completed_per_s", ".1f"),
+    harness.Column("submit s", "submit_s", ".2f"),
+    harness.Column("drain ms", "drain_ms", ".1f"),
+    harness.Column("submit p50", "submit_p50_ms", ".2f"),
+    harness.Column("p99 ms", "submit_p99_ms", ".2f"),
+]
+STYLE_COLUMNS: list[harness.Column[StyleRow]] = [
+    harness.Column("model", "model"),
+    harness.Column("max_side", "max_side"),
+    harness.Column("output", "output"),
+    harness.Column("MP", "megapixels", ".3f"),
+    harness.Column("calls", "calls"),
+    harness.Column("s/call", "s_per_call", ".3f"),
+    harness.Column("p50 s", "p50_s", ".3f"),
+    harness.Column("p99 s", "p99_s", ".3f"),
+    harness.Column("s/MP", "s_per_megapixel", ".3f"),
+    harness.Column("provider", "provider"),
+]
 
-def _job_line(row: JobRow) -> str:
-    return (
-        f"{row.section:<13}{row.image:<12}{row.workers:>8}{row.clients:>8}  {row.wait:<7}{row.jobs:>6}"
-        f"{row.jobs_per_s:>9.1f}{row.p50_ms:>9.2f}{row.p99_ms:>9.2f}{row.submit_p50_ms:>9.2f}"
-        f"{row.queued_p50_ms:>9.2f}{row.run_p50_ms:>9.2f}{row.seen_p50_ms:>9.2f}"
-    )
 
-
-def format_table(settings: Settings, seconds: float, measured: Measured, content_shape: tuple[int, int]) -> str:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+def report_of(settings: Settings, seconds: float, measured: Measured, content_shape: tuple[int, int]) -> harness.Report:
     providers = sorted({row.provider for row in measured.styles})
-    job_header = (
-        f"{'job':<13}{'image':<12}{'workers':>8}{'clients':>8}  {'wait':<7}{'jobs':>6}{'jobs/s':>9}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'submit':>9}{'queued':>9}{'run':>9}{'seen':>9}"
+    report = harness.Report(
+        "jobs",
+        seconds,
+        [
+            f"redis-server {measured.redis_version} of its own",
+            f"onnxruntime {ort.__version__}",
+            f"provider {', '.join(providers)}",
+        ],
+        {
+            "device": settings.device,
+            "intra_op_threads": settings.intra_op_threads,
+            "max_concurrent_calls": settings.concurrent_calls("jobs"),
+            "result_inline_bytes": settings.result_inline_bytes,
+        },
     )
-    lines = [
-        f"Argus jobs bench: {seconds:g} s per row, redis-server {measured.redis_version} of its own, onnxruntime "
-        f"{ort.__version__}, provider {', '.join(providers)}, {cpus} CPUs",
-        f"settings: device={settings.device} intra_op_threads={settings.intra_op_threads or 0} "
-        f"max_concurrent_calls={settings.concurrent_calls('jobs')} result_inline_bytes={settings.result_inline_bytes} "
+    report.data.update(
+        redis=measured.redis_version,
+        onnxruntime=ort.__version__,
+        watch_fallback_poll_s=FALLBACK_POLL_S,
+        poll_s=[POLL_S, POLL_BACKOFF, POLL_MAX_S],
+    )
+    report.text(
         f"WatchJob wakes on change notifications (else reads every {FALLBACK_POLL_S:g} s); "
-        f"workers block {WORKER_POLL_S * 1e3:g} ms per read",
-        "",
-        f'1. queue overhead: no-op handler (returns b"" at once), jobs API on {measured.address}, workers are '
-        "threads of this process",
-        "one job at a time: submit, then wait (watch = JobsClient.wait over WatchJob; poll = GetJob every "
-        f"{POLL_S * 1e3:g} ms, later every {POLL_BACKOFF:.0%} of the time waited, at most {POLL_MAX_S * 1e3:g} ms)",
-        job_header,
-        *(_job_line(row) for row in measured.latency),
-        "",
-        f"burst: {BURST_CLIENTS} client threads submit back to back until the jobs are in (or the row's time is "
-        "up); completed = jobs / (first submit -> last finished)",
-        f"{'workers':>7}{'clients':>8}{'jobs':>7}{'submitted/s':>13}{'completed/s':>13}{'submit s':>10}"
-        f"{'drain ms':>10}{'submit p50':>12}{'p99 ms':>8}",
-    ]
-    for row in measured.bursts:
-        lines.append(
-            f"{row.workers:>7}{row.clients:>8}{row.jobs:>7}{row.submitted_per_s:>13.1f}{row.completed_per_s:>13.1f}"
-            f"{row.submit_s:>10.2f}{row.drain_ms:>10.1f}{row.submit_p50_ms:>12.2f}{row.submit_p99_ms:>8.2f}"
-        )
-    lines += [
-        "",
-        f"2. detection jobs end to end: one worker on the real detection handler ({YOLOX_NANO.name}), one image "
-        "per job",
-        job_header,
-        *(_job_line(row) for row in measured.detection),
-        "",
-        f"3. stylization: Stylizer.stylize called directly on {Path(CONTENT_IMAGE).name} "
-        f"({content_shape[1]}x{content_shape[0]}), one call at a time; arbitrary = Magenta with "
-        f"{Path(STYLE_IMAGE).name} as the style image (strength 1)",
-        f"{'model':<15}{'max_side':>9}{'output':>11}{'MP':>7}{'calls':>7}{'s/call':>9}{'p50 s':>9}{'p99 s':>9}"
-        f"{'s/MP':>9}  provider",
-    ]
-    for row in measured.styles:
-        lines.append(
-            f"{row.model:<15}{row.max_side:>9}{row.output:>11}{row.megapixels:>7.3f}{row.calls:>7}"
-            f"{row.s_per_call:>9.3f}{row.p50_s:>9.3f}{row.p99_s:>9.3f}{row.s_per_megapixel:>9.3f}  {row.provider}"
-        )
+        f"workers block {WORKER_POLL_S * 1e3:g} ms per read"
+    )
+    report.table(
+        "latency",
+        [
+            f'1. queue overhead: no-op handler (returns b"" at once), jobs API on {measured.address}, workers are '
+            "threads of this process",
+            "one job at a time: submit, then wait (watch = JobsClient.wait over WatchJob; poll = GetJob every "
+            f"{POLL_S * 1e3:g} ms, later every {POLL_BACKOFF:.0%} of the time waited, at most {POLL_MAX_S * 1e3:g} ms)",
+        ],
+        measured.latency,
+        JOB_COLUMNS,
+    )
+    report.table(
+        "throughput",
+        [
+            f"burst: {BURST_CLIENTS} client threads submit back to back until the jobs are in (or the row's time is "
+            "up); completed = jobs / (first submit -> last finished)"
+        ],
+        measured.bursts,
+        BURST_COLUMNS,
+    )
+    report.table(
+        "detection",
+        [
+            f"2. detection jobs end to end: one worker on the real detection handler ({YOLOX_NANO.name}), one image "
+            "per job"
+        ],
+        measured.detection,
+        JOB_COLUMNS,
+    )
+    report.table(
+        "styles",
+        [
+            f"3. stylization: Stylizer.stylize called directly on {Path(CONTENT_IMAGE).name} "
+            f"({content_shape[1]}x{content_shape[0]}), one call at a time; arbitrary = Magenta with "
+            f"{Path(STYLE_IMAGE).name} as the style image (strength 1)"
+        ],
+        measured.styles,
+        STYLE_COLUMNS,
+    )
     style_job = measured.style_job
-    job = style_job.job
-    lines += [
-        "",
-        f"stylization job end to end: {style_job.style}, max_size {style_job.max_side}, JPEG out; one worker, one "
-        "client (poll)",
-        job_header,
-        _job_line(job),
+    report.table(
+        None,
+        [
+            f"stylization job end to end: {style_job.style}, max_size {style_job.max_side}, JPEG out; one worker, "
+            "one client (poll)"
+        ],
+        [style_job.job],
+        JOB_COLUMNS,
+    )
+    report.data["stylization_job"] = style_job
+    report.text(
         f"stylize alone p50 {style_job.direct_p50_ms:.1f} ms; the job's p50 is {style_job.outside_model_ms:.1f} ms "
         f"more ({style_job.share_outside_model:.1%} of it). Of that, {style_job.outside_worker_ms:.1f} ms "
         f"({style_job.share_outside_worker:.1%} of the job) is outside the worker (submit + queued + seen); the rest "
         "is in the worker (decoding, progress updates, JPEG encoding, storing the result).",
         "",
-        "ms columns after p99 are p50s of each job's legs, from the job's own timestamps: submit = the SubmitJob "
-        "call; queued = created -> started (in the stream, picked up, record read); run = started -> finished "
-        "(handler + storing the result); seen = finished -> the client holding the result.",
-    ]
-    return "\n".join(lines)
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values or min(values) < 16:
-        raise argparse.ArgumentTypeError(f"{text!r}: give one or more sides of at least 16 pixels")
-    return values
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--seconds",
-        type=float,
-        default=3.0,
-        help="duration of each timed row (default 3; about 70 s in all on 2 cores)",
+        "job tables: the ms columns after p99 are p50s of each job's legs, from the job's own timestamps: submit = "
+        "the SubmitJob call; queued = created -> started (in the stream, picked up, record read); run = started -> "
+        "finished (handler + storing the result); seen = finished -> the client holding the result.",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON on stdout; the table goes to stderr")
-    parser.add_argument(
-        "--sides",
-        type=_int_list,
-        default=DEFAULT_SIDES,
-        help="max_side of the stylization rows, comma-separated (default 512,1024; the job row uses the largest)",
-    )
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"no-op jobs per burst (default {DEFAULT_JOBS})")
-    parser.add_argument(
-        "--images", type=Path, default=None, help="folder holding objects/bus.jpg, style/amber.jpg, style/candy.jpg"
-    )
-    args = parser.parse_args(argv)
-    if args.seconds <= 0:
-        parser.error("--seconds must be positive")
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
-    return args
+    return report
 
 
 def run_all(settings: Settings, store: ModelStore, images: dict[str, bytes], args: argparse.Namespace) -> Measured:
@@ -664,50 +664,32 @@ def run_all(settings: Settings, store: ModelStore, images: dict[str, bytes], arg
     return Measured(redis_version, server.address, latency, bursts, detection, styles, style_job)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    run_started = time.perf_counter()
-    settings = Settings()
-    images_dir = args.images or settings.eval_dir.parent / "images"
-    names = (OBJECT_IMAGE, CONTENT_IMAGE, STYLE_IMAGE)
-    missing = [name for name in names if not (images_dir / name).is_file()]
-    if missing:
-        print(f"missing test image(s) {missing} under {images_dir}; pass --images DIR", file=sys.stderr)
-        return 2
-    images = {name: (images_dir / name).read_bytes() for name in names}
-
-    store = ModelStore(settings.resolved_models_dir, settings.models_mirror)
+def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:
+    images = harness.read_images(args, settings, (OBJECT_IMAGE, CONTENT_IMAGE, STYLE_IMAGE))
+    store = ModelStore.from_settings(settings)
     store.pull_all([YOLOX_NANO, YUNET, *FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER])
-
     try:
         measured = run_all(settings, store, images, args)
     except RedisServerError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        raise harness.Unavailable(str(exc)) from exc
+    height, width = _decode(images[CONTENT_IMAGE]).shape[:2]
+    return report_of(settings, args.seconds, measured, (height, width))
 
-    content = cv2.imdecode(np.frombuffer(images[CONTENT_IMAGE], np.uint8), cv2.IMREAD_COLOR)
-    table = format_table(settings, args.seconds, measured, content.shape[:2])
-    total_s = time.perf_counter() - run_started
-    table += f"\ntotal run time {total_s:.1f} s"
-    if args.json:
-        print(table, file=sys.stderr)
-        report = {
-            "seconds_per_row": args.seconds,
-            "total_s": total_s,
-            "redis": measured.redis_version,
-            "onnxruntime": ort.__version__,
-            "watch_fallback_poll_s": FALLBACK_POLL_S,
-            "poll_s": [POLL_S, POLL_BACKOFF, POLL_MAX_S],
-            "latency": [asdict(row) for row in measured.latency],
-            "throughput": [asdict(row) for row in measured.bursts],
-            "detection": [asdict(row) for row in measured.detection],
-            "styles": [asdict(row) for row in measured.styles],
-            "stylization_job": asdict(measured.style_job),
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    parser = harness.arguments(__doc__, seconds=3.0, images="objects/bus.jpg, style/amber.jpg, style/candy.jpg")
+    parser.add_argument(
+        "--sides",
+        type=harness.int_list(16),
+        default=DEFAULT_SIDES,
+        help="max_side of the stylization rows, comma-separated (default 512,1024; the job row uses the largest)",
+    )
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"no-op jobs per burst (default {DEFAULT_JOBS})")
+    args = harness.parse(parser, argv, QUICK)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    settings = Settings()
+    return harness.main(lambda: measure(args, settings), args.json)
 
 
 if __name__ == "__main__":

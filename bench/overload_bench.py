@@ -1,6 +1,7 @@
 """Overload benchmark: face database Verify offered 1x to 10x what the stack completes, with a deadline per call.
 
-    python bench/overload_bench.py [--seconds S] [--callers N] [--loads 1,2,5,10] [--deadline S] [--quick] [--json]
+    python bench/overload_bench.py [--seconds S] [--callers N] [--loads 1,2,5,10] [--deadline S] [--quick]
+        [--json [PATH]]
 
 The detector, embedder and face database run as processes of their own (`argus serve`, free loopback ports, the face
 database on a temporary SQLite file, auth off), with the settings of this environment: so the bounds measured are
@@ -14,7 +15,6 @@ bench/README.md for how to read the table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import socket
@@ -23,13 +23,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import grpc
-import numpy as np
+import harness
 
 from argus.client import FaceDbClient
 from argus.config import Settings
@@ -45,6 +46,7 @@ START_TIMEOUT_S = 180.0
 BACKOFF_CAP_S = 2.0
 DEFAULT_LOADS = (1, 2, 5, 10)
 DEFAULT_UNLOADED = (1, 2, 4)
+QUICK = {"seconds": 1.0, "callers": 2, "loads": (1.0, 2.0), "unloaded": (1,)}
 
 
 @dataclass
@@ -78,23 +80,29 @@ class Row:
     deadline_exceeded: int
     other_errors: int
     ok_p50_ms: float | None
+    ok_p90_ms: float | None
     ok_p99_ms: float | None
     refused_p50_ms: float | None
     refused_p99_ms: float | None
     of_unloaded: float | None = None  # goodput / the best unloaded rate
 
 
-def _percentiles(ms: list[float]) -> tuple[float | None, float | None]:
+def _percentiles(ms: list[float]) -> tuple[float | None, float | None, float | None]:
+    """p50, p90, p99 of the samples; None for each when there are none."""
     if not ms:
-        return None, None
-    p50, p99 = np.percentile(ms, [50, 99])
-    return float(p50), float(p99)
+        return None, None, None
+    latency = harness.Latency.of(ms)
+    return latency.p50, latency.p90, latency.p99
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def _running(process: subprocess.Popen[bytes]) -> bool:
+    return process.poll() is None
 
 
 @contextmanager
@@ -124,7 +132,7 @@ def serving_stack(settings: Settings, scratch: Path) -> Iterator[dict[str, str]]
         for name, process in zip(SERVICES, processes, strict=True):
             with grpc.insecure_channel(addresses[name]) as channel:
                 try:
-                    wait_until_serving(channel, name, deadline, lambda p=process: p.poll() is None)
+                    wait_until_serving(channel, name, deadline, partial(_running, process))
                 except (RuntimeError, TimeoutError) as exc:
                     log_tail = (scratch / f"{name}.log").read_text(errors="replace")[-3000:]
                     raise RuntimeError(f"{exc}; its log ends:\n{log_tail}") from exc
@@ -145,20 +153,22 @@ def offer(
     """`callers` threads call Verify back to back for `seconds`, each call with a deadline; returns the outcomes and
     the elapsed time (until the last call started in the window ended)."""
     outcomes = Outcomes()
-    clients = [FaceDbClient(address, timeout_s=deadline_s) for _ in range(callers)]
-    barrier = threading.Barrier(callers + 1)
-    stop = threading.Event()
+    opened: list[FaceDbClient] = []
+    stop = threading.Event()  # set when the row's time is up: a backoff ends there
 
-    def caller(client: FaceDbClient) -> None:
-        barrier.wait()
+    def make_call() -> Callable[[], None]:
+        client = FaceDbClient(address, timeout_s=deadline_s)
+        opened.append(client)
         refusals_in_a_row = 0
-        while not stop.is_set():
+
+        def call() -> None:
+            nonlocal refusals_in_a_row
             started = time.perf_counter()
             try:
                 client.verify(COLLECTION, SUBJECT, probe)
                 code = grpc.StatusCode.OK
             except grpc.RpcError as exc:
-                code = exc.code()  # type: ignore[attr-defined]
+                code = exc.code()
             outcomes.record(code, (time.perf_counter() - started) * 1e3)
             if code is grpc.StatusCode.RESOURCE_EXHAUSTED and backoff_ms > 0:
                 ceiling = min(BACKOFF_CAP_S, backoff_ms / 1e3 * 2**refusals_in_a_row)
@@ -167,19 +177,12 @@ def offer(
             else:
                 refusals_in_a_row = 0
 
-    threads = [threading.Thread(target=caller, args=(client,), daemon=True) for client in clients]
+        return call
+
     try:
-        for thread in threads:
-            thread.start()
-        barrier.wait()
-        started = time.perf_counter()
-        stop.wait(seconds)
-        stop.set()
-        for thread in threads:
-            thread.join()
-        return outcomes, time.perf_counter() - started
+        return outcomes, harness.drive(make_call, callers, seconds, stop=stop).elapsed_s
     finally:
-        for client in clients:
+        for client in opened:
             client.close()
 
 
@@ -188,8 +191,8 @@ def row_of(kind: str, load: float, callers: int, outcomes: Outcomes, elapsed: fl
     ok = codes.get("OK", 0)
     refused = codes.get("RESOURCE_EXHAUSTED", 0)
     late = codes.get("DEADLINE_EXCEEDED", 0)
-    ok_p50, ok_p99 = _percentiles(outcomes.ok_ms)
-    refused_p50, refused_p99 = _percentiles(outcomes.refused_ms)
+    ok_p50, ok_p90, ok_p99 = _percentiles(outcomes.ok_ms)
+    refused_p50, _, refused_p99 = _percentiles(outcomes.refused_ms)
     return Row(
         kind=kind,
         load=load,
@@ -202,43 +205,29 @@ def row_of(kind: str, load: float, callers: int, outcomes: Outcomes, elapsed: fl
         deadline_exceeded=late,
         other_errors=sum(codes.values()) - ok - refused - late,
         ok_p50_ms=ok_p50,
+        ok_p90_ms=ok_p90,
         ok_p99_ms=ok_p99,
         refused_p50_ms=refused_p50,
         refused_p99_ms=refused_p99,
     )
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def format_table(args: argparse.Namespace, settings: Settings, where: dict[str, str], rows: list[Row]) -> str:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    bounds = " ".join(f"{name}={settings.concurrent_calls(name)}" for name in SERVICES)
-    backoff = f"{args.backoff_ms:g} ms doubling to {BACKOFF_CAP_S:g} s, full jitter" if args.backoff_ms else "none"
-    lines = [
-        f"Argus overload bench: Verify ({PROBE}.jpg vs subject {SUBJECT}), {args.seconds:g} s per row, "
-        f"{args.deadline:g} s deadline per call, {cpus} CPUs",
-        f"unary call bounds: {bounds}; max_open_streams={settings.max_open_streams}; backoff after a refusal: "
-        f"{backoff}",
-        f"servers: facedb {where['facedb']}, detector {where['detector']}, embedder {where['embedder']}, each its own "
-        "process; the callers are threads of this one",
-        f"{'rows':<9}{'callers':>8}{'load':>6}{'calls':>7}{'goodput/s':>10}{'OK':>6}{'refused':>8}{'deadline':>9}"
-        f"{'other':>6}{'OK p50':>9}{'OK p99':>9}{'ref p50':>9}{'ref p99':>9}{'of unloaded':>12}",
-    ]
-    for row in rows:
-        load = "-" if row.kind == "unloaded" else f"{row.load:g}x"
-        share = "-" if row.of_unloaded is None else f"{row.of_unloaded:.0%}"
-        lines.append(
-            f"{row.kind:<9}{row.callers:>8}{load:>6}{row.calls:>7}{row.goodput_per_s:>10.2f}{row.ok:>6}"
-            f"{row.refused:>8}{row.deadline_exceeded:>9}{row.other_errors:>6}{_ms(row.ok_p50_ms):>9}"
-            f"{_ms(row.ok_p99_ms):>9}{_ms(row.refused_p50_ms):>9}{_ms(row.refused_p99_ms):>9}{share:>12}"
-        )
-    lines.append(
-        "latencies in ms as the caller sees them; 'of unloaded' = goodput / the best unloaded rate; refused = "
-        "RESOURCE_EXHAUSTED, deadline = DEADLINE_EXCEEDED"
-    )
-    return "\n".join(lines)
+COLUMNS: list[harness.Column[Row]] = [
+    harness.Column("rows", "kind"),
+    harness.Column("callers", "callers"),
+    harness.Column("load", lambda row: None if row.kind == "unloaded" else f"{row.load:g}x"),
+    harness.Column("calls", "calls"),
+    harness.Column("goodput/s", "goodput_per_s", ".2f"),
+    harness.Column("OK", "ok"),
+    harness.Column("refused", "refused"),
+    harness.Column("deadline", "deadline_exceeded"),
+    harness.Column("other", "other_errors"),
+    harness.Column("OK p50", "ok_p50_ms", ".1f"),
+    harness.Column("OK p99", "ok_p99_ms", ".1f"),
+    harness.Column("ref p50", "refused_p50_ms", ".1f"),
+    harness.Column("ref p99", "refused_p99_ms", ".1f"),
+    harness.Column("of unloaded", "of_unloaded", ".0%"),
+]
 
 
 def _number_list(text: str) -> tuple[float, ...]:
@@ -251,47 +240,10 @@ def _number_list(text: str) -> tuple[float, ...]:
     return values
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each row (default 15)")
-    parser.add_argument("--callers", type=int, default=10, help="callers at load 1x (default 10)")
-    parser.add_argument(
-        "--loads", type=_number_list, default=DEFAULT_LOADS, help="offered loads, multiples of --callers (1,2,5,10)"
-    )
-    parser.add_argument(
-        "--unloaded", type=_number_list, default=DEFAULT_UNLOADED, help="concurrencies of the unloaded rows (1,2,4)"
-    )
-    parser.add_argument("--deadline", type=float, default=10.0, help="deadline of every call in seconds (default 10)")
-    parser.add_argument(
-        "--backoff-ms", type=float, default=100.0, help="first backoff after a refusal (default 100; 0: none)"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: 1 s rows, unloaded at 1, loads 1x and 2x of 2 callers"
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON on stdout; the table goes to stderr")
-    parser.add_argument("--images", type=Path, default=None, help="folder holding faces/obama.jpg and obama2.jpg")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seconds, args.callers, args.loads, args.unloaded = 1.0, 2, (1.0, 2.0), (1.0,)
-    if args.seconds <= 0 or args.deadline <= 0 or args.callers < 1 or args.backoff_ms < 0:
-        parser.error("--seconds, --deadline and --callers must be positive, --backoff-ms not negative")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    run_started = time.perf_counter()
-    settings = Settings()
-    images_dir = args.images or settings.eval_dir.parent / "images"
-    paths = {name: images_dir / "faces" / f"{name}.jpg" for name in (SUBJECT, PROBE)}
-    missing = [str(path) for path in paths.values() if not path.is_file()]
-    if missing:
-        print(f"missing test image(s) {missing}; pass --images DIR", file=sys.stderr)
-        return 2
-    ModelStore(settings.resolved_models_dir, settings.models_mirror).pull_all(
-        [YOLOX_NANO, YUNET, MOBILEFACENET, DLIB_RESNET]
-    )
-    probe = paths[PROBE].read_bytes()
+def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:
+    photos = harness.read_images(args, settings, (f"faces/{SUBJECT}.jpg", f"faces/{PROBE}.jpg"))
+    probe = photos[f"faces/{PROBE}.jpg"]
+    ModelStore.from_settings(settings).pull_all([YOLOX_NANO, YUNET, MOBILEFACENET, DLIB_RESNET])
     rows: list[Row] = []
     with (
         tempfile.TemporaryDirectory(prefix="argus-overload-bench-") as scratch,
@@ -299,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     ):
         with FaceDbClient(where["facedb"], timeout_s=60) as setup:
             setup.create_collection(COLLECTION)
-            setup.enroll(COLLECTION, SUBJECT, [paths[SUBJECT].read_bytes()])
+            setup.enroll(COLLECTION, SUBJECT, [photos[f"faces/{SUBJECT}.jpg"]])
             setup.verify(COLLECTION, SUBJECT, probe)  # warm-up, untimed
         for concurrency in args.unloaded:
-            outcomes, elapsed = offer(where["facedb"], probe, int(concurrency), args.seconds, args.deadline, 0)
-            rows.append(row_of("unloaded", 0, int(concurrency), outcomes, elapsed))
+            outcomes, elapsed = offer(where["facedb"], probe, concurrency, args.seconds, args.deadline, 0)
+            rows.append(row_of("unloaded", 0, concurrency, outcomes, elapsed))
         unloaded = max(row.goodput_per_s for row in rows)
         for load in args.loads:
             callers = max(1, round(load * args.callers))
@@ -312,24 +264,56 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             row.of_unloaded = row.goodput_per_s / unloaded if unloaded else None
 
-    table = format_table(args, settings, where, rows)
-    total_s = time.perf_counter() - run_started
-    table += f"\ntotal run time {total_s:.1f} s"
-    if args.json:
-        print(table, file=sys.stderr)
-        report = {
-            "seconds_per_row": args.seconds,
-            "deadline_s": args.deadline,
-            "backoff_ms": args.backoff_ms,
-            "total_s": total_s,
-            "unloaded_per_s": unloaded,
-            "bounds": {name: settings.concurrent_calls(name) for name in SERVICES},
-            "rows": [asdict(row) for row in rows],
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
-    return 0
+    bounds = {name: settings.concurrent_calls(name) for name in SERVICES}
+    report = harness.Report(
+        "overload",
+        args.seconds,
+        [f"Verify ({PROBE}.jpg vs subject {SUBJECT})", f"{args.deadline:g} s deadline per call"],
+        {
+            **{f"{name}_max_concurrent_calls": bound for name, bound in bounds.items()},
+            "max_open_streams": settings.max_open_streams,
+        },
+    )
+    report.data.update(deadline_s=args.deadline, backoff_ms=args.backoff_ms, unloaded_per_s=unloaded, bounds=bounds)
+    backoff = f"{args.backoff_ms:g} ms doubling to {BACKOFF_CAP_S:g} s, full jitter" if args.backoff_ms else "none"
+    report.table(
+        "rows",
+        [
+            f"backoff after a refusal: {backoff}",
+            f"servers: facedb {where['facedb']}, detector {where['detector']}, embedder {where['embedder']}, each its "
+            "own process; the callers are threads of this one",
+        ],
+        rows,
+        COLUMNS,
+    )
+    report.text(
+        "latencies in ms as the caller sees them; 'of unloaded' = goodput / the best unloaded rate; refused = "
+        "RESOURCE_EXHAUSTED, deadline = DEADLINE_EXCEEDED"
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = harness.arguments(__doc__, seconds=15.0, images="faces/obama.jpg and obama2.jpg")
+    parser.add_argument("--callers", type=int, default=10, help="callers at load 1x (default 10)")
+    parser.add_argument(
+        "--loads", type=_number_list, default=DEFAULT_LOADS, help="offered loads, multiples of --callers (1,2,5,10)"
+    )
+    parser.add_argument(
+        "--unloaded",
+        type=harness.int_list(1),
+        default=DEFAULT_UNLOADED,
+        help="concurrencies of the unloaded rows (1,2,4)",
+    )
+    parser.add_argument("--deadline", type=float, default=10.0, help="deadline of every call in seconds (default 10)")
+    parser.add_argument(
+        "--backoff-ms", type=float, default=100.0, help="first backoff after a refusal (default 100; 0: none)"
+    )
+    args = harness.parse(parser, argv, QUICK)
+    if args.deadline <= 0 or args.callers < 1 or args.backoff_ms < 0:
+        parser.error("--deadline and --callers must be positive, --backoff-ms not negative")
+    settings = Settings()
+    return harness.main(lambda: measure(args, settings), args.json)
 
 
 if __name__ == "__main__":
