@@ -1,4 +1,4 @@
-# Two commands matter: `make run` starts Argus, `make test` runs lint and the test suite.
+# Two commands matter: `make run` starts Argus, `make test` runs lint (ruff, mypy) and the test suite.
 # Both create .venv and install the locked dependencies on first use.
 
 PYTHON ?= python3
@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/argus up
 
-lint: install
+lint: install typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

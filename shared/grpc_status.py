@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import grpc
 
-from argus.auth import KeysFileError, PermissionDenied, Unauthenticated
 from argus.errors import (
     AlreadyExists,
     ArgusError,
@@ -20,6 +19,7 @@ from argus.errors import (
     NotFound,
     Overloaded,
 )
+from argus.keys import KeysFileError, PermissionDenied, Unauthenticated
 
 STATUS_OF: dict[type[ArgusError], grpc.StatusCode] = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,

@@ -17,11 +17,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from argus.auth import DenialLog, DenialSink, Gatekeeper, KeyRing, current_key
+from argus.auth import Gatekeeper, current_key
 from argus.config import LOOPBACK, Settings
 from argus.deadlines import serving_until
 from argus.errors import ArgusError, DeadlineExceeded, Overloaded
 from argus.grpc_status import status_message, status_of
+from argus.keys import DenialLog, DenialSink, KeyRing
 
 log = logging.getLogger(__name__)
 

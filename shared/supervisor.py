@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from argus.auth import KeysFileError, active_keys, read_keys
 from argus.client import client_options, open_channel
 from argus.config import LOOPBACK, Settings
 from argus.errors import ArgusError
 from argus.health import wait_until_serving
+from argus.keys import KeysFileError, active_keys, read_keys
 from argus.models.manifest import MANIFEST
 from argus.models.store import ModelStore
 from argus.redis_server import RedisServer, RedisServerError

@@ -15,10 +15,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from argus.auth import RELOAD_S, KeyRing
 from argus.client import JobsClient
 from argus.config import Settings
 from argus.errors import AlreadyExists, InvalidInput
+from argus.keys import RELOAD_S, KeyRing
 from argus.server import RunningServer
 from argus.supervisor import quickstart_auth, up
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from argus.auth import ANONYMOUS, ApiKey, KeyRing
 from argus.client import FaceDbClient
 from argus.config import Settings
+from argus.keys import ANONYMOUS, ApiKey, KeyRing
 from argus.server import RunningServer
 from argus.services.facedb import audit
 from argus.services.facedb.audit import AuditLog

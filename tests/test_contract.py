@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from argus import auth, errors, protogen
+from argus import errors, keys, protogen
 from argus.grpc_status import STATUS_OF, status_of
 
 REPO = Path(protogen.__file__).resolve().parent.parent
@@ -47,11 +47,11 @@ def test_package_list_covers_every_python_folder() -> None:
 
 def test_every_domain_error_has_its_own_status() -> None:
     """A new error class left out of the table would reach callers as INTERNAL."""
-    for module in (errors, auth):
+    for module in (errors, keys):
         for name, kind in vars(module).items():
             if isinstance(kind, type) and issubclass(kind, errors.ArgusError) and kind.__module__ == module.__name__:
-                if kind.__subclasses__():  # a base (ArgusError, auth.Denied): its subclasses say the status
+                if kind.__subclasses__():  # a base (ArgusError, keys.Denied): its subclasses say the status
                     continue
                 assert kind in STATUS_OF, f"{module.__name__}.{name} has no status in argus.grpc_status.STATUS_OF"
-    assert status_of(auth.PermissionDenied("no", "scope")) is grpc.StatusCode.PERMISSION_DENIED
+    assert status_of(keys.PermissionDenied("no", "scope")) is grpc.StatusCode.PERMISSION_DENIED
     assert status_of(errors.ArgusError("unexpected")) is grpc.StatusCode.INTERNAL

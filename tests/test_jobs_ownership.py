@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from argus.auth import KeyRing
 from argus.client import JobsClient
 from argus.config import Settings
+from argus.keys import KeyRing
 from argus.proto.jobs.v1 import jobs_pb2
 from argus.server import RunningServer
 

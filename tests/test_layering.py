@@ -101,6 +101,34 @@ def test_no_service_imports_the_tools() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+# The transport layer: the only modules that may import gRPC (or argus.auth, its side of auth). Everything else is
+# domain code that takes plain values and raises plain exceptions (argus.grpc_status maps them).
+TRANSPORT = (
+    "argus.auth",
+    "argus.client",
+    "argus.grpc_status",
+    "argus.health",
+    "argus.server",
+    "argus.supervisor",
+    "argus.cli",
+    "argus.protogen",
+)
+TRANSPORT_IN_A_SERVICE = ("servicer", "server", "remote_analysis")
+
+
+def test_only_the_transport_layer_knows_grpc() -> None:
+    wrong = []
+    for module, path in _sources():
+        if any(_within(module, layer) for layer in TRANSPORT) or module.rsplit(".", 1)[-1] in TRANSPORT_IN_A_SERVICE:
+            continue
+        wrong += [
+            f"{module} imports {name}"
+            for name in sorted(_imports(path))
+            if _within(name, "grpc") or name.startswith("grpc_") or _within(name, "argus.auth")
+        ]
+    assert not wrong, "\n".join(wrong)
+
+
 def _loaded_after(module: str) -> list[str]:
     """The modules a fresh interpreter holds after importing this one."""
     code = f"import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))"

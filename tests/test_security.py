@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from argus.auth import KeyRing
 from argus.client import DetectorClient, FaceDbClient, JobsClient, Tls, open_channel
 from argus.config import Settings
+from argus.keys import KeyRing
 from argus.models.store import ModelStore
 from argus.proto.jobs.v1 import jobs_pb2
 from argus.server import RunningServer

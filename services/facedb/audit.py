@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, delete, select, true
 
-from argus.auth import Denials
+from argus.keys import Denials
 from argus.paging import DEFAULT_PAGE_SIZE
 from argus.services.facedb.audit_writer import BoundedWriter
 from argus.services.facedb.storage import SQLITE_BUSY_TIMEOUT_S, AuditRecord, Base, FaceStore

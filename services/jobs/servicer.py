@@ -11,8 +11,9 @@ from typing import ParamSpec, TypeVar
 import grpc
 import redis
 
-from argus.auth import ADMIN, current_key
+from argus.auth import current_key
 from argus.config import Settings
+from argus.keys import ADMIN
 from argus.proto.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from argus.services.jobs.changes import FALLBACK_POLL_S
 from argus.services.jobs.requests import list_query, validate

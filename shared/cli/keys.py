@@ -8,9 +8,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from argus.auth import SCOPES, KeyRing
 from argus.cli.output import print_json, table
 from argus.config import get_settings
+from argus.keys import SCOPES, KeyRing
 
 
 def _keyring() -> KeyRing:
