@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -71,9 +72,63 @@ class _CallDetails(
     pass
 
 
+# The calls that change nothing (a Verify or Identify writes only its audit record, and only with a decision), so
+# one that ends UNAVAILABLE (no replica reached, one draining at shutdown, one cut off from its own dependencies) is
+# sent again, to the next replica. Writes are never resent: an Enroll that failed after its commit would enroll the
+# photos twice, a resent Delete* or CreateCollection would answer NOT_FOUND or ALREADY_EXISTS for its own success, a
+# resent ChangeProfile to the profile just asked for would cancel it. SubmitJob is safe to resend with the same
+# idempotency_key, but the channel cannot tell a call with one from a call without: the caller resends it.
+RETRIED_READS = {
+    "argus.detector.v1.DetectorService": ("DetectObjects", "DetectFaces"),
+    "argus.embedder.v1.EmbedderService": ("Embed", "ListModels"),
+    "argus.facedb.v1.FaceDatabaseService": (
+        "GetCollection", "ListCollections", "ListProfiles", "Verify", "Compare", "Identify", "GetSubject",
+        "ListSubjects", "ListAuditEvents",
+    ),
+    "argus.jobs.v1.JobsService": ("GetJob", "WatchJob", "ListJobs", "ListStyles"),
+}  # fmt: skip
+# Three attempts in all, resent after a random pause of up to 50, then 100 ms, all within the call's deadline: enough
+# to step past a replica that is going away, few enough that a stack that is down fails fast.
+RETRY_POLICY = {
+    "maxAttempts": 3,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+# round_robin: every address the name resolves to (a headless Service's pods, a compose service's replicas) gets a
+# connection and calls take turns over the ready ones; gRPC's default (pick_first) would send them all to one.
+SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [
+        {
+            "name": [
+                {"service": service, "method": method}
+                for service, methods in RETRIED_READS.items()
+                for method in methods
+            ],
+            "retryPolicy": RETRY_POLICY,
+        }
+    ],
+}
+CHANNEL_OPTIONS = (
+    ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+    ("grpc.enable_retries", 1),
+    # A call is resent from a copy kept until it is answered; gRPC keeps 256 KiB by default, less than a photo, and
+    # does not retry what it did not keep. Keep up to the largest message a server accepts by default.
+    ("grpc.per_rpc_retry_buffer_size", Settings.model_fields["max_message_bytes"].default),
+)
+
+
 def open_channel(address: str, *, api_key: str | None = None, tls: Tls | None = None) -> grpc.Channel:
-    """A channel to an Argus service: TLS when tls is given, the API key on every call when one is given."""
-    channel = grpc.secure_channel(address, tls.credentials()) if tls else grpc.insecure_channel(address)
+    """A channel to an Argus service: TLS when tls is given, the API key on every call when one is given; balanced
+    over every address the name resolves to (`dns:///argus-facedb-headless:50053`, `ipv4:10.0.0.1:50053,10.0.0.2:50053`)
+    and reads resent on UNAVAILABLE (SERVICE_CONFIG)."""
+    channel = (
+        grpc.secure_channel(address, tls.credentials(), options=CHANNEL_OPTIONS)
+        if tls
+        else grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+    )
     return grpc.intercept_channel(channel, _ApiKey(api_key)) if api_key else channel
 
 

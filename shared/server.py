@@ -297,6 +297,9 @@ def start_health_server(settings: Settings, health_servicer: health.HealthServic
     return server
 
 
+CONNECTION_AGE_MS = 5 * 60 * 1000
+
+
 def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) -> RunningServer:
     """Starts a server hosting the bindings plus health checking and reflection; port 0 picks a free one."""
     denials = DenialLog(settings.denial_report_s, [sink for binding in bindings for sink in binding.on_denials])
@@ -313,6 +316,9 @@ def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) 
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Clients re-resolve a DNS name only when a connection closes: a GOAWAY every few minutes lets them find
+            # replicas added since. No grace limit, so calls and streams in flight finish on the old connection.
+            ("grpc.max_connection_age_ms", CONNECTION_AGE_MS),
         ],
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
