@@ -237,6 +237,7 @@ class RunningServer:
     health: health.HealthServicer
     bindings: list[ServiceBinding]
     _stopped: threading.Event = field(default_factory=threading.Event)
+    _finished: threading.Event = field(default_factory=threading.Event)
     health_server: grpc.Server | None = None  # the health-only plaintext port, when ARGUS_HEALTH_PORT is set
 
     @property
@@ -252,16 +253,21 @@ class RunningServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.set_serving(False)
-        self.server.stop(grace_s).wait()
-        if self.health_server is not None:
-            self.health_server.stop(0).wait()
-        for binding in self.bindings:
-            for hook in binding.on_stop:
-                hook()
+        try:
+            self.set_serving(False)
+            self.server.stop(grace_s).wait()
+            if self.health_server is not None:
+                self.health_server.stop(0).wait()
+            for binding in self.bindings:
+                for hook in binding.on_stop:
+                    hook()
+        finally:
+            self._finished.set()
 
     def wait(self) -> None:
-        self._stopped.wait()
+        """Until the server has stopped and every stop hook has run (a snapshot saved, the audit trail flushed):
+        a process that exits when this returns loses nothing."""
+        self._finished.wait()
 
 
 _metrics_started: set[int] = set()
