@@ -1,12 +1,16 @@
-"""Face database benchmark: Verify / Identify / Compare over real gRPC, then 1:N search alone on large galleries.
+"""Face database benchmark: Verify / Identify / Compare over real gRPC, then a request's cost as its collection grows.
 
-    python bench/facedb_bench.py [--seconds S] [--quick] [--json [PATH]] [--sizes 10000,100000,1000000] [--threads T]
-        [--images DIR]
+    python bench/facedb_bench.py [--seconds S] [--quick] [--json [PATH]] [--images DIR] [--seed N]
+        [--cost-sizes 1,100000] [--cost-backends sqlite,postgresql] [--postgres URL]
 
 Part 1 starts the detector, embedder and face database servers in this process on free ports (the face database on
 a temporary SQLite file), enrolls four photos and calls the face database through real channels to 127.0.0.1.
-Part 2 searches synthetic galleries of random unit vectors with the product's exact index (FaceIndex: FAISS
-IndexFlatIP) and with an approximate FAISS index (IndexIVFFlat) beside it, with the approximate index's recall.
+Part 2 measures what a request costs as its collection grows: Verify and Identify (FaceDatabase in this process,
+with the real models) on collections of --cost-sizes faces, the first a real enrolled face, the rest synthetic ones
+added through FaceStore.add_subjects_bulk, on SQLite and (with --postgres, a server the bench may create databases on)
+PostgreSQL, beside the collection look-up every such request makes and the counting query it made before the
+collections kept counters.
+The index search alone on large galleries, with the product's own index kinds, is bench/facedb_scale_bench.py's.
 Every timed row runs for --seconds (at least one call or query each), so the whole run is bounded. Nothing here
 asserts a speed: it prints what it measured. See bench/README.md for how to read the tables.
 """
@@ -14,31 +18,34 @@ asserts a speed: it prints what it measured. See bench/README.md for how to read
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeAlias
 
 import faiss
 import harness
 import numpy as np
+import sqlalchemy as sa
 
 from argus.client import FaceDbClient
 from argus.config import Settings
 from argus.errors import ModelUnavailable
+from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.models.manifest import DLIB_RESNET, MOBILEFACENET, YOLOX_NANO, YUNET
 from argus.models.store import ModelStore
 from argus.proto.facedb.v1 import facedb_pb2
 from argus.server import RunningServer
 from argus.services.detector.server import start_detector_server
 from argus.services.embedder.server import start_embedder_server
-from argus.services.facedb.index import FaceIndex
+from argus.services.facedb.database import FaceDatabase
 from argus.services.facedb.server import start_facedb_server
+from argus.services.facedb.storage import FaceStore, NewFace
 
 CONCURRENCIES = (1, 8)
 CALL_TIMEOUT_S = 60.0  # a hung server fails the run instead of hanging it
@@ -47,14 +54,16 @@ ENROLLED = ("obama", "biden", "deepface_img2", "deepface_img3")  # faces/<name>.
 PROBE = "obama2"
 TOP_K = 5
 
-DIMENSION = 256  # the default profile's (mobilefacenet+dlib) fused embedding size
 SEARCH_K = TOP_K * 8  # what Identify with top_k 5 asks the index for (database.identify searches top_k * 8 deep)
-QUERY_COSINE = 0.75  # target cosine between a query and the gallery vector it was made from (a typical same-person)
-CHUNK = 100_000  # vectors generated per step, to bound the float temporaries
-TRAIN_MAX = 50_000  # most vectors the IVF quantizer is trained on
-DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
-DEFAULT_NPROBES = (8, 32, 128)
-QUICK = {"seconds": 0.3, "sizes": (2000,), "queries": 200}
+CHUNK = 100_000  # synthetic vectors generated per step, to bound the float temporaries
+DEFAULT_COST_SIZES = (1, 100_000)
+COST_FOLLOW_S = 900.0  # longest the face database may take to index a synthetic gallery before the bench gives up
+# The counts every Verify and Identify read before the collections kept counters (FaceStore._counted then).
+COUNTING = sa.text(
+    "SELECT (SELECT count(*) FROM subjects WHERE collection_id = :c), (SELECT count(*) FROM faces WHERE "
+    "collection_id = :c), (SELECT count(*) FROM faces WHERE collection_id = :c AND pending_embedding IS NOT NULL)"
+)
+QUICK = {"seconds": 0.3, "cost_sizes": (1, 500)}
 
 
 @dataclass
@@ -70,23 +79,6 @@ class ServiceResult:
     p99_ms: float
     grpc_calls: int  # gRPC calls one request makes in all: itself plus its detector and embedder calls
     answer: str
-
-
-@dataclass
-class SearchResult:
-    gallery: int
-    index: str
-    params: str
-    build_s: float
-    note: str
-    queries: int  # timed batch-1 queries
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    recall_queries: int
-    recall_at_1: float  # top-1 equals the exact index's top-1
-    truth_at_1: float  # top-1 is the gallery vector the query was made from
 
 
 # --- part 1: the face database over gRPC ----------------------------------------------------------------------
@@ -191,111 +183,176 @@ def run_service(
     return results, where
 
 
-# --- part 2: search alone on synthetic galleries --------------------------------------------------------------
+# --- part 2: a request's cost against the collection's size --------------------------------------------------
 
 
-def unit_rows(rng: np.random.Generator, count: int) -> np.ndarray:
-    """`count` random unit vectors (uniform on the sphere), float32, made CHUNK rows at a time."""
-    out = np.empty((count, DIMENSION), dtype=np.float32)
+@dataclass
+class CostResult:
+    backend: str
+    faces: int
+    index: str  # the kind of index the collection had (FaceIndex.kind)
+    fill_s: float  # adding the synthetic faces through FaceStore.add_subjects_bulk
+    verify_p50_ms: float
+    verify_p99_ms: float
+    identify_p50_ms: float
+    identify_p99_ms: float
+    search_p50_ms: float  # the index search alone, as Identify makes it
+    lookup_p50_ms: float  # FaceStore.get_collection: what every Verify and Identify reads now
+    counting_p50_ms: float  # the COUNT query every Verify and Identify made before the counters
+    verify_ratio: float = 1.0  # verify p50 / verify p50 of the backend's smallest collection
+    identify_ratio: float = 1.0  # (identify - search) p50 / the same of the smallest collection
+
+
+@contextmanager
+def scratch_database(backend: str, postgres: str, folder: Path, name: str) -> Iterator[str]:
+    """An empty database of its own: a SQLite file in `folder`, or one made on the --postgres server."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / f'{name}.sqlite3'}"
+        return
+    with harness.scratch_postgres(postgres) as url:
+        yield url
+
+
+def synthetic_subjects(template: NewFace, count: int, seed: int) -> Iterator[tuple[str, str, list[NewFace]]]:
+    """`count` subjects of one synthetic face each: random unit vectors of the template's profile and size."""
+    rng = np.random.default_rng(seed)
+    dimension = template.embedding.shape[0]
     for start in range(0, count, CHUNK):
-        block = rng.standard_normal((min(CHUNK, count - start), DIMENSION), dtype=np.float32)
+        block = rng.standard_normal((min(CHUNK, count - start), dimension), dtype=np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[start : start + block.shape[0]] = block
-    return out
+        for offset, vector in enumerate(block):
+            face = NewFace(vector, template.profile, template.models, template.box, 0.9, 100.0, 50.0)
+            yield f"synthetic-{start + offset}", "", [face]
 
 
-def perturbed_queries(rng: np.random.Generator, gallery: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(queries, source rows): q = normalise(g + noise), noise sized so that cos(q, g) is about QUERY_COSINE.
-
-    The queries are not in the gallery; on random data their nearest neighbour is the row they were made from
-    (the best cosine to an unrelated row of a million is about 0.45), so the true answer is known.
-    """
-    sources = rng.choice(gallery.shape[0], size=count, replace=False)
-    sigma = math.sqrt((1.0 / QUERY_COSINE**2 - 1.0) / DIMENSION)
-    queries = gallery[sources] + sigma * rng.standard_normal((count, DIMENSION), dtype=np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    return np.ascontiguousarray(queries), sources
-
-
-def time_queries(search: Callable[[np.ndarray], object], queries: np.ndarray, seconds: float) -> harness.Latency:
-    """Batch-1 searches back to back, cycling through the queries, for `seconds` (at least one) after one untimed."""
-    rows = itertools.cycle([queries[i : i + 1] for i in range(queries.shape[0])])
-    return harness.repeat(lambda: search(next(rows)), seconds).latency
+def wait_indexed(database: FaceDatabase, collection: str, faces: int) -> None:
+    """Until the face database's index of the collection holds every face (its follower applies the bulk adds) and
+    is of the kind its size calls for (no background build left to compete with the timed calls)."""
+    deadline = time.monotonic() + COST_FOLLOW_S
+    while database.indexes.get(collection).size < faces:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the index of {collection} did not reach {faces} faces in {COST_FOLLOW_S:g} s")
+        time.sleep(0.2)
+    if not database.indexes.get(collection).settle(max(1.0, deadline - time.monotonic())):
+        raise RuntimeError(f"the index of {collection} was still being built after {COST_FOLLOW_S:g} s")
 
 
-def _search_row(
-    gallery: int,
-    index: str,
-    params: str,
-    build_s: float,
-    note: str,
-    latency: harness.Latency,
-    top1: np.ndarray,
-    exact_top1: np.ndarray,
-    truth: np.ndarray,
-) -> SearchResult:
-    return SearchResult(
-        gallery=gallery,
-        index=index,
-        params=params,
-        build_s=build_s,
-        note=note,
-        queries=latency.count,
-        p50_ms=latency.p50,
-        p90_ms=latency.p90,
-        p99_ms=latency.p99,
-        mean_ms=latency.mean,
-        recall_queries=int(top1.size),
-        recall_at_1=float((top1 == exact_top1).mean()),
-        truth_at_1=float((top1 == truth).mean()),
-    )
-
-
-def exact_search(
-    ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, sources: np.ndarray, seconds: float
-) -> tuple[SearchResult, np.ndarray]:
-    """The product's own index, built the way the service builds it at start; (its row, its top-1 per query)."""
-    exact = FaceIndex()
+def fill(database: FaceDatabase, collection: str, size: int, photos: dict[str, bytes], seed: int) -> tuple[int, float]:
+    """Makes the collection: obama.jpg enrolled, then size - 1 synthetic faces through the bulk path; returns
+    obama's face id and the seconds the bulk path took, once the index holds every face."""
+    store = database.store
+    database.create_collection(collection)
+    (face_id,) = database.enroll(collection, "obama", [photos["obama"]]).face_ids
+    profile, _, stored = store.subject_faces(collection, "obama")
+    models = store.get_subject(collection, "obama").faces[0].models
+    template = NewFace(stored[0], profile, models, (0.0, 0.0, 100.0, 100.0), 0.9, 100.0, 50.0)
     t0 = time.perf_counter()
-    exact.rebuild(ids, vectors)
-    build_s = time.perf_counter() - t0
-    top1 = exact.search(queries, SEARCH_K)[1][:, 0]
-    latency = time_queries(lambda q: exact.search(q, SEARCH_K), queries, seconds)
-    row = _search_row(
-        ids.size, "FaceIndex", "IndexFlatIP", build_s, "the product's index", latency, top1, top1, sources
-    )
-    return row, top1
+    store.add_subjects_bulk(collection, synthetic_subjects(template, size - 1, seed + size))
+    fill_s = time.perf_counter() - t0
+    wait_indexed(database, collection, size)
+    return face_id, fill_s
 
 
-def run_search(
-    size: int, nprobes: tuple[int, ...], recall_queries: int, seconds: float, seed: int
-) -> list[SearchResult]:
-    rng = np.random.default_rng(seed + size)
-    vectors = unit_rows(rng, size)
-    ids = np.arange(size, dtype=np.int64)  # face ids are row numbers here
-    queries, sources = perturbed_queries(rng, vectors, min(recall_queries, size))
-    exact_row, exact_top1 = exact_search(ids, vectors, queries, sources, seconds)
-    results = [exact_row]
+def interleaved(calls: dict[str, Callable[[], object]], seconds: float) -> dict[str, harness.Latency]:
+    """Each call once in turn, round after round, for `seconds` per call (at least one round) after an untimed
+    round: the load of the machine then weighs on every call alike, which back-to-back rows cannot promise."""
+    for call in calls.values():
+        call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    deadline = time.perf_counter() + seconds * len(calls)
+    while not samples[next(iter(calls))] or time.perf_counter() < deadline:
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            samples[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: harness.Latency.of(values) for name, values in samples.items()}
 
-    # Approximate: inverted lists over a k-means coarse quantizer, searched in the nprobe nearest lists.
-    nlist = max(1, round(4 * math.sqrt(size)))
-    train = vectors[rng.choice(size, size=min(TRAIN_MAX, size), replace=False)]
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIMENSION), DIMENSION, nlist, faiss.METRIC_INNER_PRODUCT)
-    ivf.cp.min_points_per_centroid = 1  # the note shows training points per list; no FAISS warning on stderr
-    t0 = time.perf_counter()
-    ivf.train(train)
-    train_s = time.perf_counter() - t0
-    ivf.add_with_ids(vectors, ids)
-    build_s = time.perf_counter() - t0
-    del train, vectors
-    trained = min(TRAIN_MAX, size)
-    note = f"train {train_s:.1f} s on {trained} ({trained / nlist:.0f}/list) + add {build_s - train_s:.1f} s"
-    for nprobe in nprobes:
-        ivf.nprobe = min(nprobe, nlist)
-        top1 = ivf.search(queries, SEARCH_K)[1][:, 0]
-        latency = time_queries(lambda q: ivf.search(q, SEARCH_K), queries, seconds)
-        params = f"nlist={nlist} nprobe={ivf.nprobe}"
-        results.append(_search_row(size, "IVFFlat", params, build_s, note, latency, top1, exact_top1, sources))
+
+def cost_rows(
+    backend: str,
+    url: str,
+    analyzer: LocalFaceAnalyzer,
+    settings: Settings,
+    photos: dict[str, bytes],
+    args: argparse.Namespace,
+) -> list[CostResult]:
+    """Every size's collection in one database and one face database, their requests interleaved."""
+    sizes = sorted(set(args.cost_sizes))
+    with FaceStore(url) as store:
+        database = FaceDatabase(store, analyzer, settings)
+        database.start()
+        try:
+            made = {size: fill(database, f"cost-{size}", size, photos, args.seed) for size in sizes}
+            verify = interleaved(
+                {f"cost-{size}": partial(database.verify, f"cost-{size}", "obama", photos[PROBE]) for size in sizes},
+                args.seconds,
+            )
+            identify = interleaved(
+                {f"cost-{size}": partial(database.identify, f"cost-{size}", photos[PROBE], TOP_K) for size in sizes},
+                args.seconds,
+            )
+            rows = []
+            with store.engine.connect() as conn:
+                for size in sizes:
+                    collection = f"cost-{size}"
+                    index = database.indexes.get(collection)
+                    probe = index.vectors([made[size][0]])  # a vector as the index holds them
+                    search = harness.repeat(partial(index.search, probe, min(index.size, SEARCH_K)), args.seconds)
+                    lookup = harness.repeat(partial(store.get_collection, collection), args.seconds)
+                    (collection_id,) = conn.execute(
+                        sa.text("SELECT id FROM collections WHERE name = :n"), {"n": collection}
+                    ).one()
+                    counting = harness.repeat(partial(conn.execute, COUNTING, {"c": collection_id}), args.seconds)
+                    rows.append(
+                        CostResult(
+                            backend,
+                            size,
+                            index.kind,
+                            made[size][1],
+                            verify[collection].p50,
+                            verify[collection].p99,
+                            identify[collection].p50,
+                            identify[collection].p99,
+                            search.latency.p50,
+                            lookup.latency.p50,
+                            counting.latency.p50,
+                        )
+                    )
+        finally:
+            database.stop()
+            database.audit.close()
+    smallest = rows[0]
+    for row in rows:
+        row.verify_ratio = row.verify_p50_ms / smallest.verify_p50_ms
+        row.identify_ratio = (row.identify_p50_ms - row.search_p50_ms) / (
+            smallest.identify_p50_ms - smallest.search_p50_ms
+        )
+    return rows
+
+
+def run_cost(
+    settings: Settings, store: ModelStore, photos: dict[str, bytes], args: argparse.Namespace
+) -> list[CostResult]:
+    """On each of --cost-backends (PostgreSQL only with --postgres): each in an empty database of its own."""
+    backends = [backend for backend in args.cost_backends.split(",") if backend != "postgresql" or args.postgres]
+    results: list[CostResult] = []
+    analyzer = LocalFaceAnalyzer(store, settings)
+    try:
+        with tempfile.TemporaryDirectory(prefix="argus-facedb-cost-") as scratch:
+            # Snapshots (at shutdown only) go to the scratch folder; the models stay where they are.
+            local = settings.model_copy(
+                update={
+                    "data_dir": Path(scratch),
+                    "models_dir": settings.resolved_models_dir,
+                    "facedb_snapshot_s": 0.0,
+                    "auth": "off",
+                }
+            )
+            for backend in backends:
+                with scratch_database(backend, args.postgres, Path(scratch), "cost") as url:
+                    results += cost_rows(backend, url, analyzer, local, photos, args)
+    finally:
+        analyzer.close()
     return results
 
 
@@ -312,17 +369,20 @@ SERVICE_COLUMNS: list[harness.Column[ServiceResult]] = [
     harness.Column("grpc", "grpc_calls"),
     harness.Column("answer", "answer"),
 ]
-SEARCH_COLUMNS: list[harness.Column[SearchResult]] = [
-    harness.Column("gallery", "gallery"),
+COST_COLUMNS: list[harness.Column[CostResult]] = [
+    harness.Column("backend", "backend"),
+    harness.Column("faces", "faces"),
     harness.Column("index", "index"),
-    harness.Column("params", "params"),
-    harness.Column("build s", "build_s", ".2f"),
-    harness.Column("p50 ms", "p50_ms", ".3f"),
-    harness.Column("p99 ms", "p99_ms", ".3f"),
-    harness.Column("queries", "queries"),
-    harness.Column("recall@1", "recall_at_1", ".3f"),
-    harness.Column("truth@1", "truth_at_1", ".3f"),
-    harness.Column("note", "note"),
+    harness.Column("fill s", "fill_s", ".1f"),
+    harness.Column("verify p50", "verify_p50_ms", ".1f"),
+    harness.Column("p99", "verify_p99_ms", ".1f"),
+    harness.Column("x smallest", "verify_ratio", ".3f"),
+    harness.Column("identify p50", "identify_p50_ms", ".1f"),
+    harness.Column("p99", "identify_p99_ms", ".1f"),
+    harness.Column("search p50", "search_p50_ms", ".2f"),
+    harness.Column("-search x smallest", "identify_ratio", ".3f"),
+    harness.Column("look-up p50", "lookup_p50_ms", ".3f"),
+    harness.Column("COUNT p50", "counting_p50_ms", ".2f"),
 ]
 
 
@@ -335,26 +395,23 @@ def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:
         service, where = run_service(settings, store, photos, args.seconds)
     except ModelUnavailable as exc:  # e.g. no calibration file for the face database
         raise harness.Unavailable(f"the face database cannot start: {exc}") from exc
-    search: list[SearchResult] = []
-    for size in args.sizes:
-        search += run_search(size, args.nprobes, args.queries, args.seconds, args.seed)
+    cost = run_cost(settings, store, photos, args)
 
     report = harness.Report(
         "face database",
         args.seconds,
-        [f"faiss {faiss.__version__} with {args.threads} OpenMP thread(s)"],
+        [f"faiss {faiss.__version__}"],
         {
             "device": settings.device,
             "intra_op_threads": settings.intra_op_threads,
             "max_batch_size": settings.max_batch_size,
             "max_queue_delay_ms": settings.max_queue_delay_ms,
             "facedb_max_concurrent_calls": facedb_bound(settings),
+            "search_threads": settings.search_threads,
             "flip_augmentation": settings.flip_augmentation,
         },
     )
-    report.data.update(
-        faiss=faiss.__version__, faiss_threads=args.threads, search_k=SEARCH_K, query_cosine=QUERY_COSINE
-    )
+    report.data.update(faiss=faiss.__version__, search_k=SEARCH_K)
     report.table(
         "service",
         [
@@ -367,50 +424,44 @@ def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:
         SERVICE_COLUMNS,
     )
     report.table(
-        "search",
+        "cost",
         [
-            f"identify search alone: synthetic galleries of random unit vectors (d={DIMENSION}, float32), one query "
-            f"per search (batch 1), k={SEARCH_K} (what Identify top_k {TOP_K} asks for)",
-            f"queries: perturbed copies of gallery rows, cos(query, its row) ~ {QUERY_COSINE}; recall@1 = top-1 "
-            "equals the exact top-1; truth@1 = top-1 is the row the query came from",
+            "a request's cost against its collection's size: Verify (obama2.jpg vs subject obama) and Identify "
+            f"(top_k {TOP_K}) called on FaceDatabase in this process, one at a time, detection and embedding included",
+            "the collection: obama.jpg enrolled, then synthetic faces (one subject each) through "
+            "FaceStore.add_subjects_bulk (fill s); x smallest: p50 over the smallest collection's; -search: Identify "
+            "less its index search",
+            "look-up: FaceStore.get_collection (one row: the counters), made by every Verify and Identify; COUNT: "
+            "the counting query it made before the collections kept counters (the cost a request then had on top)",
         ],
-        search,
-        SEARCH_COLUMNS,
-    )
-    report.text(
-        "",
-        f"recall@1 and truth@1 over {search[0].recall_queries} queries per gallery (fewer if the gallery is "
-        "smaller); build s: FaceIndex.rebuild, or IVF train + add.",
-        "Uniform random vectors have no clusters: the worst case for IVF. Real face embeddings cluster, so "
-        "expect recall at least this good at the same nprobe.",
+        cost,
+        COST_COLUMNS,
     )
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    cpus = harness.cpu_count()
     parser = harness.arguments(__doc__, seconds=3.0, images="faces/obama.jpg and the others")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the request-cost part's synthetic faces")
     parser.add_argument(
-        "--sizes",
-        type=harness.int_list(100),
-        default=DEFAULT_SIZES,
-        help="gallery sizes for the search part, comma-separated, each at least 100 (default 10000,100000,1000000)",
-    )
-    parser.add_argument(
-        "--nprobes",
+        "--cost-sizes",
         type=harness.int_list(1),
-        default=DEFAULT_NPROBES,
-        help="IVF lists searched, one row each (default 8,32,128)",
+        default=DEFAULT_COST_SIZES,
+        help="collection sizes (faces) of the request-cost part, comma-separated (default 1,100000)",
     )
     parser.add_argument(
-        "--queries", type=int, default=500, help="queries per gallery for recall@1 (default 500, batched, untimed)"
+        "--cost-backends",
+        choices=("sqlite", "postgresql", "sqlite,postgresql"),
+        default="sqlite,postgresql",
+        help="databases of the request-cost part (default both; PostgreSQL only with --postgres)",
     )
-    parser.add_argument("--threads", type=int, default=cpus, help=f"FAISS OpenMP threads (default: all {cpus} cores)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic galleries and queries")
+    parser.add_argument(
+        "--postgres",
+        default="",
+        metavar="URL",
+        help="a PostgreSQL server the request-cost part may create (and drop) databases on; without it, SQLite only",
+    )
     args = harness.parse(parser, argv, QUICK)
-    if args.queries < 1 or args.threads < 1:
-        parser.error("--queries and --threads must be at least 1")
-    faiss.omp_set_num_threads(args.threads)
     settings = Settings()
     return harness.main(lambda: measure(args, settings), args.json)
 

@@ -13,12 +13,15 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
+import sqlalchemy as sa
 
 from argus.config import Settings
 from argus.files import atomic_write
@@ -28,6 +31,22 @@ Row = TypeVar("Row")
 
 class Unavailable(Exception):
     """Something the bench needs is missing (a test image, a calibration, redis-server): it exits 2 saying what."""
+
+
+@contextmanager
+def scratch_postgres(server: str) -> Iterator[str]:
+    """The URL of an empty database created on this PostgreSQL server (one the bench may create databases on),
+    dropped afterwards with whatever is still connected to it."""
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"argus_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def cpu_count() -> int:

@@ -151,6 +151,36 @@ class Settings(BaseSettings):
     search_threads: int = Field(
         1, ge=1, description="FAISS threads per search; concurrent requests already use the cores (see bench)."
     )
+    facedb_ann_min_faces: int = Field(
+        50_000,
+        ge=1,
+        description="Faces from which a collection's index is approximate (FAISS IVF, built in the background) "
+        "instead of exact (flat); it goes back to flat below half of this.",
+    )
+    facedb_ann_probe_fraction: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Share of its IVF lists an approximate search visits: more is slower and closer to exact.",
+    )
+    facedb_poll_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often a facedb replica reads the change log when nothing woke it (PostgreSQL wakes it at "
+        "each commit with NOTIFY; this is the fallback, and how SQLite sees another process's changes).",
+    )
+    facedb_snapshot_s: float = Field(
+        300.0,
+        ge=0,
+        description="How often a facedb replica saves a snapshot of each changed index (also at a clean "
+        "shutdown), so that a restart loads it and catches up instead of reading every face; 0: only at shutdown.",
+    )
+    facedb_change_retention_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long the change log keeps a change; a replica whose snapshot is older rebuilds from the "
+        "faces.",
+    )
     calibration_dir: Path | None = Field(
         None,
         description="Folder of per-profile calibrations (<profile>.json) from `argus calibrate`; defaults to the "

@@ -18,11 +18,13 @@ import grpc
 import pytest
 
 from argus.config import Settings
+from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.models.store import ModelStore
 from argus.proto.detector.v1 import detector_pb2_grpc
 from argus.proto.embedder.v1 import embedder_pb2_grpc
 from argus.proto.facedb.v1 import facedb_pb2_grpc
 from argus.server import RunningServer
+from argus.services.facedb.storage import FaceStore
 
 
 @pytest.fixture
@@ -468,3 +470,28 @@ class PeakRss:
 def peak_rss() -> Callable[[int], PeakRss]:
     """peak_rss(pid) measures the growth of that process's resident memory over a `with` block."""
     return PeakRss
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind: a temp SQLite file, or a fresh database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'facedb.sqlite3'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[FaceStore]:
+    """A migrated face store on each kind of database."""
+    store = FaceStore(database_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def analyzer(store: ModelStore, settings: Settings) -> Iterator[LocalFaceAnalyzer]:
+    """The detector and embedder models in this process: the face database's domain tested without their servers."""
+    local = LocalFaceAnalyzer(store, settings)
+    yield local
+    local.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from argus.config import Settings
 from argus.errors import DependencyUnavailable
 from argus.evaluation.local_analysis import LocalFaceAnalyzer
-from argus.models.store import ModelStore
 from argus.services.facedb.database import FaceDatabase
 from argus.services.facedb.storage import FaceStore
 
@@ -26,13 +24,6 @@ class CommitThenDrop(FaceStore):
             self.drop_next = False
             raise DependencyUnavailable("the face database is unavailable (OperationalError); retry shortly")
         return result
-
-
-@pytest.fixture(scope="module")
-def analyzer(store: ModelStore, settings: Settings) -> Iterator[LocalFaceAnalyzer]:
-    local = LocalFaceAnalyzer(store, settings)
-    yield local
-    local.close()
 
 
 def test_a_lost_acknowledgement_leaves_no_gap_in_the_index(

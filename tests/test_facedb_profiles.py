@@ -11,19 +11,11 @@ import pytest
 from argus.config import Settings
 from argus.errors import InvalidInput, ModelUnavailable
 from argus.evaluation.local_analysis import LocalFaceAnalyzer
-from argus.models.store import ModelStore
 from argus.services.facedb.database import FaceDatabase
 from argus.services.facedb.reembed import Reembedder
 from argus.services.facedb.storage import FaceStore
 
 FUSED = "mobilefacenet+dlib"
-
-
-@pytest.fixture(scope="module")
-def analyzer(store: ModelStore, settings: Settings) -> Iterator[LocalFaceAnalyzer]:
-    local = LocalFaceAnalyzer(store, settings)
-    yield local
-    local.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -23,22 +22,6 @@ from argus.services.facedb.storage import Base, FaceStore, NewFace, SubjectPage,
 PROFILE = "mobilefacenet"
 MODELS = ("mobilefacenet@foamliu-1.0",)
 DIM = 128
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each kind: a temp SQLite file, or a fresh database on the test PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'facedb.sqlite3'}"
-    return request.getfixturevalue("fresh_postgres_url")
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[FaceStore]:
-    store = FaceStore(database_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def unit(rng: np.random.Generator, n: int, d: int = DIM) -> np.ndarray:

@@ -1,8 +1,10 @@
 """The face database's behaviour: enrollment, 1:1 verification, 1:K identification, deletion. No gRPC here.
 
 The SQL database is the source of truth; the FAISS index is a cache derived from it. Every change is committed to
-the database first and applied to the index second, under the collection's lock, and every match found in the
-index is checked against the database before it is returned, so a deleted face can never be reported.
+the database first, with its row in the change log; the replica's follower (replication.py), the index's one
+writer, applies it, and the change is answered once it has, so a replica reads its own writes and every other
+replica follows within the follower's delay. Every match found in the index is checked against the database before
+it is returned, so a deleted face can never be reported.
 
 Arguments arrive checked (requests.py, at the service boundary), and each change or decision names the `Actor` it
 is audited under: the server layer says who is calling, this module never asks the transport.
@@ -25,7 +27,8 @@ from argus.profiles import PROFILES, EmbeddingProfile, get_profile
 from argus.services.facedb import audit
 from argus.services.facedb.audit import NO_KEY, Actor, AuditLog
 from argus.services.facedb.calibration import Calibration, Calibrations
-from argus.services.facedb.index import FaceIndex, IndexRegistry
+from argus.services.facedb.index import FaceIndex, IndexKinds, IndexRegistry
+from argus.services.facedb.replication import Follower, snapshot_folder
 from argus.services.facedb.storage import (
     CollectionRecord,
     FaceRecord,
@@ -36,6 +39,10 @@ from argus.services.facedb.storage import (
 )
 
 log = logging.getLogger(__name__)
+
+# Longest a change waits for this replica's follower to apply it before it is answered anyway (it is committed); the
+# collection's next search then waits for the follower to catch up with the database.
+APPLY_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -154,8 +161,9 @@ class FaceDatabase:
         self.settings = settings
         self.calibrations = calibrations or Calibrations(settings)
         self.calibrations[settings.profile]  # fail at start, not at the first call, when the default is unusable
-        self.indexes = indexes or IndexRegistry()
+        self.indexes = indexes or IndexRegistry(kinds=IndexKinds.of(settings))
         self.indexes.transform = self._fused
+        self.follower = Follower(store, self.indexes, settings, snapshot_folder(settings, store))
         self.audit = AuditLog(store, wait_s=settings.audit_wait_s, backlog=settings.audit_backlog)
         self._lock = _Locks()
         self._stale: set[str] = set()  # collections whose index may lack a change the database got
@@ -194,12 +202,22 @@ class FaceDatabase:
         return EmbeddedFaces(faces, vectors, analyzed.found)
 
     def _fresh_index(self, collection: str) -> FaceIndex:
+        """The collection's index; one that may lack a committed change waits until the follower has caught up with
+        the database (which applies whatever the database now holds)."""
         if collection in self._stale:
-            with self._lock(collection):
-                if collection in self._stale:
-                    self.indexes.rebuild(collection, self.store)
-                    self._stale.discard(collection)
+            self.follower.wake()
+            if not self.follower.wait_for(self.store.change_bounds()[1], APPLY_WAIT_S):
+                raise DependencyUnavailable(f"the index of collection {collection!r} is catching up; retry shortly")
+            self._stale.discard(collection)
         return self.indexes.get(collection)
+
+    def _applied(self, collection: str) -> None:
+        """Waits until the follower has applied the change this thread just committed: an enrollment is then
+        searchable, a deletion gone from the index, when the call is answered."""
+        self.follower.wake()
+        if not self.follower.wait_for(self.store.last_change(), APPLY_WAIT_S):
+            log.warning("the index of collection %s lags its last change; its next search waits for it", collection)
+            self._stale.add(collection)
 
     def _audit_change(self, action: str, collection: str, actor: Actor, *, subject: str = "", detail: str = "") -> None:
         """Audits a change already committed. If the audit write fails the change still stands, so the caller must
@@ -210,18 +228,22 @@ class FaceDatabase:
             log.error("audit event lost (%s): %s %s %s %s", exc, action, collection, subject, detail)
 
     def start(self) -> None:
-        """Brings the schema up to date and rebuilds every index from the database."""
+        """Brings the schema up to date and the indexes with the database (snapshots, rebuilds, catch-up), then
+        follows its changes."""
         self.store.migrate()
-        self.indexes.rebuild_all(self.store)
+        self.follower.start()
+
+    def stop(self) -> None:
+        """Stops following the database, saving the snapshots of the indexes (a clean shutdown)."""
+        self.follower.stop()
 
     # --- collections ----------------------------------------------------------------------------------------
 
     def create_collection(self, name: str, threshold: float | None = None, profile: str = "") -> CollectionRecord:
         """A new, empty collection; threshold None: its profile's calibrated one, profile "": the default."""
         profile = self._usable_profile(profile or self.settings.profile)
-        with self._lock(name):
-            record = self.store.create_collection(name, threshold, profile)
-            self.indexes.rebuild(name, self.store)
+        record = self.store.create_collection(name, threshold, profile)
+        self._applied(name)
         return record
 
     def collection(self, name: str) -> CollectionRecord:
@@ -265,29 +287,24 @@ class FaceDatabase:
         return record
 
     def finish_reembedding(self, name: str, profile: str) -> bool:
-        """Switches the collection to its pending profile once every face has its new embedding: the new index is
-        built first, then the database switches in one transaction, then the index is swapped in. Under the
-        collection's lock, so no enrollment lands in between. False while faces are still missing."""
+        """Switches the collection to its pending profile once every face has its new embedding: the database
+        switches in one transaction, under the collection's lock so no enrollment of this replica lands in between;
+        its "reloaded" change makes every replica's follower build the new index aside and swap it in. False while
+        faces are still missing."""
         with self._lock(name):
-            pending = self.store.pending_embeddings(name, profile)
-            if pending is None:
-                return False
-            index = self.indexes.build(profile, *pending)
             dimension = sum(self.calibrations[profile].dimensions)
             if not self.store.finish_reembedding(name, profile, dimension):
                 return False
-            self.indexes.install(name, index)
-            self._stale.discard(name)
-        log.info("collection %s now uses profile %s (%d faces re-embedded)", name, profile, index.size)
+        self._applied(name)
+        log.info("collection %s now uses profile %s (%d faces re-embedded)", name, profile, self.indexes.get(name).size)
         return True
 
     def list_collections(self) -> list[CollectionRecord]:
         return self.store.list_collections()
 
     def delete_collection(self, name: str, *, actor: Actor = NO_KEY) -> tuple[int, int]:
-        with self._lock(name):
-            counts = self.store.delete_collection(name)
-            self.indexes.drop(name)
+        counts = self.store.delete_collection(name)
+        self._applied(name)
         self._audit_change(audit.DELETE_COLLECTION, name, actor, detail=f"{counts[0]} subjects, {counts[1]} faces")
         return counts
 
@@ -354,9 +371,7 @@ class FaceDatabase:
                     # database before it is next searched, so it agrees with whatever the database now holds.
                     self._stale.add(collection)
                     raise
-                self.indexes.get(collection).add(
-                    np.asarray(face_ids, dtype=np.int64), np.stack([vector for _, vector in embedded])
-                )
+            self._applied(collection)
             self._audit_change(audit.ENROLL, collection, actor, subject=subject_id, detail=f"faces {face_ids}")
             return Enrollment(subject, face_ids, created)
         raise Overloaded(f"collection {collection!r} kept changing profile during the enrollment; retry")
@@ -485,15 +500,13 @@ class FaceDatabase:
         return self.store.list_subjects(collection, page_size, after, self.settings.max_message_bytes // 2)
 
     def delete_face(self, collection: str, face_id: int, *, actor: Actor = NO_KEY) -> FaceRecord:
-        with self._lock(collection):
-            record = self.store.delete_face(collection, face_id)
-            self.indexes.get(collection).remove(np.asarray([face_id], dtype=np.int64))
+        record = self.store.delete_face(collection, face_id)
+        self._applied(collection)
         self._audit_change(audit.DELETE_FACE, collection, actor, subject=record.external_id, detail=f"face {face_id}")
         return record
 
     def delete_subject(self, collection: str, subject_id: str, *, actor: Actor = NO_KEY) -> int:
-        with self._lock(collection):
-            face_ids = self.store.delete_subject(collection, subject_id)
-            self.indexes.get(collection).remove(np.asarray(face_ids, dtype=np.int64))
+        face_ids = self.store.delete_subject(collection, subject_id)
+        self._applied(collection)
         self._audit_change(audit.DELETE_SUBJECT, collection, actor, subject=subject_id, detail=f"faces {face_ids}")
         return len(face_ids)

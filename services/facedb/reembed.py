@@ -4,6 +4,11 @@ A collection moving to another profile (FaceDatabase.change_profile) keeps servi
 index. This worker fills in each face's embedding for the new profile a batch at a time; the progress is in the
 database (faces with a pending embedding), so a restart resumes where it stopped. When every face has one,
 FaceDatabase.finish_reembedding switches the collection over at once.
+
+Over one PostgreSQL database, the worker of one replica does the work: it holds the database's re-embedding lease
+(storage/lease.py) while there is any. If that replica dies, the lease ends with its connection and another
+replica's worker takes it within IDLE_WAIT_S, resuming from the progress in the database. Two workers at once
+(a lease lost and taken over mid-batch) only waste work: a face's new embedding is stored once.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Reembedder:
         self.database = database
         # Each stored crop is a photo of its own to the embedder, which takes at most this many per call.
         self.batch_size = min(batch_size, database.settings.max_images_per_request)
+        self.lease = database.store.reembedding_lease()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reembedder", daemon=True)
 
@@ -40,11 +46,19 @@ class Reembedder:
         self._stop.set()
         self.database.reembedding_wanted.set()
         self._thread.join(timeout_s)
+        self.lease.release()
 
     def step(self) -> bool:
-        """One batch of one collection, or the switch of a finished one. Returns whether there was work."""
+        """One batch of one collection, or the switch of a finished one. Returns whether there was work for this
+        replica: none while another holds the lease. The lease is held only while there is work."""
         store = self.database.store
-        for name, _ in store.reembedding_collections():
+        collections = store.reembedding_collections()
+        if not collections:
+            self.lease.release()
+            return False
+        if not self.lease.hold():
+            return False
+        for name, _ in collections:
             profile, rows = store.crops_to_reembed(name, self.batch_size)
             if profile is None:
                 continue

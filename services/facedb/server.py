@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import faiss
 import grpc
 
 from argus.analysis import FaceAnalyzer
@@ -22,8 +21,8 @@ SERVICE_NAME = facedb_pb2.DESCRIPTOR.services_by_name["FaceDatabaseService"].ful
 def start_facedb_server(
     settings: Settings, port: int | None = None, analyzer: FaceAnalyzer | None = None
 ) -> RunningServer:
-    """Migrates the database, rebuilds the indexes from it, then serves; port None: the configured one."""
-    faiss.omp_set_num_threads(settings.search_threads)
+    """Migrates the database, brings the indexes up to date with it (snapshots, rebuilds, catch-up), then serves:
+    health says SERVING only once they are; port None: the configured one."""
     analyzer = analyzer or RemoteFaceAnalyzer(settings)
     store = FaceStore(settings.resolved_database_url)
     database = FaceDatabase(store, analyzer, settings)
@@ -38,11 +37,11 @@ def start_facedb_server(
     binding = ServiceBinding(
         SERVICE_NAME,
         register,
-        on_stop=[reembedder.stop, database.audit.close, store.close],
+        on_stop=[reembedder.stop, database.stop, database.audit.close, store.close],
         on_denials=[database.audit.record_denials],
     )
     running = start_server(settings, [binding], settings.facedb_port if port is None else port)
-    # NOT_SERVING while the database is down; calls meanwhile fail with UNAVAILABLE (FaceStore), and both recover
-    # by themselves when it is back.
-    monitor_dependency(running, "the face database", store.ping)
+    # NOT_SERVING while the database is down or the change log cannot be followed; calls meanwhile fail with
+    # UNAVAILABLE (FaceStore), and both recover by themselves when it is back.
+    monitor_dependency(running, "the face database", lambda: store.ping() and database.follower.caught_up)
     return running

@@ -28,6 +28,11 @@ CONNECT_TIMEOUT_S = 10
 SQLITE_BUSY_TIMEOUT_S = 30
 # Any constant works; it only has to be the same in every process migrating the same PostgreSQL database.
 _MIGRATION_LOCK_KEY = 0x41524755  # "ARGU"
+# Held by every transaction that writes the change log, from its first change row to its commit: change ids are
+# then handed out in commit order. Any constant, the same in every process; distinct from the migrations' one.
+CHANGE_LOCK_KEY = 0x41524743  # "ARGC"
+# The NOTIFY channel that wakes every replica's follower when a change commits.
+CHANGES_CHANNEL = "argus_facedb_changes"
 
 
 def normalize_url(url: str | URL) -> URL:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -98,6 +99,12 @@ class Collection(Base):
     # Set while the faces are being re-embedded for another profile; the collection serves on `profile` meanwhile.
     pending_profile: Mapped[str | None] = mapped_column(String(MAX_PROFILE_NAME))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Moved by the repository in the transaction of each change, so a request reads its collection's counts from
+    # this one row instead of counting (every Verify and Identify does). pending_count: faces still awaiting their
+    # embedding for pending_profile (0 when there is none).
+    subject_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    face_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    pending_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     subjects: Mapped[list[Subject]] = relationship(back_populates="collection", passive_deletes=True)
 
@@ -153,6 +160,21 @@ class Face(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="faces")
+
+
+class Change(Base):
+    """One change to what a collection's index holds, written in the change's own transaction; its id is the change
+    sequence every replica follows (replication.py). No foreign key: a collection's "dropped" outlives it."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_created_at", "created_at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(_NEVER_REUSED_ID, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(Integer)
+    collection: Mapped[str] = mapped_column(String(MAX_COLLECTION_NAME))
+    kind: Mapped[str] = mapped_column(String(16))  # created, dropped, added, removed, reloaded
+    face_id: Mapped[int | None] = mapped_column(BigInteger)  # for added and removed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEvent(Base):

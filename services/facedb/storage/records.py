@@ -90,3 +90,26 @@ class AuditRecord:
     decision: str
     detail: str
     count: int
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One row of the change log (models.Change): what a replica's follower applies to its indexes, in order."""
+
+    sequence: int
+    collection_id: int
+    collection: str
+    kind: str  # created, dropped, added, removed, reloaded
+    face_id: int | None
+
+
+@dataclass(frozen=True)
+class CollectionFaces:
+    """A collection's faces as one consistent read saw them, with the change sequence they reflect."""
+
+    collection_id: int
+    name: str
+    profile: str
+    ids: np.ndarray
+    vectors: np.ndarray
+    sequence: int

@@ -8,20 +8,31 @@ the stored data can tell (another profile, another dimension, faces without a cr
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, func, select, text, update
+from sqlalchemy import case, delete, func, insert, select, text, update
 from sqlalchemy.engine import URL, CursorResult
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from argus.errors import AlreadyExists, InvalidInput, NotFound, shown
 from argus.paging import MAX_PAGE_SIZE
-from argus.services.facedb.storage.engine import create_store_engine, migrate, normalize_url, unavailable_when_down
+from argus.services.facedb.storage.engine import (
+    CHANGE_LOCK_KEY,
+    CHANGES_CHANNEL,
+    create_store_engine,
+    migrate,
+    normalize_url,
+    unavailable_when_down,
+)
+from argus.services.facedb.storage.lease import REEMBEDDING_LEASE_KEY, Lease
 from argus.services.facedb.storage.models import (
     COSINE_RANGE,
     EMBEDDING_DTYPE,
@@ -29,13 +40,25 @@ from argus.services.facedb.storage.models import (
     MAX_DISPLAY_NAME,
     MAX_EXTERNAL_ID,
     MAX_PROFILE_NAME,
+    Change,
     Collection,
     Face,
     Subject,
+    utcnow,
 )
-from argus.services.facedb.storage.records import CollectionRecord, FaceRecord, NewFace, SubjectPage, SubjectRecord
+from argus.services.facedb.storage.records import (
+    ChangeRecord,
+    CollectionFaces,
+    CollectionRecord,
+    FaceRecord,
+    NewFace,
+    SubjectPage,
+    SubjectRecord,
+)
 
 _IN_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
+_LOGGED = "argus_change"  # Session.info key: the last change id the transaction wrote
+BULK_CHUNK = 2000  # subjects per transaction of add_subjects_bulk: few round trips, a bounded transaction
 
 
 class _SubjectRace(Exception):
@@ -57,6 +80,43 @@ def _embedding_bytes(vector: np.ndarray) -> tuple[bytes, int]:
     assert array.ndim == 1 and array.size > 0, f"an embedding is a non-empty 1-D vector, got shape {array.shape}"
     assert np.isfinite(array).all(), "an embedding contains NaN or infinite values"
     return array.astype(EMBEDDING_DTYPE, copy=False).tobytes(), int(array.size)
+
+
+def _face_values(face: NewFace, encoded: tuple[bytes, int], subject_id: int, collection_id: int) -> dict[str, Any]:
+    """A new face's row, by the mapped attributes' names: for Face(...) and for bulk inserts alike."""
+    blob, dimension = encoded
+    return {
+        "subject_id": subject_id,
+        "collection_id": collection_id,
+        "embedding": blob,
+        "dimension": dimension,
+        "profile": face.profile,
+        "models": ",".join(face.models),
+        "x1": face.box[0],
+        "y1": face.box[1],
+        "x2": face.box[2],
+        "y2": face.box[3],
+        "detection_score": face.detection_score,
+        "face_size": face.face_size,
+        "sharpness": face.sharpness,
+        "face_crop": face.crop,
+        "crop_landmarks": None if face.crop_landmarks is None else np.asarray(face.crop_landmarks).tolist(),
+    }
+
+
+def _collection_record(collection: Collection) -> CollectionRecord:
+    """The collection with its counts as its own row keeps them: no row of another table is counted."""
+    reembedded = collection.face_count - collection.pending_count if collection.pending_profile is not None else 0
+    return CollectionRecord(
+        collection.name,
+        collection.threshold,
+        collection.profile,
+        collection.created_at,
+        collection.subject_count,
+        collection.face_count,
+        collection.pending_profile,
+        reembedded,
+    )
 
 
 def _face_record(face: Face, external_id: str) -> FaceRecord:
@@ -118,6 +178,7 @@ class FaceStore:
         self.url = normalize_url(url)
         self.engine = create_store_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._committed = threading.local()  # .sequence: the change the thread's last mutation committed at
 
     @property
     def backend(self) -> str:
@@ -141,6 +202,31 @@ class FaceStore:
         """One transaction, committed at the end of the block; the audit trail (audit.py) queries its table in it."""
         with unavailable_when_down(), self._sessions.begin() as session:
             yield session
+        if _LOGGED in session.info:
+            self._committed.sequence = session.info[_LOGGED]
+
+    def last_change(self) -> int:
+        """The change sequence this thread's last committed mutation ended at (0 before any): what a replica waits
+        for its follower to have applied before it answers (read-your-writes)."""
+        return int(getattr(self._committed, "sequence", 0))
+
+    def _log(self, session: Session, collection_id: int, name: str, kind: str, face_ids: Sequence[int] = ()) -> None:
+        """Writes this transaction's change rows (one per face, or one for the collection), as its last statements
+        before the commit. On PostgreSQL the change lock, held until the commit, makes change ids follow commit
+        order, so a follower that has read every change up to id n never later finds a lower one; the NOTIFY
+        wakes every follower at the commit."""
+        if self.backend == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOCK_KEY})
+        now = utcnow()
+        targets: Sequence[int | None] = face_ids or [None]
+        rows = [
+            {"collection_id": collection_id, "collection": name, "kind": kind, "face_id": face_id, "created_at": now}
+            for face_id in targets
+        ]
+        ids = session.scalars(insert(Change).returning(Change.id, sort_by_parameter_order=True), rows).all()
+        if self.backend == "postgresql":
+            session.execute(text(f"NOTIFY {CHANGES_CHANNEL}"))
+        session.info[_LOGGED] = int(max(ids))
 
     def ping(self) -> bool:
         """Whether the database answers a trivial query now: the face database's health check."""
@@ -163,6 +249,28 @@ class FaceStore:
             )
         return collection
 
+    @staticmethod
+    def _count(session: Session, collection_id: int, *, subjects: int = 0, faces: int = 0, pending: int = 0) -> None:
+        """Moves the collection's counters by these amounts, in the change's own transaction. The new values are
+        computed from the row as it is when updated, not as read earlier, so concurrent changes add up; `pending`
+        (faces awaiting their embedding for the pending profile) only moves while there is a pending profile."""
+        values: dict[Any, Any] = {}
+        if subjects:
+            values[Collection.subject_count] = Collection.subject_count + subjects
+        if faces:
+            values[Collection.face_count] = Collection.face_count + faces
+        if pending:
+            values[Collection.pending_count] = case(
+                (Collection.pending_profile.is_(None), 0), else_=Collection.pending_count + pending
+            )
+        if values:
+            session.execute(
+                update(Collection)
+                .where(Collection.id == collection_id)
+                .values(values)
+                .execution_options(synchronize_session=False)
+            )
+
     def create_collection(self, name: str, threshold: float | None, profile: str) -> CollectionRecord:
         assert _fits(name, MAX_COLLECTION_NAME) and _fits(profile, MAX_PROFILE_NAME), "checked by requests.py"
         assert threshold is None or COSINE_RANGE[0] <= threshold <= COSINE_RANGE[1], "checked by requests.threshold"
@@ -171,58 +279,29 @@ class FaceStore:
                 collection = Collection(name=name, threshold=threshold, profile=profile)
                 session.add(collection)
                 session.flush()
+                self._log(session, collection.id, collection.name, "created")
                 return CollectionRecord(
                     collection.name, collection.threshold, collection.profile, collection.created_at
                 )
         except IntegrityError:
             raise AlreadyExists(f"collection {name!r} already exists") from None
 
-    def _counted(self, session: Session, where: ColumnElement[bool] | None = None) -> list[CollectionRecord]:
-        subjects = (
-            select(func.count(Subject.id)).where(Subject.collection_id == Collection.id).correlate(Collection)
-        ).scalar_subquery()
-        faces = (
-            select(func.count(Face.id)).where(Face.collection_id == Collection.id).correlate(Collection)
-        ).scalar_subquery()
-        reembedded = (
-            select(func.count(Face.id))
-            .where(Face.collection_id == Collection.id, Face.pending_embedding.is_not(None))
-            .correlate(Collection)
-        ).scalar_subquery()
-        statement = select(Collection, subjects, faces, reembedded).order_by(Collection.name)
-        if where is not None:
-            statement = statement.where(where)
-        return [
-            CollectionRecord(
-                c.name,
-                c.threshold,
-                c.profile,
-                c.created_at,
-                int(n_subjects),
-                int(n_faces),
-                c.pending_profile,
-                int(done),
-            )
-            for c, n_subjects, n_faces, done in session.execute(statement)
-        ]
-
     def get_collection(self, name: str) -> CollectionRecord:
+        """One row by its unique name, whatever the collection's size: every Verify and Identify reads it."""
         with self.transaction() as session:
-            self._collection(session, name)
-            return self._counted(session, Collection.name == name)[0]
+            return _collection_record(self._collection(session, name))
 
     def list_collections(self) -> list[CollectionRecord]:
         with self.transaction() as session:
-            return self._counted(session)
+            return [_collection_record(c) for c in session.scalars(select(Collection).order_by(Collection.name))]
 
     def delete_collection(self, name: str) -> tuple[int, int]:
         """Removes the collection; the foreign keys cascade to its subjects and faces. Returns what went with it."""
         with self.transaction() as session:
             collection = self._collection(session, name)
-            n_subjects = session.scalar(select(func.count(Subject.id)).where(Subject.collection_id == collection.id))
-            n_faces = session.scalar(select(func.count(Face.id)).where(Face.collection_id == collection.id))
             session.execute(delete(Collection).where(Collection.id == collection.id))
-            return int(n_subjects or 0), int(n_faces or 0)
+            self._log(session, collection.id, collection.name, "dropped")
+            return collection.subject_count, collection.face_count
 
     # Subjects and faces.
 
@@ -253,7 +332,6 @@ class FaceStore:
         assert len(display_name) <= MAX_DISPLAY_NAME and _storable(display_name), "checked by requests.display_name"
         assert faces, "requests.images refuses an enrollment without images"
         encoded = [_embedding_bytes(face.embedding) for face in faces]
-        assert len({dimension for _, dimension in encoded}) == 1, "one profile embeds every face alike"
         for _attempt in range(2):
             try:
                 return self._add_faces_once(collection, external_id, display_name, metadata, faces, encoded)
@@ -272,17 +350,7 @@ class FaceStore:
     ) -> tuple[SubjectRecord, list[int], bool]:
         with self.transaction() as session:
             collection = self._collection(session, collection_name)
-            for face in faces:
-                if face.profile != collection.profile:
-                    raise InvalidInput(
-                        f"collection {collection.name!r} holds {collection.profile} embeddings, not {face.profile}"
-                    )
-            dimension = encoded[0][1]
-            stored = session.scalar(select(Face.dimension).where(Face.collection_id == collection.id).limit(1))
-            if stored is not None and stored != dimension:
-                raise InvalidInput(
-                    f"collection {collection.name!r} holds {stored}-dimensional embeddings, not {dimension}"
-                )
+            self._check_embeddings(session, collection, faces, encoded)
             subject = session.scalar(
                 select(Subject).where(Subject.collection_id == collection.id, Subject.external_id == external_id)
             )
@@ -306,30 +374,90 @@ class FaceStore:
                 if metadata:
                     subject.metadata_ = dict(metadata)
             rows = [
-                Face(
-                    subject_id=subject.id,
-                    collection_id=collection.id,
-                    embedding=blob,
-                    dimension=dim,
-                    profile=face.profile,
-                    models=",".join(face.models),
-                    x1=face.box[0],
-                    y1=face.box[1],
-                    x2=face.box[2],
-                    y2=face.box[3],
-                    detection_score=face.detection_score,
-                    face_size=face.face_size,
-                    sharpness=face.sharpness,
-                    face_crop=face.crop,
-                    crop_landmarks=None if face.crop_landmarks is None else np.asarray(face.crop_landmarks).tolist(),
-                )
-                for face, (blob, dim) in zip(faces, encoded, strict=True)
+                Face(**_face_values(face, blob_dim, subject.id, collection.id))
+                for face, blob_dim in zip(faces, encoded, strict=True)
             ]
             session.add_all(rows)
             session.flush()
             new_ids = [row.id for row in rows]
+            self._count(session, collection.id, subjects=int(created), faces=len(rows), pending=len(rows))
             all_faces = session.scalars(select(Face).where(Face.subject_id == subject.id).order_by(Face.id)).all()
-            return _subject_record(collection.name, subject, all_faces), new_ids, created
+            record = _subject_record(collection.name, subject, all_faces)
+            self._log(session, collection.id, collection.name, "added", new_ids)
+            return record, new_ids, created
+
+    @staticmethod
+    def _check_embeddings(
+        session: Session, collection: Collection, faces: Sequence[NewFace], encoded: Sequence[tuple[bytes, int]]
+    ) -> None:
+        """Refuses faces of another profile, or of another dimension than the collection's stored ones."""
+        dimensions = {dimension for _, dimension in encoded}
+        assert len(dimensions) == 1, "one profile embeds every face alike"
+        for face in faces:
+            if face.profile != collection.profile:
+                raise InvalidInput(
+                    f"collection {collection.name!r} holds {collection.profile} embeddings, not {face.profile}"
+                )
+        (dimension,) = dimensions
+        stored = session.scalar(select(Face.dimension).where(Face.collection_id == collection.id).limit(1))
+        if stored is not None and stored != dimension:
+            raise InvalidInput(f"collection {collection.name!r} holds {stored}-dimensional embeddings, not {dimension}")
+
+    def add_subjects_bulk(
+        self, collection: str, subjects: Iterable[tuple[str, str, Sequence[NewFace]]], chunk: int = BULK_CHUNK
+    ) -> list[int]:
+        """Adds new subjects (external id, display name, faces), `chunk` of them per transaction, with multi-row
+        inserts: synthetic galleries for the benchmarks, and bulk imports. Each chunk lands whole or not at all;
+        a subject that already exists refuses its chunk (AlreadyExists) and the chunks before it stay. Returns
+        the new face ids in the order given."""
+        assert chunk >= 1
+        face_ids: list[int] = []
+        rows = iter(subjects)
+        while batch := list(itertools.islice(rows, chunk)):
+            try:
+                with self.transaction() as session:
+                    face_ids += self._add_subjects_chunk(session, self._collection(session, collection), batch)
+            except IntegrityError:
+                raise AlreadyExists(
+                    f"a subject among {shown(batch[0][0])} .. {shown(batch[-1][0])} already exists in collection "
+                    f"{shown(collection)}"
+                ) from None
+        return face_ids
+
+    def _add_subjects_chunk(
+        self, session: Session, collection: Collection, batch: Sequence[tuple[str, str, Sequence[NewFace]]]
+    ) -> list[int]:
+        """One chunk of add_subjects_bulk, in the caller's transaction: its subjects, their faces, the counters."""
+        faces = [face for _, _, subject_faces in batch for face in subject_faces]
+        encoded = [_embedding_bytes(face.embedding) for face in faces]
+        for external_id, display_name, _ in batch:
+            assert _fits(external_id, MAX_EXTERNAL_ID), "checked by requests.subject_id"
+            assert len(display_name) <= MAX_DISPLAY_NAME and _storable(display_name), "as requests.display_name"
+        if faces:
+            self._check_embeddings(session, collection, faces, encoded)
+        subject_ids = session.scalars(
+            insert(Subject).returning(Subject.id, sort_by_parameter_order=True),
+            [
+                {"collection_id": collection.id, "external_id": external_id, "display_name": name, "metadata_": {}}
+                for external_id, name, _ in batch
+            ],
+        ).all()
+        owners = [subject_id for subject_id, (_, _, own) in zip(subject_ids, batch, strict=True) for _ in own]
+        new_ids: list[int] = []
+        if faces:
+            new_ids = list(
+                session.scalars(
+                    insert(Face).returning(Face.id, sort_by_parameter_order=True),
+                    [
+                        _face_values(face, blob_dim, owner, collection.id)
+                        for face, blob_dim, owner in zip(faces, encoded, owners, strict=True)
+                    ],
+                )
+            )
+        self._count(session, collection.id, subjects=len(batch), faces=len(new_ids), pending=len(new_ids))
+        if new_ids:
+            self._log(session, collection.id, collection.name, "added", new_ids)
+        return new_ids
 
     def get_subject(self, collection: str, external_id: str) -> SubjectRecord:
         with self.transaction() as session:
@@ -349,7 +477,6 @@ class FaceStore:
         assert 1 <= page_size <= MAX_PAGE_SIZE, "checked by argus.paging.page_size"
         with self.transaction() as session:
             found = self._collection(session, collection)
-            total = session.scalar(select(func.count(Subject.id)).where(Subject.collection_id == found.id)) or 0
             subjects = session.scalars(
                 select(Subject)
                 .where(Subject.collection_id == found.id, Subject.id > after)
@@ -367,7 +494,8 @@ class FaceStore:
                     more = True
                     break
                 records.append(_subject_record(found.name, subject, subject.faces))
-            return SubjectPage(records, subjects[len(records) - 1].id if more and records else None, int(total))
+            after_last = subjects[len(records) - 1].id if more and records else None
+            return SubjectPage(records, after_last, found.subject_count)
 
     def delete_face(self, collection: str, face_id: int) -> FaceRecord:
         """Removes one face; its subject stays, even with no faces left."""
@@ -383,6 +511,8 @@ class FaceStore:
             face, external_id = row
             record = _face_record(face, external_id)
             session.execute(delete(Face).where(Face.id == face_id))
+            self._count(session, found.id, faces=-1, pending=-int(face.pending_embedding is None))
+            self._log(session, found.id, found.name, "removed", [face_id])
             return record
 
     def delete_subject(self, collection: str, external_id: str) -> list[int]:
@@ -390,9 +520,15 @@ class FaceStore:
         with self.transaction() as session:
             found = self._collection(session, collection)
             subject = self._subject(session, found, external_id)
-            ids = list(session.scalars(select(Face.id).where(Face.subject_id == subject.id).order_by(Face.id)))
+            rows = session.execute(
+                select(Face.id, Face.pending_embedding.is_(None)).where(Face.subject_id == subject.id).order_by(Face.id)
+            ).all()
             session.execute(delete(Subject).where(Subject.id == subject.id))
-            return ids
+            awaiting = sum(1 for _, is_awaiting in rows if is_awaiting)
+            self._count(session, found.id, subjects=-1, faces=-len(rows), pending=-awaiting)
+            if rows:
+                self._log(session, found.id, found.name, "removed", [int(face_id) for face_id, _ in rows])
+            return [int(face_id) for face_id, _ in rows]
 
     # What the index needs.
 
@@ -404,6 +540,77 @@ class FaceStore:
                 select(Face.id, Face.embedding, Face.dimension).where(Face.collection_id == found.id).order_by(Face.id)
             )
             return _stack(rows.all())
+
+    # What each replica's follower reads (replication.py).
+
+    @contextmanager
+    def _consistent_read(self) -> Iterator[Session]:
+        """A read-only transaction whose statements all see one snapshot on PostgreSQL (REPEATABLE READ). SQLite's
+        reads are not one snapshot, so every caller reads the change position first: the data then reflects at
+        least that position, and replaying a change the data already reflects is harmless."""
+        with unavailable_when_down(), self._sessions.begin() as session:
+            if self.backend == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @staticmethod
+    def _position(session: Session) -> int:
+        return int(session.scalar(select(func.max(Change.id))) or 0)
+
+    def change_bounds(self) -> tuple[int, int]:
+        """(oldest, newest) change id the log keeps; (0, 0) while it is empty."""
+        with self.transaction() as session:
+            oldest, newest = session.execute(select(func.min(Change.id), func.max(Change.id))).one()
+            return int(oldest or 0), int(newest or 0)
+
+    def changes_after(self, position: int, limit: int) -> list[ChangeRecord]:
+        """The changes after this position, in sequence order, at most `limit`."""
+        with self.transaction() as session:
+            rows = session.scalars(select(Change).where(Change.id > position).order_by(Change.id).limit(limit))
+            return [ChangeRecord(c.id, c.collection_id, c.collection, c.kind, c.face_id) for c in rows]
+
+    def collections_at(self) -> tuple[int, dict[int, tuple[str, str]]]:
+        """The change position and every collection then, by id: (name, profile)."""
+        with self._consistent_read() as session:
+            position = self._position(session)
+            rows = session.execute(select(Collection.id, Collection.name, Collection.profile)).all()
+            return position, {int(i): (name, profile) for i, name, profile in rows}
+
+    def collection_faces(self, collection_id: int) -> CollectionFaces | None:
+        """Every face of the collection and the change position they reflect, in one consistent read: what an
+        index is rebuilt from. None when the collection no longer exists."""
+        with self._consistent_read() as session:
+            position = self._position(session)
+            found = session.get(Collection, collection_id)
+            if found is None:
+                return None
+            rows = session.execute(
+                select(Face.id, Face.embedding, Face.dimension).where(Face.collection_id == found.id).order_by(Face.id)
+            ).all()
+            return CollectionFaces(found.id, found.name, found.profile, *_stack(rows), position)
+
+    def faces_by_id(self, collection_id: int, profile: str, face_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Those of these faces still in the collection and embedded for this profile: ids and stored vectors. A
+        face since re-embedded for another profile is left out; the change that switched it reloads the index."""
+        rows: list[tuple[int, bytes, int]] = []
+        with self.transaction() as session:
+            for start in range(0, len(face_ids), _IN_CHUNK):
+                chunk = list(face_ids[start : start + _IN_CHUNK])
+                found = session.execute(
+                    select(Face.id, Face.embedding, Face.dimension)
+                    .where(Face.collection_id == collection_id, Face.profile == profile, Face.id.in_(chunk))
+                    .order_by(Face.id)
+                )
+                rows += [(int(face_id), blob, dimension) for face_id, blob, dimension in found]
+        return _stack(rows)
+
+    def prune_changes(self, before: datetime) -> int:
+        """Forgets the changes logged before this time, never the newest (it keeps the position). A replica whose
+        position is older than what is kept rebuilds from the faces instead. Returns how many went."""
+        with self.transaction() as session:
+            newest = self._position(session)
+            result = session.execute(delete(Change).where(Change.created_at < before, Change.id < newest))
+            return cast("CursorResult[Any]", result).rowcount or 0
 
     def subject_faces(self, collection: str, external_id: str) -> tuple[str, np.ndarray, np.ndarray]:
         """One subject's faces as 1:1 verification compares against them: the collection's profile, which every
@@ -435,9 +642,16 @@ class FaceStore:
             session.execute(
                 update(Face).where(Face.collection_id == found.id).values(pending_embedding=None, pending_models=None)
             )
-            found.pending_profile = None if profile == found.profile else profile
-            session.flush()
-            return self._counted(session, Collection.id == found.id)[0]
+            pending = None if profile == found.profile else profile
+            # Every face awaits its new embedding: as many as the row counts when it is updated.
+            session.execute(
+                update(Collection)
+                .where(Collection.id == found.id)
+                .values(pending_profile=pending, pending_count=Collection.face_count if pending else 0)
+                .execution_options(synchronize_session=False)
+            )
+            session.refresh(found)
+            return _collection_record(found)
 
     def cancel_reembedding(self, collection: str) -> None:
         with self.transaction() as session:
@@ -446,6 +660,7 @@ class FaceStore:
                 update(Face).where(Face.collection_id == found.id).values(pending_embedding=None, pending_models=None)
             )
             found.pending_profile = None
+            found.pending_count = 0
 
     def crops_to_reembed(
         self, collection: str, limit: int
@@ -469,7 +684,7 @@ class FaceStore:
         self, collection: str, profile: str, faces: Sequence[tuple[int, np.ndarray, tuple[str, ...]]]
     ) -> int:
         """Keeps new embeddings for the pending profile; ignored if the collection has since moved to another
-        pending profile (or none). Returns how many were stored."""
+        pending profile (or none), and for a face that already has its new one. Returns how many were stored."""
         with self.transaction() as session:
             found = self._collection(session, collection)
             if found.pending_profile != profile:
@@ -479,10 +694,11 @@ class FaceStore:
                 blob, _ = _embedding_bytes(vector)
                 result = session.execute(
                     update(Face)
-                    .where(Face.id == face_id, Face.collection_id == found.id)
+                    .where(Face.id == face_id, Face.collection_id == found.id, Face.pending_embedding.is_(None))
                     .values(pending_embedding=blob, pending_models=",".join(models))
                 )
                 stored += cast("CursorResult[Any]", result).rowcount or 0
+            self._count(session, found.id, pending=-stored)
             return stored
 
     @classmethod
@@ -535,10 +751,16 @@ class FaceStore:
             )
             found.profile = profile
             found.pending_profile = None
+            found.pending_count = 0
+            self._log(session, found.id, found.name, "reloaded")
             # A cosine threshold means nothing across profiles (dlib's raw strangers score 0.83): the new profile's
             # calibrated one applies from now on.
             found.threshold = None
             return True
+
+    def reembedding_lease(self) -> Lease:
+        """The lease the re-embedding worker holds while it works, so that one replica does the work (lease.py)."""
+        return Lease(self.engine, REEMBEDDING_LEASE_KEY)
 
     def reembedding_collections(self) -> list[tuple[str, str]]:
         """(collection, pending profile) of every collection being re-embedded: to resume after a restart."""
