@@ -7,7 +7,10 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +38,31 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def atomic_write(path: Path, data: bytes | str, *, private: bool = False) -> Path:
-    """Writes the file whole or not at all: into a temporary file beside it, flushed to disk, then renamed over it, so
-    a reader or a crash never sees half a file. `private` makes it (and its folder) this user's alone."""
+@contextmanager
+def atomic_file(path: Path, *, private: bool = False) -> Iterator[BinaryIO]:
+    """A stream whose content replaces the file whole or not at all: written to a temporary file beside it, flushed
+    to disk and renamed over it when the block ends, removed if the block raises, so a reader or a crash never sees
+    half a file. For content too big to hold in memory (an index snapshot); `private` makes the file (and its
+    folder) this user's alone."""
     folder = private_dir(path.parent) if private else path.parent
     folder.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode() if isinstance(data, str) else data)
+        with os.fdopen(handle, "w+b") as stream:
+            os.fchmod(stream.fileno(), PRIVATE_FILE_MODE if private else SHARED_FILE_MODE)
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, PRIVATE_FILE_MODE if private else SHARED_FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: bytes | str, *, private: bool = False) -> Path:
+    """Writes the file whole or not at all (see atomic_file)."""
+    with atomic_file(path, private=private) as stream:
+        stream.write(data.encode() if isinstance(data, str) else data)
     return path
 
 

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, BinaryIO
 import faiss
 
 from argus.errors import InvalidInput
-from argus.files import PRIVATE_FILE_MODE, private_dir
+from argus.files import atomic_file, private_dir
 from argus.services.facedb.index import FaceIndex, IndexKinds
 
 log = logging.getLogger(__name__)
@@ -74,49 +73,39 @@ def save_snapshot(folder: Path, collection_id: int, name: str, index: FaceIndex,
 
     `sequence` is the last change the index is known to reflect: read it before the call. The index may take later
     changes while the call waits for it; that is harmless, as the catch-up replays them and replaying is idempotent.
-    The index is streamed to a temporary file (not built in memory, as argus.files.atomic_write would: a million
+    The index is streamed to a temporary file (argus.files.atomic_file; not built in memory first: a million
     256-d faces are 1 GB) while changes to it wait; searches go on. The flush to disk and the rename come after,
     with changes flowing again.
     """
-    folder = private_dir(folder)
-    target = path_of(folder, collection_id)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            os.fchmod(stream.fileno(), PRIVATE_FILE_MODE)
-            writer = _HashingWriter(stream)
-            stream.write(MAGIC + _LENGTH.pack(0))  # the payload's length is known once it is written
-            with index.faiss_index() as held:
-                if held is None:
-                    raise ValueError(f"collection {name}: an index of unknown dimension has nothing to save")
-                faiss.write_index(held, faiss.PyCallbackIOWriter(writer.write))  # type: ignore[attr-defined]
-                faces = int(held.ntotal)
-            meta = json.dumps(
-                {
-                    "collection_id": collection_id,
-                    "name": name,
-                    "profile": index.profile or "",
-                    "sequence": sequence,
-                    "faces": faces,
-                    "dimension": index.dimension,
-                },
-                sort_keys=True,
-            ).encode()
-            tail = meta + _META_LENGTH.pack(len(meta))
-            stream.write(tail)
-            stream.seek(len(MAGIC))
-            stream.write(_LENGTH.pack(writer.written))
-            digest = hashlib.sha256(MAGIC + _LENGTH.pack(writer.written))
-            digest.update(writer.digest.digest())
-            digest.update(tail)
-            stream.seek(0, os.SEEK_END)
-            stream.write(digest.digest())
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    target = path_of(private_dir(folder), collection_id)
+    with atomic_file(target, private=True) as stream:
+        writer = _HashingWriter(stream)
+        stream.write(MAGIC + _LENGTH.pack(0))  # the payload's length is known once it is written
+        with index.faiss_index() as held:
+            if held is None:
+                raise ValueError(f"collection {name}: an index of unknown dimension has nothing to save")
+            faiss.write_index(held, faiss.PyCallbackIOWriter(writer.write))  # type: ignore[attr-defined]
+            faces = int(held.ntotal)
+        meta = json.dumps(
+            {
+                "collection_id": collection_id,
+                "name": name,
+                "profile": index.profile or "",
+                "sequence": sequence,
+                "faces": faces,
+                "dimension": index.dimension,
+            },
+            sort_keys=True,
+        ).encode()
+        tail = meta + _META_LENGTH.pack(len(meta))
+        stream.write(tail)
+        stream.seek(len(MAGIC))
+        stream.write(_LENGTH.pack(writer.written))
+        digest = hashlib.sha256(MAGIC + _LENGTH.pack(writer.written))
+        digest.update(writer.digest.digest())
+        digest.update(tail)
+        stream.seek(0, os.SEEK_END)
+        stream.write(digest.digest())
     return target
 
 
