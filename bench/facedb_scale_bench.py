@@ -303,7 +303,8 @@ def _start(path: str, url: str, folder: str, collection_id: int, kinds: IndexKin
         index = snapshot.index
         ready_s = time.perf_counter() - t0
         index.settle()
-    answer.put((ready_s, approximate_s, rss_bytes("VmHWM"), rss_bytes(), index.kind, index.size))
+    steady = rss_bytes()  # before the peak: read after it, the resident size may have grown past the mark just read
+    answer.put((ready_s, approximate_s, rss_bytes("VmHWM"), steady, index.kind, index.size))
 
 
 def run_start(args: argparse.Namespace, url: str, faces: int, scratch: Path) -> list[StartResult]:
