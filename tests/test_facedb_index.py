@@ -33,8 +33,9 @@ def test_kinds_follow_the_size_with_hysteresis() -> None:
     kinds = IndexKinds(ann_min_faces=10_000, probe_fraction=0.2)
     assert kinds.wanted(9_999, None) == 0 and kinds.wanted(10_000, None) == kinds.nlist(10_000) == 400
     assert kinds.nprobe(400) == 80 and kinds.nprobe(3) == 1 and kinds.nlist(10) == 10
-    trained = type("Ivf", (), {})  # only IndexIVF instances count as approximate
-    assert kinds.wanted(20_000, trained()) == kinds.nlist(20_000)
+    assert kinds.wanted(20_000, 400) == 400  # within 2x of the 566 lists 20k faces would get: kept
+    assert kinds.wanted(80_000, 400) == kinds.nlist(80_000) == 1131  # moved past it: retrained
+    assert kinds.wanted(5_000, 400) == 400 and kinds.wanted(4_999, 400) == 0  # exact again below half the threshold
 
 
 def test_a_large_index_turns_approximate_and_keeps_its_api() -> None:
@@ -57,18 +58,38 @@ def test_a_large_index_turns_approximate_and_keeps_its_api() -> None:
     assert ids_found(index, gallery[0]) == set(range(1011, 1510))
 
 
+def test_removed_faces_leave_stale_entries_until_a_rebuild_clears_them() -> None:
+    rng = np.random.default_rng(7)
+    gallery = unit(rng, 2400)
+    index = FaceIndex(kinds=SMALL)
+    index.rebuild(np.arange(2400), gallery)
+    assert index.settle(60) and index.kind.startswith("ivf")
+    with index.held() as (_, approximate):
+        assert approximate is not None and approximate.ntotal == 2400
+    index.remove(np.arange(400))  # 400 stale entries for 2000 faces: under a quarter, kept
+    assert index.settle(60)
+    with index.held() as (_, approximate):
+        assert approximate is not None and approximate.ntotal == 2400
+    assert not set(range(400)) & ids_found(index, gallery[0])  # never found, though still in the FAISS index
+    index.remove(np.arange(400, 600))  # 600 for 1800: past a quarter, rebuilt without them
+    assert index.settle(60)
+    with index.held() as (_, approximate):
+        assert approximate is not None and approximate.ntotal == 1800
+    assert ids_found(index, gallery[0]) == set(range(600, 2400))
+
+
 def test_changes_during_a_background_build_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(2)
     gallery = unit(rng, 1300)
     started, release = threading.Event(), threading.Event()
-    slow_ivf = index_module._new_ivf
+    slow_ivf = index_module._new_accelerator
 
     def held_back(*args: object) -> object:
         started.set()
         release.wait(30)
         return slow_ivf(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(index_module, "_new_ivf", held_back)
+    monkeypatch.setattr(index_module, "_new_accelerator", held_back)
     index = FaceIndex(kinds=SMALL)
     index.add(np.arange(1200), gallery[:1200])
     assert started.wait(30)
@@ -86,14 +107,14 @@ def test_a_rebuild_during_a_build_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(3)
     gallery = unit(rng, 1200)
     started, release = threading.Event(), threading.Event()
-    slow_ivf = index_module._new_ivf
+    slow_ivf = index_module._new_accelerator
 
     def held_back(*args: object) -> object:
         started.set()
         release.wait(30)
         return slow_ivf(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(index_module, "_new_ivf", held_back)
+    monkeypatch.setattr(index_module, "_new_accelerator", held_back)
     index = FaceIndex(kinds=SMALL)
     index.add(np.arange(1200), gallery)
     assert started.wait(30)

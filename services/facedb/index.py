@@ -1,19 +1,24 @@
-"""In-memory FAISS indexes for 1:K search, one per collection.
+"""In-memory indexes for 1:K search, one per collection.
 
 The database (storage.FaceStore) is the source of truth; an index is a derived cache of the collection's
 embeddings keyed by face id. It is rebuilt from the database (or loaded from a snapshot, snapshots.py) at start and
 then kept in step with the database's changes by the follower (replication.py), its one writer. Losing it loses
 nothing.
 
-Vectors are L2-normalised before they go in or are searched, so the inner product FAISS ranks by is the cosine
+Vectors are L2-normalised before they go in or are searched, so the inner product ranked by is the cosine
 similarity the thresholds are calibrated on.
 
-The kind of index follows the collection's size (`IndexKinds`): below ARGUS_FACEDB_ANN_MIN_FACES an exact flat index
-(IndexFlatIP: brute force, no training, no recall loss); above it an approximate one (IndexIVFFlat: about 4 sqrt(N)
-k-means lists, the share ARGUS_FACEDB_ANN_PROBE_FRACTION of them searched, so a search does about that share of the
-flat one's work). The switch is made by a background thread that trains and fills the new index aside and swaps it
-in; searches keep running on the old one meanwhile, and changes made during the build are replayed onto the new one.
-bench/facedb_scale_bench.py measures both kinds (latency, recall against exact, memory, build time).
+Every index keeps the exact vectors (vector_store.py); a search's similarities are always computed on them. Below
+ARGUS_FACEDB_ANN_MIN_FACES that is the whole search (brute force: no training, no recall loss). Above it an
+approximate FAISS index proposes the candidates: IVF (about 4 sqrt(N) k-means lists, the share
+ARGUS_FACEDB_ANN_PROBE_FRACTION of them visited) over 4-bit product-quantised codes scanned with SIMD (fast scan,
+16 bytes per face at d=256), the best RESCORED of which are scored exactly. Visiting many lists of small codes is
+what buys recall at a low latency: uniform vectors (no clusters, the worst case) needed a fifth of the lists for
+recall@1 0.99 at 1M faces, which over full vectors read 200 MB per search. A removal leaves its entry in the
+approximate index (the exact scoring drops it); the index is rebuilt once a quarter of it is stale.
+The approximate index is built by a background thread, trained and filled aside while searches keep running, with
+the changes made meanwhile replayed before the swap. bench/facedb_scale_bench.py measures both kinds (latency,
+recall against exact, memory, build time).
 """
 
 from __future__ import annotations
@@ -24,26 +29,25 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
 from argus.config import Settings
 from argus.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from argus.services.facedb.storage import FaceStore
+from argus.services.facedb.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 
-# The settings' defaults, chosen from bench/facedb_scale_bench.py: flat search's p99 passes a few ms at about 50k
-# faces; visiting a fifth of the lists keeps recall@1 >= 0.99 on genuine probes from 10k to 1M faces.
+# The settings' defaults, chosen from bench/facedb_scale_bench.py: exact search's p99 passes a few ms past about 50k
+# faces; visiting a fifth of the lists keeps recall@1 >= 0.99 on genuine probes from 50k to 1M faces.
 DEFAULT_ANN_MIN_FACES: int = Settings.model_fields["facedb_ann_min_faces"].default
 DEFAULT_PROBE_FRACTION: float = Settings.model_fields["facedb_ann_probe_fraction"].default
 DEFAULT_SEARCH_THREADS: int = Settings.model_fields["search_threads"].default
-TRAIN_PER_LIST = 20  # k-means sample per list: FAISS suggests 39, but training time is the start's cost, not recall
-ADD_CHUNK = 65_536  # vectors put into a new index per step, to bound the temporaries
+TRAIN_PER_LIST = 20  # k-means sample per list: FAISS suggests 39, but training time is the build's cost, not recall
+PQ_DIMS = 8  # dimensions per 4-bit product-quantiser code of the approximate index
+RESCORED = 200  # candidates of the approximate index scored exactly per query (at least the k asked for)
+STALE_SHARE = 0.25  # rebuild the approximate index once this share of its entries is removed or replaced faces
 
 
 def _as_ids(ids: Iterable[int] | np.ndarray) -> np.ndarray:
@@ -117,68 +121,43 @@ class IndexKinds:
         """Lists a search visits: a share of them, as recall at a given share barely changes with the size."""
         return max(1, min(nlist, math.ceil(self.probe_fraction * nlist)))
 
-    def wanted(self, size: int, current: faiss.Index | None) -> int:
-        """The IVF list count the index should have at this size (0: flat), or the current one while it is good
-        enough. Hysteresis keeps a collection that hovers around a boundary from being rebuilt over and over: IVF
-        goes back to flat below half the threshold, and is retrained once the size has moved 4x past its lists."""
-        lists = int(current.nlist) if isinstance(current, faiss.IndexIVF) else 0
+    def wanted(self, size: int, lists: int) -> int:
+        """The IVF list count the index should have at this size (0: exact only), or the current `lists` while it
+        is good enough. Hysteresis keeps a collection that hovers around a boundary from being rebuilt over and over:
+        it goes back to exact below half the threshold, and is retrained once the size has moved 4x past its lists."""
         if lists:
             keep = size >= self.ann_min_faces // 2 and self.nlist(size) / 2 <= lists <= 2 * self.nlist(size)
             return lists if keep else (self.nlist(size) if size >= self.ann_min_faces else 0)
         return self.nlist(size) if size >= self.ann_min_faces else 0
 
 
-def _new_flat(dimension: int) -> faiss.Index:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+def _subquantizers(dimension: int) -> int:
+    """Product-quantiser parts of the approximate index: one 4-bit code per PQ_DIMS dimensions (16 bytes per face
+    at d=256), or the largest count below that which divides the dimension."""
+    return next(m for m in range(max(1, dimension // PQ_DIMS), 0, -1) if dimension % m == 0)
 
 
-def _new_ivf(vectors: np.ndarray, nlist: int, nprobe: int) -> faiss.IndexIVFFlat:
-    """An IVF index trained on a sample of these (normalised) vectors, empty."""
-    dimension = vectors.shape[1]
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+def _new_accelerator(sample: np.ndarray, nlist: int, nprobe: int) -> faiss.IndexIVFPQFastScan:
+    """An approximate index trained on these (normalised) vectors, empty: IVF lists of 4-bit product-quantised
+    codes scanned with SIMD (FAISS's fast scan). Its scores are rough; it only proposes candidates."""
+    dimension = sample.shape[1]
+    index = faiss.IndexIVFPQFastScan(
+        faiss.IndexFlatIP(dimension), dimension, nlist, _subquantizers(dimension), 4, faiss.METRIC_INNER_PRODUCT
+    )
     index.cp.min_points_per_centroid = 1  # a small sample is a choice here, not a mistake to warn about
-    sample = min(vectors.shape[0], TRAIN_PER_LIST * nlist)
-    rows = np.random.default_rng(0).choice(vectors.shape[0], size=sample, replace=False) if sample else []
-    index.train(np.ascontiguousarray(vectors[np.sort(rows)]))
-    # A hash table from face id to list position: reconstruct() (vectors()) by id, and remove_ids() without a scan.
-    index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # not in faiss's stubs
+    index.pq.cp.min_points_per_centroid = 1
+    index.train(np.ascontiguousarray(sample))
     index.nprobe = nprobe
     return index
 
 
-def _remove(index: faiss.Index, ids: np.ndarray) -> int:
-    # IVF's hash table direct map removes an explicit list of ids; the flat IDMap2 takes any selector.
-    selector = faiss.IDSelectorArray(ids.size, faiss.swig_ptr(ids)) if isinstance(index, faiss.IndexIVF) else None
-    return int(index.remove_ids(selector or faiss.IDSelectorBatch(ids)))
-
-
-def _fill(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> None:
-    for start in range(0, ids.size, ADD_CHUNK):
-        index.add_with_ids(vectors[start : start + ADD_CHUNK], ids[start : start + ADD_CHUNK])
-
-
-def _upsert(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> None:
-    """Adds, replacing any of these ids already present (FAISS itself would keep both)."""
-    _remove(index, ids)
-    _fill(index, ids, vectors)
-
-
-def index_ids(index: faiss.Index) -> np.ndarray:
-    """Every face id an index (flat IDMap2 or IVF) holds."""
-    if isinstance(index, faiss.IndexIDMap2):
-        return faiss.vector_to_array(index.id_map).astype(np.int64)
-    ivf = faiss.extract_index_ivf(index)
-    lists = ivf.invlists
-    if lists is None:
-        return np.empty(0, dtype=np.int64)
-    sizes = [(i, lists.list_size(i)) for i in range(ivf.nlist)]
-    parts = [faiss.rev_swig_ptr(lists.get_ids(i), size).copy() for i, size in sizes if size]
-    return np.concatenate([np.empty(0, dtype=np.int64), *parts]).astype(np.int64)
+def _lists(index: faiss.Index | None) -> int:
+    return int(index.nlist) if isinstance(index, faiss.IndexIVF) else 0
 
 
 @dataclass
 class _Build:
-    """A background rebuild in progress: the changes made since it copied the content, replayed before the swap."""
+    """A background build in progress: the changes made since it started, replayed before the swap."""
 
     generation: int
     changes: list[tuple[np.ndarray, np.ndarray | None]]  # (ids, vectors) an add, (ids, None) a remove
@@ -186,8 +165,9 @@ class _Build:
 
 
 class FaceIndex:
-    """One collection's cosine-similarity index. Searches (and serialisation) run concurrently; changes are
-    exclusive (FAISS writes are not thread-safe, and a search must never see an index half-way through a change)."""
+    """One collection's cosine-similarity index: the exact vectors (VectorStore), and above a size an approximate
+    index over them that proposes candidates. Searches (and serialisation) run concurrently; changes are exclusive
+    (FAISS writes are not thread-safe, and a search must never see an index half-way through a change)."""
 
     def __init__(
         self, dimension: int | None = None, profile: str | None = None, kinds: IndexKinds | None = None
@@ -195,54 +175,58 @@ class FaceIndex:
         self.profile = profile  # the embedding profile of its vectors; None for an index made empty on first use
         self.kinds = kinds or IndexKinds()
         self._lock = ReadWriteLock()
-        self._dimension = dimension
-        self._index: faiss.Index | None = None if dimension is None else _new_flat(dimension)
-        self._ids: set[int] = set()  # to make add() an upsert, and `in` cheap, without asking FAISS
+        self._store: VectorStore | None = None if dimension is None else VectorStore(dimension)
+        self._accelerator: faiss.IndexIVFPQFastScan | None = None
         self._generation = 0  # bumped by rebuild(): a background build of older content is thrown away
         self._build: _Build | None = None
 
     @classmethod
-    def restore(cls, index: faiss.Index, profile: str, kinds: IndexKinds | None = None) -> FaceIndex:
-        """A FaceIndex around a FAISS index read back from a snapshot (see `faiss_index`)."""
-        restored = cls(int(index.d), profile, kinds)
-        if isinstance(index, faiss.IndexIVF):
-            index.nprobe = restored.kinds.nprobe(int(index.nlist))
-        elif not isinstance(index, faiss.IndexIDMap2):
-            raise InvalidInput(f"not an index a FaceIndex makes: {type(index).__name__}")
+    def restore(
+        cls, store: VectorStore, accelerator: faiss.Index | None, profile: str, kinds: IndexKinds | None = None
+    ) -> FaceIndex:
+        """A FaceIndex around parts read back from a snapshot (see `held`)."""
+        if accelerator is not None and not (
+            isinstance(accelerator, faiss.IndexIVFPQFastScan) and int(accelerator.d) == store.dimension
+        ):
+            raise InvalidInput(f"not an approximate index a FaceIndex makes: {type(accelerator).__name__}")
+        restored = cls(store.dimension, profile, kinds)
         with restored._lock.writing():
-            restored._index = index
-            restored._ids = set(index_ids(index).tolist())
+            restored._store = store
+            if accelerator is not None:
+                accelerator.nprobe = restored.kinds.nprobe(int(accelerator.nlist))
+                restored._accelerator = accelerator
             restored._schedule()
         return restored
 
     @property
     def dimension(self) -> int | None:
         """Set by the constructor or by the first vectors added; None while unknown."""
-        return self._dimension
+        return None if self._store is None else self._store.dimension
 
     @property
     def size(self) -> int:
         with self._lock.reading():
-            return len(self._ids)
+            return 0 if self._store is None else len(self._store)
 
     @property
     def kind(self) -> str:
-        """ "flat" or "ivf<lists>", for logs and benches."""
+        """ "flat" or "ivf<lists>,pq<parts>x4", for logs and benches."""
         with self._lock.reading():
-            return f"ivf{self._index.nlist}" if isinstance(self._index, faiss.IndexIVF) else "flat"
+            return "flat" if self._accelerator is None else self.kind_of(self._accelerator)
 
     def __len__(self) -> int:
         return self.size
 
     def __contains__(self, face_id: object) -> bool:
         with self._lock.reading():
-            return face_id in self._ids
+            return self._store is not None and face_id in self._store
 
     @contextmanager
-    def faiss_index(self) -> Iterator[faiss.Index | None]:
-        """The FAISS index, held unchanged while the block runs (searches go on, changes wait): to serialise it."""
+    def held(self) -> Iterator[tuple[VectorStore | None, faiss.Index | None]]:
+        """The exact store and the approximate index, unchanged while the block runs (searches go on, changes
+        wait): to serialise them."""
         with self._lock.reading():
-            yield self._index
+            yield self._store, self._accelerator
 
     def _prepare(self, vectors: np.ndarray, dimension: int | None) -> np.ndarray:
         """Validated, L2-normalised, contiguous float32 (N, d) copy of the vectors."""
@@ -270,39 +254,42 @@ class FaceIndex:
         return id_array
 
     def rebuild(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:
-        """Replaces the whole content. Builds the new index aside, so searches keep running on the old one. The new
-        index is flat, ready at once; a large one is then made approximate in the background."""
-        id_array = _as_ids(ids)
-        if id_array.shape[0] == 0:
-            prepared, index = None, None
-        else:
-            prepared = self._prepare(vectors, None)
-            id_array = self._checked_ids(id_array, prepared.shape[0])
-            index = _new_flat(prepared.shape[1])
-            _fill(index, id_array, prepared)
+        """Replaces the whole content with these faces (see `rebuild_from`)."""
+        self.rebuild_from([(_as_ids(ids), vectors)])
+
+    def rebuild_from(self, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Replaces the whole content with faces given a chunk at a time, so that a large collection is never held
+        twice. The new content is built aside (searches keep running on the old one) and is exact, ready at once;
+        a large one then gets its approximate index in the background."""
+        store: VectorStore | None = None
+        for ids, vectors in chunks:
+            prepared = self._prepare(vectors, None if store is None else store.dimension)
+            checked = self._checked_ids(ids, prepared.shape[0])
+            if prepared.shape[0] == 0:
+                continue
+            store = store or VectorStore(prepared.shape[1])
+            if store.present(checked).any():
+                raise InvalidInput("face ids must be unique")
+            store.put(checked, prepared)
         with self._lock.writing():
-            if prepared is not None:
-                self._dimension = prepared.shape[1]
-            self._index = index if index is not None or self._dimension is None else _new_flat(self._dimension)
-            self._ids = set(id_array.tolist())
+            if store is None and self._store is not None:
+                store = VectorStore(self._store.dimension)
+            self._store, self._accelerator = store, None
             self._generation += 1
             self._schedule()
 
     def add(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:
         """Adds faces; an id already present is replaced, so replaying an add is harmless."""
         with self._lock.writing():
-            prepared = self._prepare(vectors, self._dimension)
+            prepared = self._prepare(vectors, self.dimension)
             id_array = self._checked_ids(ids, prepared.shape[0])
             if prepared.shape[0] == 0:
                 return
-            if self._index is None:
-                self._dimension = prepared.shape[1]
-                self._index = _new_flat(self._dimension)
-            present = np.asarray([face_id for face_id in id_array.tolist() if face_id in self._ids], dtype=np.int64)
-            if present.size:
-                _remove(self._index, present)
-            self._index.add_with_ids(prepared, id_array)
-            self._ids.update(id_array.tolist())
+            if self._store is None:
+                self._store = VectorStore(prepared.shape[1])
+            self._store.put(id_array, prepared)
+            if self._accelerator is not None:
+                self._accelerator.add_with_ids(prepared, id_array)  # a replaced face's old entry goes stale
             if self._build is not None:
                 self._build.changes.append((id_array, prepared))
             self._schedule()
@@ -310,93 +297,121 @@ class FaceIndex:
     def remove(self, ids: Iterable[int] | np.ndarray) -> int:
         """Removes faces by id; ids not in the index are ignored. Returns how many were removed."""
         with self._lock.writing():
-            present = np.asarray([face_id for face_id in _as_ids(ids).tolist() if face_id in self._ids], np.int64)
-            if not present.size or self._index is None:
+            if self._store is None:
                 return 0
-            removed = _remove(self._index, present)
-            self._ids.difference_update(present.tolist())
-            if self._build is not None:
-                self._build.changes.append((present, None))
-            self._schedule()
+            id_array = _as_ids(ids)
+            removed = self._store.remove(id_array.tolist())
+            if removed:  # their entries stay in the approximate index, stale: the exact scoring drops them
+                if self._build is not None:
+                    self._build.changes.append((id_array, None))
+                self._schedule()
             return removed
 
     def vectors(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """The stored (normalised) vectors of these faces, in order; the ids must be in the index."""
         id_array = _as_ids(ids)
         with self._lock.reading():
-            if self._index is None:
+            if self._store is None:
                 raise KeyError("the index is empty")
-            missing = [face_id for face_id in id_array.tolist() if face_id not in self._ids]
-            if missing:
-                raise KeyError(f"faces {missing} are not in the index")
-            return np.asarray(self._index.reconstruct_batch(id_array))
+            missing = id_array[~self._store.present(id_array)]
+            if missing.size:
+                raise KeyError(f"faces {missing.tolist()} are not in the index")
+            return self._store.get(id_array)
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k most similar faces of each query, best first: (similarities (M, k') float32, ids (M, k') int64).
 
         k' = min(k, size): asking for more than the index holds is not an error, and an empty index answers
-        (M, 0) arrays. A flat index fills every slot; an approximate one may not, and its holes rank last.
+        (M, 0) arrays. Similarities are always exact. An exact search fills every slot; an approximate one may
+        not, and its holes rank last (similarity -inf, id -1).
         """
         if k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}")
         self.kinds.use_threads()
         with self._lock.reading():
-            queries = self._prepare(vectors, self._dimension)
+            queries = self._prepare(vectors, self.dimension)
             n = queries.shape[0]
-            if self._index is None or not self._ids or n == 0:
+            store = self._store
+            if store is None or not len(store) or n == 0:
                 return np.empty((n, 0), dtype=np.float32), np.empty((n, 0), dtype=np.int64)
-            similarities, ids = self._index.search(queries, min(k, len(self._ids)))
-        # Drop trailing columns that are empty in every row, and let any other hole rank last.
-        filled = (ids >= 0).any(axis=0)
-        keep = int(filled.nonzero()[0].max()) + 1 if filled.any() else 0
-        similarities, ids = similarities[:, :keep], ids[:, :keep]
-        similarities[ids < 0] = -np.inf
-        return similarities, ids
+            k = min(k, len(store))
+            if self._accelerator is None:
+                return store.search(queries, k)
+            # Deeper by the share of its entries that are stale (removed, replaced, or replayed twice by a build).
+            entries = int(self._accelerator.ntotal)
+            depth = min(entries, math.ceil(max(k, RESCORED) * entries / len(store)))
+            _, candidates = self._accelerator.search(queries, depth)
+            similarities = np.full((n, k), -np.inf, dtype=np.float32)
+            ids = np.full((n, k), -1, dtype=np.int64)
+            for row, (query, proposed) in enumerate(zip(queries, candidates, strict=True)):
+                scores, found = store.rescore(query, proposed, k)
+                similarities[row, : found.size], ids[row, : found.size] = scores, found
+        filled = (ids >= 0).any(axis=0)  # drop trailing columns that are empty in every row
+        keep = int(np.flatnonzero(filled).max()) + 1 if filled.any() else 0
+        return similarities[:, :keep], ids[:, :keep]
+
+    def _stale_entries(self) -> int:
+        """Entries of the approximate index no face owns any more: every face has one current entry, so the rest
+        are removed faces, replaced vectors and twins a build replayed."""
+        if self._accelerator is None or self._store is None:
+            return 0
+        return int(self._accelerator.ntotal) - len(self._store)
+
+    @staticmethod
+    def kind_of(index: faiss.IndexIVFPQFastScan) -> str:
+        return f"ivf{index.nlist},pq{index.pq.M}x4"
 
     # --- the kind follows the size ----------------------------------------------------------------------------
 
-    def _current_lists(self) -> int:
-        return int(self._index.nlist) if isinstance(self._index, faiss.IndexIVF) else 0
-
     def _schedule(self) -> None:
-        """Under the write lock: starts a background rebuild when the index's kind no longer suits its size."""
-        if self._build is not None or self._index is None:
+        """Under the write lock: drops the approximate index below its size, and starts building one in the
+        background when the size calls for a new one or too much of the current one went stale."""
+        if self._build is not None or self._store is None:
             return
-        if self.kinds.wanted(len(self._ids), self._index) == self._current_lists():
+        size, lists = len(self._store), _lists(self._accelerator)
+        wanted = self.kinds.wanted(size, lists)
+        if wanted == 0:
+            self._accelerator = None  # exact again: nothing to build
+            return
+        if wanted == lists and self._stale_entries() <= STALE_SHARE * size:
             return
         build = self._build = _Build(self._generation, [])
-        build.thread = threading.Thread(target=self._rebuild_kind, args=(build,), name="index-build", daemon=True)
+        build.thread = threading.Thread(target=self._build_aside, args=(build,), name="index-build", daemon=True)
         build.thread.start()
 
-    def _rebuild_kind(self, build: _Build) -> None:
-        """The background build: copy the content, build the wanted kind aside, replay what changed, swap."""
+    def _build_aside(self, build: _Build) -> None:
+        """The background build: train on a sample, fill with the store's content a block at a time (changes wait
+        only while a block is copied), replay what changed meanwhile, swap."""
         self.kinds.use_threads()
         try:
-            with self._lock.reading():  # no change can land while the content is copied
-                generation = self._generation
-                ids = np.fromiter(self._ids, dtype=np.int64, count=len(self._ids))
-                vectors = self._index.reconstruct_batch(ids) if ids.size and self._index is not None else None
-                lists = self.kinds.wanted(ids.size, self._index)
+            with self._lock.reading():
+                store = self._store
+                assert store is not None, "scheduled for a store"
+                lists = self.kinds.wanted(len(store), _lists(self._accelerator))
+                sample = store.sample(TRAIN_PER_LIST * lists, np.random.default_rng(0))
+                blocks = store.chunk_count()
                 build.changes.clear()
-            index: faiss.Index | None = None
-            if vectors is not None:
-                index = _new_ivf(vectors, lists, self.kinds.nprobe(lists)) if lists else _new_flat(vectors.shape[1])
-                _fill(index, ids, vectors)
-            del vectors
+            index = _new_accelerator(sample, lists, self.kinds.nprobe(lists))
+            del sample
+            for number in range(blocks):
+                with self._lock.reading():
+                    if build.generation != self._generation:
+                        break
+                    ids, vectors = store.chunk(number)
+                if ids.size:
+                    index.add_with_ids(vectors, ids)
         except Exception:
-            log.exception("building the index aside failed; the current one stays")
+            log.exception("building the approximate index aside failed; the current one stays")
             with self._lock.writing():
                 self._build = None
             return
         with self._lock.writing():
-            if index is not None and generation == self._generation:
-                for changed, added in build.changes:
-                    if added is None:
-                        _remove(index, changed)
-                    else:
-                        _upsert(index, changed, added)
-                self._index = index
-                log.info("index of %d faces is now %s", len(self._ids), f"IVF, {lists} lists" if lists else "flat")
+            if build.generation == self._generation:
+                for changed, added in build.changes:  # an add copied in already leaves a stale twin: harmless
+                    if added is not None:
+                        index.add_with_ids(added, changed)
+                self._accelerator = index
+                log.info("index of %d faces is now approximate (%s)", len(store), self.kind_of(index))
             self._build = None
             self._schedule()  # it may have grown past the new kind while it was built
 
@@ -422,7 +437,7 @@ def _as_stored(profile: str, vectors: np.ndarray) -> np.ndarray:
 
 
 class IndexRegistry:
-    """A FaceIndex per collection name. The store is the truth; this is rebuilt from it at start."""
+    """A FaceIndex per collection name. The store is the truth; the follower builds these from it."""
 
     def __init__(self, transform: VectorTransform = _as_stored, kinds: IndexKinds | None = None) -> None:
         self.transform = transform
@@ -430,29 +445,10 @@ class IndexRegistry:
         self._lock = threading.Lock()
         self._indexes: dict[str, FaceIndex] = {}
 
-    def build(self, profile: str, ids: np.ndarray, stored: np.ndarray) -> FaceIndex:
-        """A new index of these stored vectors, not yet installed."""
+    def build(self, profile: str, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> FaceIndex:
+        """A new index of these (ids, stored vectors) chunks, not yet installed."""
         index = FaceIndex(profile=profile, kinds=self.kinds)
-        index.rebuild(ids, self.transform(profile, stored) if len(ids) else stored)
-        return index
-
-    def load(self, name: str, store: FaceStore) -> FaceIndex:
-        """A new index of the collection's faces as the store holds them now, not yet installed."""
-        profile = store.get_collection(name).profile
-        return self.build(profile, *store.embeddings(name))
-
-    def rebuild_all(self, store: FaceStore) -> dict[str, int]:
-        """Loads every collection's faces from the store; returns faces per collection. Run it before serving:
-        an add that lands while it runs could be lost."""
-        fresh = {collection.name: self.load(collection.name, store) for collection in store.list_collections()}
-        with self._lock:
-            self._indexes = fresh
-        return {name: index.size for name, index in fresh.items()}
-
-    def rebuild(self, name: str, store: FaceStore) -> FaceIndex:
-        """Reloads one collection from the store (e.g. after an index update failed)."""
-        index = self.load(name, store)
-        self.install(name, index)
+        index.rebuild_from((ids, self.transform(profile, stored)) for ids, stored in chunks if len(ids))
         return index
 
     def install(self, name: str, index: FaceIndex) -> None:

@@ -1,11 +1,13 @@
-"""Snapshots of the FAISS indexes, so that a restart loads each index instead of reading every face back.
+"""Snapshots of the indexes, so that a restart loads each index instead of reading every face back.
 
-One file per collection, named by its id: FAISS's own serialisation of the index, with the change sequence it
-reflects, the collection's name and profile, and a SHA-256 over all of it. A file that is missing, truncated, of
-another format or whose checksum does not match is skipped with a log line: the caller rebuilds that collection from
-the database. A snapshot only saves time; the database stays the truth.
+One file per collection, named by its id: the exact vectors, FAISS's own serialisation of the approximate index
+when there is one, with the change sequence they reflect, the collection's name and profile, and a SHA-256 over all
+of it. A file that is missing, truncated, of another format or whose checksum does not match is skipped with a log
+line: the caller rebuilds that collection from the database. A snapshot only saves time; the database stays the
+truth. Both ways stream a block of faces at a time, so neither holds a large collection twice.
 
-    magic (8 bytes) | payload length (u64) | payload (FAISS) | meta (JSON) | meta length (u32) | SHA-256 (32 bytes)
+    magic (8) | meta length (u32) | meta (JSON) | chunks | 0 (u32) | FAISS length (u64) | FAISS | SHA-256 (32)
+    chunk: faces n (u32) | ids (n int64) | vectors (n x d float32)
 """
 
 from __future__ import annotations
@@ -15,25 +17,30 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import faiss
+import numpy as np
 
 from argus.errors import InvalidInput
 from argus.files import atomic_file, private_dir
 from argus.services.facedb.index import FaceIndex, IndexKinds
+from argus.services.facedb.vector_store import BLOCK_ROWS, VectorStore
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"ARGUSIX1"
+MAGIC = b"ARGUSIX2"
 SUFFIX = ".faiss-snapshot"
+MAX_META = 1 << 16
+MAX_DIMENSION = 1 << 16
+_COUNT = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
-_META_LENGTH = struct.Struct("<I")
 _DIGEST = hashlib.sha256().digest_size
-_CHUNK = 1 << 22
+_IDS = np.dtype("<i8")
+_VECTORS = np.dtype("<f4")
 
 
 @dataclass(frozen=True)
@@ -53,132 +60,122 @@ def path_of(folder: Path, collection_id: int) -> Path:
     return folder / f"{collection_id}{SUFFIX}"
 
 
-class _HashingWriter:
-    """Writes to a file and hashes what it writes: FAISS streams its serialisation through `write`."""
+class _Hashing:
+    """A file written or read through a running SHA-256, never past its declared end."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, size: int = 0) -> None:
         self.stream = stream
         self.digest = hashlib.sha256()
-        self.written = 0
+        self.left = size  # reading: bytes before the digest not yet read
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.stream.write(data)
         self.digest.update(data)
-        self.written += len(data)
+
+    def read(self, count: int) -> bytes:
+        if count > self.left:
+            raise Corrupt("truncated")
+        data = self.stream.read(count)
+        if len(data) != count:
+            raise Corrupt("truncated")
+        self.left -= count
+        self.digest.update(data)
+        return data
 
 
 def save_snapshot(folder: Path, collection_id: int, name: str, index: FaceIndex, sequence: int) -> Path:
     """Writes the index's snapshot whole or not at all, in a folder only this user can read (it holds people's face
-    vectors).
+    vectors; a removed face's is not in it).
 
     `sequence` is the last change the index is known to reflect: read it before the call. The index may take later
     changes while the call waits for it; that is harmless, as the catch-up replays them and replaying is idempotent.
-    The index is streamed to a temporary file (argus.files.atomic_file; not built in memory first: a million
-    256-d faces are 1 GB) while changes to it wait; searches go on. The flush to disk and the rename come after,
-    with changes flowing again.
+    The index is streamed to a temporary file (argus.files.atomic_file) while changes to it wait; searches go on.
+    The flush to disk and the rename come after, with changes flowing again.
     """
     target = path_of(private_dir(folder), collection_id)
     with atomic_file(target, private=True) as stream:
-        writer = _HashingWriter(stream)
-        stream.write(MAGIC + _LENGTH.pack(0))  # the payload's length is known once it is written
-        with index.faiss_index() as held:
-            if held is None:
+        writer = _Hashing(stream)
+        with index.held() as (store, accelerator):
+            if store is None:
                 raise ValueError(f"collection {name}: an index of unknown dimension has nothing to save")
-            faiss.write_index(held, faiss.PyCallbackIOWriter(writer.write))  # type: ignore[attr-defined]
-            faces = int(held.ntotal)
-        meta = json.dumps(
-            {
-                "collection_id": collection_id,
-                "name": name,
-                "profile": index.profile or "",
-                "sequence": sequence,
-                "faces": faces,
-                "dimension": index.dimension,
-            },
-            sort_keys=True,
-        ).encode()
-        tail = meta + _META_LENGTH.pack(len(meta))
-        stream.write(tail)
-        stream.seek(len(MAGIC))
-        stream.write(_LENGTH.pack(writer.written))
-        digest = hashlib.sha256(MAGIC + _LENGTH.pack(writer.written))
-        digest.update(writer.digest.digest())
-        digest.update(tail)
-        stream.seek(0, os.SEEK_END)
-        stream.write(digest.digest())
+            meta = json.dumps(
+                {
+                    "collection_id": collection_id,
+                    "name": name,
+                    "profile": index.profile or "",
+                    "sequence": sequence,
+                    "faces": len(store),
+                    "dimension": store.dimension,
+                },
+                sort_keys=True,
+            ).encode()
+            writer.write(MAGIC + _COUNT.pack(len(meta)) + meta)
+            for ids, vectors in store.chunks():
+                writer.write(_COUNT.pack(ids.size))
+                writer.write(np.ascontiguousarray(ids, _IDS).data)
+                writer.write(np.ascontiguousarray(vectors, _VECTORS).data)
+            serialised = faiss.serialize_index(accelerator) if accelerator is not None else np.empty(0, np.uint8)
+        writer.write(_COUNT.pack(0) + _LENGTH.pack(serialised.size))
+        writer.write(serialised.data)
+        stream.write(writer.digest.digest())
     return target
 
 
-def _read_exact(stream: BinaryIO, count: int) -> bytes:
-    data = stream.read(count)
-    if len(data) != count:
-        raise Corrupt("truncated")
-    return data
-
-
-def _checked_meta(stream: BinaryIO, size: int) -> tuple[dict[str, Any], int]:
-    """(meta, payload length) of a file whose layout and checksum hold; Corrupt otherwise. Reads it whole once."""
-    if size < len(MAGIC) + _LENGTH.size + _META_LENGTH.size + _DIGEST:
-        raise Corrupt("too short")
-    head = _read_exact(stream, len(MAGIC) + _LENGTH.size)
-    if head[: len(MAGIC)] != MAGIC:
+def _meta(reader: _Hashing) -> dict[str, Any]:
+    if reader.read(len(MAGIC)) != MAGIC:
         raise Corrupt("not a snapshot")
-    (length,) = _LENGTH.unpack(head[len(MAGIC) :])
-    meta_end = size - _DIGEST
-    if len(head) + length + _META_LENGTH.size > meta_end:
-        raise Corrupt("truncated")
-    payload = hashlib.sha256()
-    remaining = length
-    while remaining:
-        chunk = _read_exact(stream, min(_CHUNK, remaining))
-        payload.update(chunk)
-        remaining -= len(chunk)
-    tail = _read_exact(stream, meta_end - len(head) - length)
-    stored = _read_exact(stream, _DIGEST)
-    digest = hashlib.sha256(head)
-    digest.update(payload.digest())
-    digest.update(tail)
-    if digest.digest() != stored:
-        raise Corrupt("checksum mismatch")
-    (meta_length,) = _META_LENGTH.unpack(tail[-_META_LENGTH.size :])
-    if meta_length != len(tail) - _META_LENGTH.size:
+    (length,) = _COUNT.unpack(reader.read(_COUNT.size))
+    if length > MAX_META:
         raise Corrupt("bad meta length")
-    meta = json.loads(tail[:meta_length])
+    try:
+        meta = json.loads(reader.read(length))
+    except ValueError:
+        raise Corrupt("bad meta") from None
     if not isinstance(meta, dict):
         raise Corrupt("bad meta")
-    return meta, length
+    return meta
 
 
-def _payload_reader(stream: BinaryIO, length: int) -> Callable[[int], bytes]:
-    """What FAISS reads the index through: at most the payload, never the meta after it."""
-    left = [length]
-
-    def read(count: int) -> bytes:
-        data = stream.read(min(count, left[0]))
-        left[0] -= len(data)
-        return data
-
-    return read
+def _chunks(reader: _Hashing, dimension: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The file's (ids, vectors) chunks, up to the end marker."""
+    while True:
+        (count,) = _COUNT.unpack(reader.read(_COUNT.size))
+        if not count:
+            return
+        if count > BLOCK_ROWS:
+            raise Corrupt("bad chunk")
+        ids = np.frombuffer(reader.read(count * _IDS.itemsize), _IDS).astype(np.int64)
+        vectors = np.frombuffer(reader.read(count * dimension * _VECTORS.itemsize), _VECTORS).reshape(count, dimension)
+        yield ids, vectors
 
 
 def load_snapshot(path: Path, kinds: IndexKinds | None = None) -> Snapshot:
-    """One snapshot file, checked; Corrupt (or OSError) when it cannot be used."""
+    """One snapshot file, checked; Corrupt (or OSError) when it cannot be used. Read once, a chunk at a time; the
+    checksum is compared before anything read is used."""
     with path.open("rb") as stream:
-        meta, length = _checked_meta(stream, os.fstat(stream.fileno()).st_size)
-        stream.seek(len(MAGIC) + _LENGTH.size)
+        size = os.fstat(stream.fileno()).st_size
+        reader = _Hashing(stream, size - _DIGEST)
+        meta = _meta(reader)
         try:
-            read = faiss.read_index(faiss.PyCallbackIOReader(_payload_reader(stream, length)))  # type: ignore[attr-defined]
-        except RuntimeError as exc:  # FAISS refuses what it cannot parse
-            raise Corrupt(f"FAISS cannot read it: {exc}") from None
-    try:
-        collection_id, sequence, faces = int(meta["collection_id"]), int(meta["sequence"]), int(meta["faces"])
-        name, profile = str(meta["name"]), str(meta["profile"])
-    except (KeyError, TypeError, ValueError):
-        raise Corrupt("incomplete meta") from None
-    if path.name != path_of(path.parent, collection_id).name or int(read.ntotal) != faces:
+            collection_id, sequence, faces = int(meta["collection_id"]), int(meta["sequence"]), int(meta["faces"])
+            name, profile, dimension = str(meta["name"]), str(meta["profile"]), int(meta["dimension"])
+        except (KeyError, TypeError, ValueError):
+            raise Corrupt("incomplete meta") from None
+        if not 0 < dimension <= MAX_DIMENSION:
+            raise Corrupt("bad dimension")
+        store = VectorStore.of(dimension, _chunks(reader, dimension))
+        (length,) = _LENGTH.unpack(reader.read(_LENGTH.size))
+        serialised = reader.read(length)
+        if reader.left or stream.read(_DIGEST + 1) != reader.digest.digest():
+            raise Corrupt("checksum mismatch")
+    if path.name != path_of(path.parent, collection_id).name or len(store) != faces:
         raise Corrupt("meta does not match the file")
     try:
-        restored = FaceIndex.restore(read, profile, kinds)
+        accelerator = faiss.deserialize_index(np.frombuffer(serialised, np.uint8)) if length else None
+    except RuntimeError as exc:  # FAISS refuses what it cannot parse
+        raise Corrupt(f"FAISS cannot read it: {exc}") from None
+    try:
+        restored = FaceIndex.restore(store, accelerator, profile, kinds)
     except InvalidInput as exc:
         raise Corrupt(str(exc)) from None
     return Snapshot(collection_id, name, profile, sequence, restored)
