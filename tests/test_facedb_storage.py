@@ -17,7 +17,15 @@ from google.protobuf.struct_pb2 import Struct, Value
 from argus.errors import AlreadyExists, InvalidInput, NotFound
 from argus.services.facedb import requests
 from argus.services.facedb.index import FaceIndex, IndexRegistry
-from argus.services.facedb.storage import Base, FaceStore, NewFace, SubjectPage, alembic_config, normalize_url
+from argus.services.facedb.storage import (
+    Base,
+    FaceStore,
+    NewFace,
+    SubjectPage,
+    alembic_config,
+    normalize_url,
+    repository,
+)
 
 PROFILE = "mobilefacenet"
 MODELS = ("mobilefacenet@foamliu-1.0",)
@@ -503,17 +511,23 @@ def test_index_is_safe_under_concurrent_writes_and_searches() -> None:
     )
 
 
-def test_registry_rebuilds_from_the_store(db: FaceStore) -> None:
+def test_registry_builds_from_a_streamed_read(db: FaceStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repository, "FACE_CHUNK", 5)  # 12 faces come in chunks of at most 5
     rng = np.random.default_rng(14)
-    db.create_collection("staff", None, PROFILE)
+    staff = db.create_collection("staff", None, PROFILE)
     db.create_collection("empty", None, PROFILE)
     vectors = unit(rng, 12)
     for i in range(4):
         db.add_faces("staff", f"p{i}", "", {}, [new_face(v) for v in vectors[3 * i : 3 * i + 3]])
     registry = IndexRegistry()
-    registry.get("stale")  # an index for a collection the store does not have goes away
-    assert registry.rebuild_all(db) == {"empty": 0, "staff": 12}
-    assert registry.names() == ["empty", "staff"]
+    (staff_id,) = [key for key, (name, _) in db.collections_at()[1].items() if name == "staff"]
+    with db.collection_faces(staff_id) as faces:
+        assert faces is not None and (faces.name, faces.profile) == ("staff", staff.profile)
+        chunks = list(faces.chunks)
+    assert [ids.size for ids, _ in chunks] == [5, 5, 2]
+    with db.collection_faces(staff_id) as faces:
+        assert faces is not None
+        registry.install("staff", registry.build(faces.profile, faces.chunks))
 
     ids, stored = db.embeddings("staff")
     index = registry.get("staff")
@@ -521,11 +535,8 @@ def test_registry_rebuilds_from_the_store(db: FaceStore) -> None:
     np.testing.assert_array_equal(found[:, 0], ids)  # every stored face finds itself first
     np.testing.assert_allclose(similarities[:, 0], 1.0, atol=1e-5)
     assert registry.get("empty").search(stored[:1], 5)[1].shape == (1, 0)
-
-    removed = db.delete_subject("staff", "p0")
-    index.remove(removed)
-    fresh = registry.rebuild("staff", db)
-    assert fresh.size == index.size == 9
+    with db.collection_faces(10_000) as gone:
+        assert gone is None
     registry.drop("staff")
     assert "staff" not in registry
 

@@ -142,10 +142,10 @@ class Follower:
                 log.info(
                     "the snapshot of collection %s (change %d) is out of date: rebuilding", name, snapshot.sequence
                 )
-            faces = self.store.collection_faces(collection_id)
-            if faces is not None:  # else dropped meanwhile: its change is in the log
-                floors[collection_id] = self._install(faces)
-                rebuilt += 1
+            with self.store.collection_faces(collection_id) as faces:
+                if faces is not None:  # else dropped meanwhile: its change is in the log
+                    floors[collection_id] = self._install(faces)
+                    rebuilt += 1
         for gone in snapshots.keys() - collections.keys():
             if self.folder is not None:
                 remove_snapshot(self.folder, gone)
@@ -157,7 +157,7 @@ class Follower:
 
     def _install(self, faces: CollectionFaces) -> int:
         """Builds the collection's index from this read of its faces and swaps it in; returns the read's position."""
-        index = self.indexes.build(faces.profile, faces.ids, faces.vectors)
+        index = self.indexes.build(faces.profile, faces.chunks)
         self.indexes.install(faces.name, index)
         with self._lock:
             self._collections[faces.collection_id] = (faces.name, faces.profile)
@@ -214,11 +214,11 @@ class Follower:
         with self._lock:
             known = self._collections.get(change.collection_id)
         if change.kind in ("created", "reloaded"):
-            faces = self.store.collection_faces(change.collection_id)
-            if faces is not None:  # else dropped since: that change follows
-                self._floors[change.collection_id] = self._install(faces)
-                if change.kind == "reloaded":
-                    log.info("collection %s reloaded (profile %s)", faces.name, faces.profile)
+            with self.store.collection_faces(change.collection_id) as faces:
+                if faces is not None:  # else dropped since: that change follows
+                    self._floors[change.collection_id] = self._install(faces)
+                    if change.kind == "reloaded":
+                        log.info("collection %s reloaded (profile %s)", faces.name, faces.profile)
         elif known is None:
             return  # a collection dropped since, or not yet created when this replica read it
         elif change.kind == "dropped":

@@ -3,6 +3,7 @@ lazy-load from a closed session or change a row by accident."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,11 +106,11 @@ class ChangeRecord:
 
 @dataclass(frozen=True)
 class CollectionFaces:
-    """A collection's faces as one consistent read saw them, with the change sequence they reflect."""
+    """A collection's faces as one consistent read sees them, with the change sequence they reflect. `chunks` yields
+    (int64 ids, float32 (n, d) stored vectors) a chunk at a time, and only while the read is open."""
 
     collection_id: int
     name: str
     profile: str
-    ids: np.ndarray
-    vectors: np.ndarray
     sequence: int
+    chunks: Iterator[tuple[np.ndarray, np.ndarray]]

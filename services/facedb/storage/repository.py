@@ -46,6 +46,7 @@ from argus.services.facedb.storage.models import (
     Subject,
     utcnow,
 )
+from argus.services.facedb.storage.pgcopy import face_chunks
 from argus.services.facedb.storage.records import (
     ChangeRecord,
     CollectionFaces,
@@ -56,6 +57,7 @@ from argus.services.facedb.storage.records import (
     SubjectRecord,
 )
 
+FACE_CHUNK = 16_384  # faces per step of a streamed read: 16 MB of 256-d vectors
 _IN_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
 _LOGGED = "argus_change"  # Session.info key: the last change id the transaction wrote
 BULK_CHUNK = 2000  # subjects per transaction of add_subjects_bulk: few round trips, a bounded transaction
@@ -163,12 +165,12 @@ def _stack(rows: Sequence[tuple[int, bytes, int]]) -> tuple[np.ndarray, np.ndarr
     if not rows:
         return ids, np.empty((0, 0), dtype=np.float32)
     dimension = rows[0][2]
-    vectors = np.empty((len(rows), dimension), dtype=np.float32)
-    for i, (face_id, blob, dim) in enumerate(rows):
-        if dim != dimension or len(blob) != dimension * EMBEDDING_DTYPE.itemsize:
+    size = dimension * EMBEDDING_DTYPE.itemsize
+    for face_id, blob, dim in rows:
+        if dim != dimension or len(blob) != size:
             raise ValueError(f"face {face_id} has a {dim}-dimensional embedding among {dimension}-dimensional ones")
-        vectors[i] = np.frombuffer(blob, dtype=EMBEDDING_DTYPE)
-    return ids, vectors
+    joined = b"".join(row[1] for row in rows)
+    return ids, np.frombuffer(joined, dtype=EMBEDDING_DTYPE).reshape(len(rows), dimension).copy()
 
 
 class FaceStore:
@@ -533,7 +535,7 @@ class FaceStore:
     # What the index needs.
 
     def embeddings(self, collection: str) -> tuple[np.ndarray, np.ndarray]:
-        """Every face of a collection: int64 ids and a float32 (N, d) matrix, (0, 0) when empty. Rebuilds the index."""
+        """Every face of a collection: int64 ids and a float32 (N, d) matrix, (0, 0) when empty."""
         with self.transaction() as session:
             found = self._collection(session, collection)
             rows = session.execute(
@@ -576,18 +578,41 @@ class FaceStore:
             rows = session.execute(select(Collection.id, Collection.name, Collection.profile)).all()
             return position, {int(i): (name, profile) for i, name, profile in rows}
 
-    def collection_faces(self, collection_id: int) -> CollectionFaces | None:
-        """Every face of the collection and the change position they reflect, in one consistent read: what an
-        index is rebuilt from. None when the collection no longer exists."""
+    @contextmanager
+    def collection_faces(self, collection_id: int) -> Iterator[CollectionFaces | None]:
+        """Every face of the collection and the change position they reflect, in one consistent read held open
+        while the block runs: what an index is rebuilt from. The faces stream in chunks (a million of them are a
+        GB), none held by the read once consumed. None when the collection no longer exists."""
         with self._consistent_read() as session:
             position = self._position(session)
             found = session.get(Collection, collection_id)
             if found is None:
-                return None
+                yield None
+                return
+            yield CollectionFaces(found.id, found.name, found.profile, position, self._face_chunks(session, found.id))
+
+    def _face_chunks(self, session: Session, collection_id: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The collection's (ids, stored vectors), FACE_CHUNK faces at a time, in the session's transaction. On
+        PostgreSQL through a binary COPY parsed in bulk (pgcopy.py; measured at 1M faces: about 3 s, against 15 s
+        for the same rows as a query's text results, whose byteas travel as hex)."""
+        if self.backend != "postgresql":
             rows = session.execute(
-                select(Face.id, Face.embedding, Face.dimension).where(Face.collection_id == found.id).order_by(Face.id)
-            ).all()
-            return CollectionFaces(found.id, found.name, found.profile, *_stack(rows), position)
+                select(Face.id, Face.embedding, Face.dimension)
+                .where(Face.collection_id == collection_id)
+                .execution_options(yield_per=FACE_CHUNK)
+            )
+            for partition in rows.partitions():
+                yield _stack(partition)
+            return
+        import psycopg.sql
+
+        copy_out = psycopg.sql.SQL(
+            "COPY (SELECT id, embedding, dimension FROM {} WHERE collection_id = {}) TO STDOUT (FORMAT BINARY)"
+        ).format(psycopg.sql.Identifier(Face.__tablename__), psycopg.sql.Literal(collection_id))
+        connection = session.connection().connection.driver_connection
+        assert connection is not None, "a session's connection is open"
+        with connection.cursor() as cursor, cursor.copy(copy_out) as copy:
+            yield from face_chunks(copy, FACE_CHUNK)
 
     def faces_by_id(self, collection_id: int, profile: str, face_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Those of these faces still in the collection and embedded for this profile: ids and stored vectors. A
