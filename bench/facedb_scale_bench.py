@@ -2,23 +2,28 @@
 takes to be ready at start (loading its snapshot vs rebuilding it from the database).
 
     python bench/facedb_scale_bench.py [--seconds S] [--quick] [--json [PATH]] [--sizes 10000,100000,1000000]
-        [--fractions 0.05,0.1,0.2,0.4] [--hnsw-ef-searches 256,512,1024] [--start-sizes 100000,1000000]
-        [--database-url URL] [--threads T] [--parts search start]
+        [--fractions 0.05,0.1,0.2,0.4] [--ivf-flat] [--hnsw-ef-searches 256,512,1024]
+        [--start-sizes 100000,1000000]
+        [--database-url URL] [--keep-gallery] [--threads T] [--parts search start]
 
-Part 1 builds the product's index (FaceIndex) over synthetic galleries of random unit vectors, once exact (flat) and
-once approximate (IVF, trained the way the service trains it), and times batch-1 searches at Identify's depth. Recall
+Part 1 builds the product's index (FaceIndex) over synthetic galleries of random unit vectors, once exact (brute
+force over the vector store) and once approximate (IVF over 4-bit PQ codes, fast scan, the best candidates scored
+exactly: trained the way the service trains it), and times batch-1 searches at Identify's depth. Recall
 is measured against the exact index on two kinds of probe: genuine ones (a perturbed copy of an enrolled face, as a
 real probe of an enrolled person is) and impostors (random vectors, near no one: their exact top-1 is an arbitrary
 face, which an approximate index rarely finds, and which no threshold would accept anyway).
-With --hnsw-ef-searches it also builds a FAISS HNSW graph (IndexHNSWFlat, M=32, efConstruction 40, --threads
+With --ivf-flat it also builds FAISS's IndexIVFFlat with the same lists (full vectors in the lists, no rescoring:
+the product's approximate index before the PQ codes) and searches it at the same fractions, to show what the codes
+buy. With --hnsw-ef-searches it also builds a FAISS HNSW graph (IndexHNSWFlat, M=32, efConstruction 40, --threads
 threads) over the same gallery and searches it at each depth: the alternative the product's IVF was chosen over (HNSW
 needed efSearch past 1024 for recall@1 0.99 at 1M here, slower than IVF), kept to show why; off by default, as a
 1M-face graph takes many minutes to build.
 
 Part 2 makes galleries of --start-sizes faces through the storage layer (FaceStore.add_subjects_bulk) in the database
 of --database-url (a temporary SQLite file when none is given; PostgreSQL is what the figures are for), then, each in
-a fresh process, rebuilds the index from the database (one consistent read, then the flat index: ready to serve; the
-IVF that replaces it in the background is timed apart) or loads its snapshot, with the process's peak memory.
+a fresh process, rebuilds the index from the database (one consistent read streamed into the exact store: ready to
+serve; the approximate index then built in the background is timed apart) or loads its snapshot, with the process's
+peak memory.
 Nothing here asserts a speed.
 """
 
@@ -44,7 +49,7 @@ import numpy as np
 from argus.config import Settings
 from argus.errors import ModelUnavailable
 from argus.services.facedb.calibration import Calibrations
-from argus.services.facedb.index import FaceIndex, IndexKinds, IndexRegistry
+from argus.services.facedb.index import RESCORED, TRAIN_PER_LIST, FaceIndex, IndexKinds, IndexRegistry
 from argus.services.facedb.snapshots import load_snapshots, path_of, save_snapshot
 from argus.services.facedb.storage import FaceStore, NewFace
 
@@ -62,6 +67,7 @@ QUICK = {
     "seconds": 0.3,
     "sizes": (10_000,),
     "fractions": (0.1, 0.2),
+    "ivf_flat": True,
     "hnsw_ef_searches": (64,),
     "start_sizes": (10_000,),
     "queries": 200,
@@ -76,7 +82,7 @@ class SearchResult:
     gallery: int
     index: str
     params: str
-    build_s: float  # flat: FaceIndex.rebuild; IVF: rebuild + the background train and fill until it is swapped in
+    build_s: float  # exact: FaceIndex.rebuild; approximate: rebuild + the background train and fill until swapped in
     rss_per_face: float  # bytes the process grew by per face while the index was built (vectors, ids, FAISS maps)
     file_per_face: float  # bytes per face of its snapshot file
     queries: int
@@ -93,7 +99,7 @@ class StartResult:
     faces: int
     backend: str
     path: str  # "rebuild" or "snapshot"
-    ready_s: float  # until the index can serve (rebuild: the flat one; snapshot: loaded and checked)
+    ready_s: float  # until the index can serve (rebuild: the exact store; snapshot: loaded and checked)
     approximate_s: float | None  # rebuild: until the background IVF is swapped in
     peak_rss_mb: float  # of the process that started
     steady_rss_mb: float  # once ready and settled
@@ -168,6 +174,37 @@ def built_hnsw(vectors: np.ndarray, scratch: Path) -> tuple[faiss.IndexHNSWFlat,
     return graph, build_s, rss, file
 
 
+def built_ivf_flat(vectors: np.ndarray, nlist: int, scratch: Path) -> tuple[faiss.IndexIVFFlat, float, float, float]:
+    """(IVF index with full vectors, build seconds, bytes of memory per face, bytes per face of its file), trained
+    on the same sample size as the product's; labels are row numbers."""
+    before = rss_bytes()
+    t0 = time.perf_counter()
+    dimension = vectors.shape[1]
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.min_points_per_centroid = 1
+    rows = np.random.default_rng(0).choice(vectors.shape[0], size=min(vectors.shape[0], TRAIN_PER_LIST * nlist))
+    ivf.train(np.ascontiguousarray(vectors[np.sort(rows)]))
+    for start in range(0, vectors.shape[0], CHUNK):
+        ivf.add(vectors[start : start + CHUNK])
+    build_s = time.perf_counter() - t0
+    rss = (rss_bytes() - before) / vectors.shape[0]
+    path = scratch / "ivf.faiss"
+    faiss.write_index(ivf, str(path))
+    file = path.stat().st_size / vectors.shape[0]
+    path.unlink()
+    return ivf, build_s, rss, file
+
+
+def searching_ivf_flat(ivf: faiss.IndexIVFFlat, nprobe: int) -> Search:
+    def search(probes: np.ndarray) -> np.ndarray:
+        params = faiss.SearchParametersIVF()  # type: ignore[attr-defined]  # not in faiss's stubs
+        params.nprobe = nprobe
+        found: np.ndarray = ivf.search(probes, SEARCH_K, params=params)[1]
+        return found
+
+    return search
+
+
 def searching_hnsw(graph: faiss.IndexHNSWFlat, ef_search: int) -> Search:
     def search(probes: np.ndarray) -> np.ndarray:
         params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in faiss's stubs
@@ -226,7 +263,7 @@ def run_search(args: argparse.Namespace, size: int, scratch: Path) -> list[Searc
 
     exact, build_s, rss = built(EXACT_ONLY, ids, vectors)
     exact_top1 = exact.search(genuine, SEARCH_K)[1][:, 0], exact.search(impostors, SEARCH_K)[1][:, 0]
-    results.append(row(searching(exact), "flat", "IndexFlatIP (exact)", build_s, rss, file_per_face(exact, scratch)))
+    results.append(row(searching(exact), "exact", "brute force", build_s, rss, file_per_face(exact, scratch)))
     del exact
 
     approximate, build_s, rss = built(IndexKinds(ann_min_faces=1), ids, vectors)
@@ -234,10 +271,20 @@ def run_search(args: argparse.Namespace, size: int, scratch: Path) -> list[Searc
     nlist = IndexKinds.nlist(size)
     for fraction in args.fractions:
         kinds = IndexKinds(ann_min_faces=1, probe_fraction=fraction)
-        with approximate.faiss_index() as trained:  # the same trained index, searched with another nprobe
-            view = FaceIndex.restore(trained, "bench", kinds)
-        results.append(row(searching(view), "ivf", f"nlist={nlist} nprobe={kinds.nprobe(nlist)}", build_s, rss, file))
+        with approximate.held() as (store, trained):  # the same trained index, searched with another nprobe
+            assert store is not None
+            view = FaceIndex.restore(store, trained, "bench", kinds)
+        params = f"{view.kind} nprobe={kinds.nprobe(nlist)} rescored {RESCORED}"
+        results.append(row(searching(view), "ivf-pq", params, build_s, rss, file))
     del approximate, view
+    if args.ivf_flat:
+        ivf, build_s, rss, file = built_ivf_flat(vectors, nlist, scratch)
+        for fraction in args.fractions:
+            nprobe = IndexKinds(probe_fraction=fraction).nprobe(nlist)
+            results.append(
+                row(searching_ivf_flat(ivf, nprobe), "ivf-flat", f"nlist={nlist} nprobe={nprobe}", build_s, rss, file)
+            )
+        del ivf
     if args.hnsw_ef_searches:
         graph, build_s, rss, file = built_hnsw(vectors, scratch)
         del vectors
@@ -260,12 +307,19 @@ def opened(url: str) -> Iterator[FaceStore]:
 
 
 def fill(url: str, faces: int, seed: int) -> int:
-    """A collection of `faces` synthetic subjects (one face each) made through the storage layer; its id."""
+    """A collection of `faces` synthetic subjects (one face each) made through the storage layer; its id. One of
+    that size left by a --keep-gallery run is used as it is."""
     rng = np.random.default_rng(seed)
     profile = Settings().profile
+    name = f"{COLLECTION}-{faces}"
     with opened(url) as store:
         store.migrate()
-        store.create_collection(COLLECTION, None, profile)
+        found = [key for key, (other, _) in store.collections_at()[1].items() if other == name]
+        if found and store.get_collection(name).face_count == faces:
+            return found[0]
+        if found:
+            store.delete_collection(name)
+        store.create_collection(name, None, profile)
 
         def subjects() -> Iterator[tuple[str, str, list[NewFace]]]:
             for start in range(0, faces, CHUNK):
@@ -275,8 +329,8 @@ def fill(url: str, faces: int, seed: int) -> int:
                     face = NewFace(embedding, profile, ("bench",), (0.0, 0.0, 1.0, 1.0), 1.0, 100.0, 100.0)
                     yield f"s{start + offset}", "", [face]
 
-        store.add_subjects_bulk(COLLECTION, subjects())
-        (collection_id,) = store.collections_at()[1]
+        store.add_subjects_bulk(name, subjects())
+        (collection_id,) = [key for key, (other, _) in store.collections_at()[1].items() if other == name]
         return collection_id
 
 
@@ -289,11 +343,9 @@ def _start(path: str, url: str, folder: str, collection_id: int, kinds: IndexKin
     if path == "rebuild":
         calibrations = Calibrations(Settings())
         registry = IndexRegistry(lambda profile, stored: calibrations.fusion(profile).fuse(stored), kinds)
-        with opened(url) as store:
-            faces = store.collection_faces(collection_id)
+        with opened(url) as store, store.collection_faces(collection_id) as faces:
             assert faces is not None
-            index = registry.build(faces.profile, faces.ids, faces.vectors)
-            del faces
+            index = registry.build(faces.profile, faces.chunks)
         ready_s = time.perf_counter() - t0
         index.settle()
         approximate_s = time.perf_counter() - t0
@@ -335,8 +387,9 @@ def run_start(args: argparse.Namespace, url: str, faces: int, scratch: Path) -> 
                 note=note,
             )
         )
-    with opened(url) as store:
-        store.delete_collection(COLLECTION)
+    if not args.keep_gallery:
+        with opened(url) as store:
+            store.delete_collection(f"{COLLECTION}-{faces}")
     return results
 
 
@@ -442,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
         help="shares of the IVF lists searched, one row each (default 0.05,0.1,0.2,0.4)",
     )
     parser.add_argument(
+        "--ivf-flat", action="store_true", help="add rows of FAISS's IndexIVFFlat (full vectors) at the same fractions"
+    )
+    parser.add_argument(
         "--hnsw-ef-searches",
         type=harness.int_list(1),
         default=(),
@@ -468,6 +524,11 @@ def main(argv: list[str] | None = None) -> int:
         "--parts", nargs="+", choices=("search", "start"), default=("search", "start"), help="what to measure"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic galleries and probes")
+    parser.add_argument(
+        "--keep-gallery",
+        action="store_true",
+        help="leave the start part's collections in the database, for the next run to use instead of filling again",
+    )
     args = harness.parse(parser, argv, QUICK)
     if args.queries < 1 or args.threads < 1 or not 0 < args.genuine_cosine < 1:
         parser.error("--queries and --threads must be at least 1, --genuine-cosine in (0, 1)")

@@ -154,8 +154,9 @@ class Settings(BaseSettings):
     facedb_ann_min_faces: int = Field(
         50_000,
         ge=1,
-        description="Faces from which a collection's index is approximate (FAISS IVF, built in the background) "
-        "instead of exact (flat); it goes back to flat below half of this.",
+        description="Faces from which a collection's search goes through an approximate index (FAISS IVF over PQ "
+        "codes, built in the background, its candidates scored exactly) instead of exact brute force; exact again "
+        "below half of this.",
     )
     facedb_ann_probe_fraction: float = Field(
         0.2,

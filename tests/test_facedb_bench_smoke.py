@@ -32,12 +32,14 @@ def test_facedb_bench_reports_every_row(run_bench: Callable[..., subprocess.Comp
     assert answers["Verify"].startswith("MATCH") and answers["Compare"].startswith("MATCH")
     assert answers["Identify"].startswith("obama ")  # obama2.jpg is identified as the enrolled obama
 
-    # --quick: collections of 1 and 500 faces, on SQLite only (no --postgres here).
+    # --quick: collections of 1, 50 and 500 faces, on SQLite only (no --postgres here).
     cost = report["cost"]
-    assert [(row["backend"], row["faces"]) for row in cost] == [("sqlite", 1), ("sqlite", 500)]
+    assert [(row["backend"], row["faces"]) for row in cost] == [("sqlite", 1), ("sqlite", 50), ("sqlite", 500)]
     for row in cost:
         assert row["index"]  # the kind of index the collection had
         assert row["verify_p99_ms"] >= row["verify_p50_ms"] > 0
         assert row["identify_p99_ms"] >= row["identify_p50_ms"] > 0
         assert row["search_p50_ms"] > 0 and row["lookup_p50_ms"] > 0 and row["counting_p50_ms"] > 0
-    assert cost[0]["verify_ratio"] == 1.0 and cost[0]["identify_ratio"] == 1.0  # the smallest is its own yardstick
+    assert cost[0]["verify_ratio"] == 1.0  # the smallest is its own yardstick
+    # Identify's yardstick is the smallest collection searched as deep (40 candidates): 50 faces; 1 face has none.
+    assert cost[0]["identify_ratio"] is None and cost[1]["identify_ratio"] == 1.0 and cost[2]["identify_ratio"] > 0

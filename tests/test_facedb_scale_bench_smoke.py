@@ -15,9 +15,11 @@ def test_facedb_scale_bench_reports_every_row(run_bench: Callable[..., subproces
 
     search = report["search"]
     assert [(row["gallery"], row["index"], row["params"]) for row in search] == [
-        (10_000, "flat", "IndexFlatIP (exact)"),
-        (10_000, "ivf", "nlist=400 nprobe=40"),
-        (10_000, "ivf", "nlist=400 nprobe=80"),
+        (10_000, "exact", "brute force"),
+        (10_000, "ivf-pq", "ivf400,pq32x4 nprobe=40 rescored 200"),
+        (10_000, "ivf-pq", "ivf400,pq32x4 nprobe=80 rescored 200"),
+        (10_000, "ivf-flat", "nlist=400 nprobe=40"),  # the kind the PQ codes replaced
+        (10_000, "ivf-flat", "nlist=400 nprobe=80"),
         (10_000, "hnsw", "M=32 efC=40 efSearch=64"),  # the comparison the IVF was chosen over
     ]
     exact = search[0]
