@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         description="Look at each face a second time at about 190 px to place its landmarks more precisely "
         "(better recognition, one small extra pass per face).",
     )
+    liveness_threshold: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Liveness score (P(live face), 0-1) below which a face is taken for a spoof (a print or a "
+        "screen) where liveness is required. 0.3 was measured to refuse both spoof samples and about 3% of real "
+        "LFW photos (README, Liveness).",
+    )
 
     # Embedder.
     flip_augmentation: bool = Field(

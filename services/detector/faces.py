@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -14,6 +14,7 @@ from argus.imaging import round_up
 from argus.models.manifest import YUNET
 from argus.models.runtime import OnnxModel
 from argus.models.store import ModelStore
+from argus.services.detector.liveness import LivenessScorer
 
 STRIDES = (8, 16, 32)
 
@@ -23,6 +24,7 @@ class DetectedFace:
     box: Box
     score: float
     landmarks: tuple[tuple[float, float], ...]  # five (x, y), in YuNet's order: argus.messages.LANDMARK_NAMES
+    liveness: float | None = None  # only when asked for (FaceOptions.liveness): P(live face), liveness.py
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class FaceOptions:
     iou_threshold: float
     max_detections: int
     refine_landmarks: bool = False  # a second look at each face for more precise landmarks (for recognition)
+    liveness: bool = False  # score each face's liveness (liveness.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FaceOptions:
@@ -129,6 +132,7 @@ class FaceDetector:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.model = YunetModel(store, settings)
         self.model.load()  # here, so a missing or corrupt file fails the service at start
+        self.liveness = LivenessScorer(store, settings)
         self.max_side = settings.face_max_side
         self.batcher = DynamicBatcher.for_model(self.model, settings)
         self.defaults = FaceOptions.from_settings(settings)
@@ -148,7 +152,16 @@ class FaceDetector:
 
     def detect(self, images: list[np.ndarray], options: FaceOptions) -> list[list[DetectedFace]]:
         found = self.detect_once(images, options)
-        return self._refined(images, found) if options.refine_landmarks else found
+        found = self._refined(images, found) if options.refine_landmarks else found
+        if not options.liveness:
+            return found
+        return [
+            [
+                replace(face, liveness=score)
+                for face, score in zip(faces, self.liveness.score(image, [f.box for f in faces]), strict=True)
+            ]
+            for image, faces in zip(images, found, strict=True)
+        ]
 
     def detect_once(self, images: list[np.ndarray], options: FaceOptions) -> list[list[DetectedFace]]:
         """The detection pass alone, without the landmarks' second look."""
@@ -200,3 +213,4 @@ class FaceDetector:
 
     def close(self) -> None:
         self.batcher.close()
+        self.liveness.close()

@@ -44,11 +44,15 @@ def object_options(
     )
 
 
-def face_options(options: detector_pb2.DetectionOptions, defaults: FaceOptions, *, coarse: bool = False) -> FaceOptions:
-    """`coarse` skips the landmarks' second look even where the server refines them by default."""
+def face_options(
+    options: detector_pb2.DetectionOptions, defaults: FaceOptions, *, coarse: bool = False, liveness: bool = False
+) -> FaceOptions:
+    """`coarse` skips the landmarks' second look even where the server refines them by default; `liveness` scores
+    each face's liveness."""
     return FaceOptions(
         threshold(options.score_threshold, defaults.score_threshold, "score_threshold"),
         threshold(options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
         max_detections(options.max_detections, defaults.max_detections),
         defaults.refine_landmarks and not coarse,
+        liveness,
     )

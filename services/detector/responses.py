@@ -58,5 +58,5 @@ def _object(detection: DetectedObject) -> detector_pb2.DetectedObject:
 
 def _face(face: DetectedFace) -> detector_pb2.DetectedFace:
     return detector_pb2.DetectedFace(
-        box=box_message(face.box), score=face.score, landmarks=landmarks_message(face.landmarks)
+        box=box_message(face.box), score=face.score, landmarks=landmarks_message(face.landmarks), liveness=face.liveness
     )

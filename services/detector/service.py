@@ -64,7 +64,8 @@ class Detector:
     @property
     def providers(self) -> dict[str, str]:
         """Model ref -> the execution provider it runs on, for the server's health and metrics."""
-        return {model.spec.ref: model.provider for model in (self.objects.model, self.faces.model)}
+        models = (self.objects.model, self.faces.model, *self.faces.liveness.models)
+        return {model.spec.ref: model.provider for model in models}
 
     def detect_objects(self, images: Sequence[bytes], options: ObjectOptions) -> list[ImageObjects]:
         # Every image's pass is queued as soon as it is decoded, so the request's images share forward passes.

@@ -24,6 +24,8 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
     def DetectFaces(
         self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectFacesResponse:
-        options = face_options(request.options, self.detector.face_defaults, coarse=request.coarse_landmarks)
+        options = face_options(
+            request.options, self.detector.face_defaults, coarse=request.coarse_landmarks, liveness=request.liveness
+        )
         found = self.detector.detect_faces([image.data for image in request.images], options)
         return faces_response(self.detector.face_model, request.images, found)

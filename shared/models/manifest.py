@@ -248,6 +248,50 @@ HSE_FACERES = ModelSpec(
     ),
 )
 
+# Passive liveness (face anti-spoofing): Minivision's Silent-Face-Anti-Spoofing pair (Apache-2.0), exported to ONNX
+# from the upstream PyTorch files (the mirror's liveness/LIVENESS.md tells how, and what was checked). No URL serves
+# the exported files: they come from the mirror.
+
+MINIFASNET_SOURCE = (
+    "minivision-ai/Silent-Face-Anti-Spoofing @ b6d5f04ad78778917853b25c778acef6d5626d15 : "
+    "resources/anti_spoof_models/{file}, exported to ONNX (opset 17, dynamic batch)."
+)
+
+
+def _minifasnet(name: str, file: str, upstream: str, sha256: str, size: int, scale: float) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        version=f"80x80-scale{scale}",
+        task="face-liveness",
+        file=f"liveness/{file}",
+        url="",
+        sha256=sha256,
+        size=size,
+        licence="Apache-2.0",
+        input=InputSpec("input", ("N", 3, 80, 80), "NCHW", "BGR", f"0-255; face box x {scale} crop, squashed to 80"),
+        notes=MINIFASNET_SOURCE.format(file=upstream) + " Logits of 2D spoof / real / 3D spoof: use real or not.",
+        tags=("liveness",),
+    )
+
+
+MINIFASNET_V2 = _minifasnet(
+    "minifasnet-v2",
+    "minifasnet_v2_80x80_scale2.7.onnx",
+    "2.7_80x80_MiniFASNetV2.pth",
+    "7cf22458030ec62494688c9ad47e1ed8dac9c14b01c1c4a5c91fb2c6c9296d4a",
+    1_744_448,
+    2.7,
+)
+MINIFASNET_V1SE = _minifasnet(
+    "minifasnet-v1se",
+    "minifasnet_v1se_80x80_scale4.0.onnx",
+    "4_0_0_80x80_MiniFASNetV1SE.pth",
+    "0a7fe54809521f1110241a1a8be44f4bec9652a8c215eea221c0d87105ab474e",
+    1_743_616,
+    4.0,
+)
+LIVENESS_MODELS = (MINIFASNET_V2, MINIFASNET_V1SE)
+
 MANIFEST: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -259,5 +303,6 @@ MANIFEST: dict[str, ModelSpec] = {
         MAGENTA_STYLE_TRANSFER,
         DLIB_RESNET,
         HSE_FACERES,
+        *LIVENESS_MODELS,
     )
 }
