@@ -26,6 +26,7 @@ class AnalyzedFace:
     sharpness: float
     crop_png: bytes = b""  # the face crop the models were fitted from; empty when not asked for
     crop_landmarks: np.ndarray | None = None  # (5, 2) in crop pixels
+    liveness: float | None = None  # P(live face), when asked for
 
     @property
     def face_size(self) -> float:
@@ -61,8 +62,11 @@ class FaceAnalyzer(Protocol):
         """Manifest names of the embedding networks it can run."""
         ...
 
-    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
-        """The photo's faces, largest first (at most ARGUS_MAX_FACES_PER_IMAGE), embedded by each of these models."""
+    def analyze(
+        self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+    ) -> PhotoFaces:
+        """The photo's faces, largest first (at most ARGUS_MAX_FACES_PER_IMAGE), embedded by each of these models;
+        with `liveness`, each with its liveness score."""
         ...
 
     def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:

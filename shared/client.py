@@ -212,10 +212,13 @@ class DetectorClient(ServiceClient[detector_pb2_grpc.DetectorServiceStub]):
         score_threshold: float = 0.0,
         nms_iou_threshold: float = 0.0,
         max_detections: int = 0,
+        liveness: bool = False,
         timeout_s: float | None = None,
     ) -> detector_pb2.DetectFacesResponse:
+        """`liveness`: score each face's liveness too (DetectedFace.liveness)."""
         request = detector_pb2.DetectFacesRequest(
             images=[image_message(image) for image in images],
+            liveness=liveness,
             options=detector_pb2.DetectionOptions(
                 score_threshold=score_threshold,
                 nms_iou_threshold=nms_iou_threshold,

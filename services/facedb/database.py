@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,12 +54,28 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Liveness:
+    """What a request requires of its faces' liveness, and the bar: a face below it is taken for a spoof."""
+
+    required: bool
+    threshold: float
+
+    def spoof(self, face: AnalyzedFace | None) -> bool:
+        return self.required and face is not None and face.liveness is not None and face.liveness < self.threshold
+
+
+NOT_REQUIRED = Liveness(False, 0.0)
+
+
+@dataclass(frozen=True)
 class Decision:
     probe: Probe
     similarity: float = 0.0
     threshold: float = 0.0
     probability: float = 0.0
     best_face_id: int = 0
+    spoof: bool = False  # the probe face's liveness was below the bar: nothing was compared
+    liveness_threshold: float = 0.0  # the bar, where liveness was required
 
     @property
     def face_found(self) -> bool:
@@ -67,7 +83,7 @@ class Decision:
 
     @property
     def match(self) -> bool:
-        return self.face_found and self.similarity >= self.threshold
+        return self.face_found and not self.spoof and self.similarity >= self.threshold
 
 
 @dataclass(frozen=True)
@@ -97,10 +113,11 @@ class IdentifiedFace:
     face: AnalyzedFace
     candidates: list[Candidate]
     threshold: float
+    spoof: bool = False  # its liveness was below the bar: not searched, neither identified nor unknown
 
     @property
     def unknown(self) -> bool:
-        return not self.candidates or self.candidates[0].similarity < self.threshold
+        return not self.spoof and (not self.candidates or self.candidates[0].similarity < self.threshold)
 
 
 @dataclass(frozen=True)
@@ -147,6 +164,11 @@ class EmbeddedFaces:
     found: int
 
 
+def _liveness(face: AnalyzedFace | None) -> str:
+    """A face's liveness as the audit trail and refusals word it; empty when it was not scored."""
+    return "" if face is None or face.liveness is None else f"liveness {face.liveness:.3f}"
+
+
 class FaceDatabase:
     def __init__(
         self,
@@ -185,11 +207,11 @@ class FaceDatabase:
     def _fused(self, profile: str, stored: np.ndarray) -> np.ndarray:
         return self.calibrations.fusion(profile).fuse(stored)
 
-    def _embed(self, image: bytes, profile: str, *, keep_crop: bool = False) -> EmbeddedFaces:
-        """Detects the photo's faces and embeds them with the profile's models, checking that the embedder runs the
-        very model versions the profile was calibrated with."""
+    def _embed(self, image: bytes, profile: str, *, keep_crop: bool = False, liveness: bool = False) -> EmbeddedFaces:
+        """Detects the photo's faces (with their liveness when asked) and embeds them with the profile's models,
+        checking that the embedder runs the very model versions the profile was calibrated with."""
         calibration = self.calibrations[profile]
-        analyzed = self.analyzer.analyze(image, get_profile(profile).models, keep_crop=keep_crop)
+        analyzed = self.analyzer.analyze(image, get_profile(profile).models, keep_crop=keep_crop, liveness=liveness)
         faces = analyzed.faces
         if not faces:
             return EmbeddedFaces([], np.empty((0, sum(calibration.dimensions)), dtype=np.float32), analyzed.found)
@@ -239,15 +261,23 @@ class FaceDatabase:
 
     # --- collections ----------------------------------------------------------------------------------------
 
-    def create_collection(self, name: str, threshold: float | None = None, profile: str = "") -> CollectionRecord:
-        """A new, empty collection; threshold None: its profile's calibrated one, profile "": the default."""
+    def create_collection(
+        self, name: str, threshold: float | None = None, profile: str = "", *, require_liveness: bool = False
+    ) -> CollectionRecord:
+        """A new, empty collection; threshold None: its profile's calibrated one, profile "": the default;
+        `require_liveness`: what its requests require when they do not say."""
         profile = self._usable_profile(profile or self.settings.profile)
-        record = self.store.create_collection(name, threshold, profile)
+        record = self.store.create_collection(name, threshold, profile, require_liveness)
         self._applied(name)
         return record
 
     def collection(self, name: str) -> CollectionRecord:
         return self.store.get_collection(name)
+
+    def liveness_of(self, record: CollectionRecord, required: bool | None) -> Liveness:
+        """The request's requirement (None: the collection's default) with the configured bar."""
+        wanted = record.require_liveness if required is None else required
+        return Liveness(True, self.settings.liveness_threshold) if wanted else NOT_REQUIRED
 
     def threshold_of(self, record: CollectionRecord, profile: str | None = None) -> float:
         """The 1:1 threshold: the collection's own, or the calibrated one of its profile."""
@@ -339,12 +369,28 @@ class FaceDatabase:
         display_name: str = "",
         metadata: dict[str, Any] | None = None,
         take_largest_face: bool = False,
+        liveness: bool | None = None,
         actor: Actor = NO_KEY,
     ) -> Enrollment:
-        """All images are checked before anything is stored: either every face is enrolled or none is."""
+        """All images are checked before anything is stored: either every face is enrolled or none is. With
+        liveness required (`liveness`, None: the collection's default), a face taken for a spoof is refused."""
         for _attempt in range(3):
-            profile = self.collection(collection).profile
-            embedded = [self._enrollable(index, data, profile, take_largest_face) for index, data in enumerate(images)]
+            record = self.collection(collection)
+            profile, bar = record.profile, self.liveness_of(record, liveness)
+            embedded = [
+                self._enrollable(index, data, profile, take_largest_face, bar) for index, data in enumerate(images)
+            ]
+            refused = [(index, face) for index, (face, _) in enumerate(embedded) if bar.spoof(face)]
+            if refused:
+                detail = "; ".join(f"image {index}: {_liveness(face)}" for index, face in refused)
+                self.audit.record(
+                    audit.ENROLL, collection, actor=actor, subject=subject_id, decision="spoof", detail=detail
+                )
+                index, face = refused[0]
+                raise InvalidInput(
+                    f"image {index}: the face looks like a print or a screen ({_liveness(face)}, below "
+                    f"{bar.threshold:.2f}); enroll from a photo of the person taken by a camera"
+                )
             new_faces = [
                 NewFace(
                     embedding=face.parts,
@@ -377,10 +423,10 @@ class FaceDatabase:
         raise Overloaded(f"collection {collection!r} kept changing profile during the enrollment; retry")
 
     def _enrollable(
-        self, index: int, image: bytes, profile: str, take_largest_face: bool
+        self, index: int, image: bytes, profile: str, take_largest_face: bool, bar: Liveness
     ) -> tuple[AnalyzedFace, np.ndarray]:
         try:
-            embedded = self._embed(image, profile, keep_crop=self.settings.keep_face_crops)
+            embedded = self._embed(image, profile, keep_crop=self.settings.keep_face_crops, liveness=bar.required)
         except InvalidInput as exc:
             raise InvalidInput(f"image {index}: {exc}") from None
         face = self._usable_face(index, embedded, take_largest_face)
@@ -388,8 +434,8 @@ class FaceDatabase:
 
     # --- decisions ------------------------------------------------------------------------------------------
 
-    def _probe(self, image: bytes, profile: str) -> tuple[Probe, np.ndarray | None]:
-        embedded = self._embed(image, profile)
+    def _probe(self, image: bytes, profile: str, *, liveness: bool = False) -> tuple[Probe, np.ndarray | None]:
+        embedded = self._embed(image, profile, liveness=liveness)
         if not embedded.faces:
             return Probe(None, 0), None
         return Probe(embedded.faces[0], embedded.found), embedded.vectors[0]
@@ -399,14 +445,26 @@ class FaceDatabase:
         cosines = self.calibrations.fusion(profile).model_cosines(a, b)
         return float(self.calibrations[profile].probability(cosines))
 
-    def verify(self, collection: str, subject_id: str, image: bytes, *, actor: Actor = NO_KEY) -> Decision:
-        """1:1: the probe's largest face against every face enrolled for the subject."""
+    def verify(
+        self,
+        collection: str,
+        subject_id: str,
+        image: bytes,
+        *,
+        liveness: bool | None = None,
+        actor: Actor = NO_KEY,
+    ) -> Decision:
+        """1:1: the probe's largest face against every face enrolled for the subject. With liveness required
+        (`liveness`, None: the collection's default), a probe face taken for a spoof is not compared: SPOOF."""
         record = self.collection(collection)
+        bar = self.liveness_of(record, liveness)
         # NotFound for an unknown subject; the profile is the one the stored faces were embedded for.
         profile, face_ids, stored = self.store.subject_faces(collection, subject_id)
         threshold = self.threshold_of(record, profile)
-        probe, embedding = self._probe(image, profile)
-        if embedding is None or len(face_ids) == 0:
+        probe, embedding = self._probe(image, profile, liveness=bar.required)
+        if bar.spoof(probe.face):
+            decision = Decision(probe, threshold=threshold, spoof=True)
+        elif embedding is None or len(face_ids) == 0:
             decision = Decision(probe, threshold=threshold)
         else:
             vectors = self._fused(profile, stored)
@@ -415,15 +473,25 @@ class FaceDatabase:
             similarity = float(similarities[best])
             probability = self._probability(profile, vectors[best], embedding)
             decision = Decision(probe, similarity, threshold, probability, int(face_ids[best]))
-        verdict = "no_face" if not decision.face_found else "match" if decision.match else "no_match"
+        decision = replace(decision, liveness_threshold=bar.threshold)
+        verdict = (
+            "no_face"
+            if not decision.face_found
+            else "spoof"
+            if decision.spoof
+            else "match"
+            if decision.match
+            else "no_match"
+        )
         self.audit.record(
             audit.VERIFY,
             collection,
             actor=actor,
             subject=subject_id,
-            similarity=decision.similarity if decision.face_found else None,
+            similarity=decision.similarity if decision.face_found and not decision.spoof else None,
             threshold=threshold,
             decision=verdict,
+            detail=_liveness(probe.face),
         )
         return decision
 
@@ -439,15 +507,24 @@ class FaceDatabase:
         return Comparison(probe_a, probe_b, similarity, threshold, self._probability(profile, a, b))
 
     def identify(
-        self, collection: str, image: bytes, top_k: int = 1, threshold: float | None = None, *, actor: Actor = NO_KEY
+        self,
+        collection: str,
+        image: bytes,
+        top_k: int = 1,
+        threshold: float | None = None,
+        *,
+        liveness: bool | None = None,
+        actor: Actor = NO_KEY,
     ) -> Identification:
         """1:K for every face in the photo: the best subjects, one candidate per subject, best first; threshold
-        None: the open-set one for the collection's size."""
+        None: the open-set one for the collection's size. With liveness required (`liveness`, None: the
+        collection's default), a face taken for a spoof is not searched."""
         record = self.collection(collection)
+        bar = self.liveness_of(record, liveness)
         index = self._fresh_index(collection)
         profile = index.profile or record.profile  # the index's own: it may have switched since the record was read
         threshold = threshold or self.identify_threshold_of(record, profile)
-        embedded = self._embed(image, profile)
+        embedded = self._embed(image, profile, liveness=bar.required)
         faces = embedded.faces
         if not faces or index.size == 0:
             self.audit.record(
@@ -465,6 +542,9 @@ class FaceDatabase:
         owners = self.store.face_owners(collection, sorted({int(i) for i in ids.ravel() if i >= 0}))
         results = []
         for face, probe, row_scores, row_ids in zip(faces, embedded.vectors, similarities, ids, strict=True):
+            if bar.spoof(face):
+                results.append(IdentifiedFace(face, [], threshold, spoof=True))
+                continue
             candidates: dict[str, Candidate] = {}
             for score, face_id in zip(row_scores, row_ids, strict=True):
                 owner = owners.get(int(face_id))
@@ -485,7 +565,8 @@ class FaceDatabase:
                 subject="" if found.unknown or best is None else best.subject_id,
                 similarity=best.similarity if best else None,
                 threshold=threshold,
-                decision="unknown" if found.unknown else "identified",
+                decision="spoof" if found.spoof else "unknown" if found.unknown else "identified",
+                detail=_liveness(found.face),
             )
         return Identification(results, threshold, index.size, embedded.found)
 

@@ -45,11 +45,17 @@ class RemoteFaceAnalyzer:
         with _errors_of("embedder", self.settings.embedder_address):
             return tuple(model.name for model in self.embedder.list_models().models)
 
-    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
+    def analyze(
+        self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+    ) -> PhotoFaces:
         if len(encoded) > self.settings.max_image_bytes:
             raise InvalidInput(f"image is {len(encoded)} bytes; the limit is {self.settings.max_image_bytes} bytes")
         with _errors_of("detector", self.settings.detector_address):
-            found = self.detector.detect_faces([encoded], timeout_s=time_left(self.timeout_s)).results[0].faces
+            found = (
+                self.detector.detect_faces([encoded], liveness=liveness, timeout_s=time_left(self.timeout_s))
+                .results[0]
+                .faces
+            )
         kept = largest_faces([box_tuple(face.box) for face in found], self.settings.max_faces_per_image)
         faces = [found[i] for i in kept]
         # The photo travels once per call, its faces as landmarks pointing to it, in calls the embedder accepts.
@@ -78,6 +84,7 @@ class RemoteFaceAnalyzer:
                     sharpness=embedding.sharpness,
                     crop_png=embedding.face_crop_png,
                     crop_landmarks=landmarks_array(embedding.face_crop_landmarks) if keep_crop else None,
+                    liveness=face.liveness if face.HasField("liveness") else None,
                 )
                 for face, embedding in zip(faces, embeddings, strict=True)
             ],

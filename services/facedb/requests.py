@@ -161,3 +161,14 @@ def older_than_days(days: int) -> int:
     if days < 1:
         raise InvalidInput("older_than_days must be at least 1")
     return days
+
+
+# LivenessRequirement's values (facedb.proto) -> required: None leaves it to the collection.
+_LIVENESS = {0: None, 1: True, 2: False}
+
+
+def liveness(requirement: int) -> bool | None:
+    """A request's LivenessRequirement; InvalidInput for a value this server does not know."""
+    if requirement not in _LIVENESS:
+        raise InvalidInput(f"unknown liveness requirement {requirement}")
+    return _LIVENESS[requirement]

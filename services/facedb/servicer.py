@@ -12,7 +12,7 @@ from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.proto.facedb.v1 import facedb_pb2_grpc
 from argus.services.facedb import requests
 from argus.services.facedb.audit import NO_KEY, Actor
-from argus.services.facedb.database import FaceDatabase, IdentifiedFace, Probe, ProfileStatus
+from argus.services.facedb.database import Decision, FaceDatabase, IdentifiedFace, Probe, ProfileStatus
 from argus.services.facedb.storage import AuditRecord, CollectionRecord, FaceRecord, SubjectRecord
 
 
@@ -26,6 +26,7 @@ def _collection(record: CollectionRecord, database: FaceDatabase) -> pb.Collecti
         created_at=record.created_at,
         pending_profile=record.pending_profile or "",
         reembedded_faces=record.reembedded,
+        require_liveness=record.require_liveness,
     )
 
 
@@ -54,11 +55,15 @@ def _subject(record: SubjectRecord, collection: str) -> pb.Subject:
     )
 
 
-def _probe(probe: Probe) -> pb.ProbeFace | None:
+def _probe(probe: Probe, liveness_threshold: float = 0.0) -> pb.ProbeFace | None:
     if probe.face is None:
         return None
     return pb.ProbeFace(
-        box=box_message(probe.face.box), detection_score=probe.face.score, faces_in_image=probe.faces_in_image
+        box=box_message(probe.face.box),
+        detection_score=probe.face.score,
+        faces_in_image=probe.faces_in_image,
+        liveness=probe.face.liveness,
+        liveness_threshold=liveness_threshold,
     )
 
 
@@ -97,10 +102,24 @@ def _audit_event(event: AuditRecord) -> pb.AuditEvent:
     )
 
 
-def _outcome(face_found: bool, match: bool) -> pb.ProbeOutcome:
+def _outcome(face_found: bool, match: bool, spoof: bool = False) -> pb.ProbeOutcome:
     if not face_found:
         return pb.NO_FACE
+    if spoof:
+        return pb.SPOOF
     return pb.MATCH if match else pb.NO_MATCH
+
+
+def _verify_detail(decision: Decision) -> str:
+    face = decision.probe.face
+    if face is None:
+        return "no face was found in the probe image"
+    if decision.spoof:
+        return (
+            f"the face looks like a print or a screen (liveness {face.liveness or 0.0:.2f}, below "
+            f"{decision.liveness_threshold:.2f}): nothing was compared"
+        )
+    return ""
 
 
 def _identified(face: IdentifiedFace) -> pb.IdentifiedFace:
@@ -108,6 +127,8 @@ def _identified(face: IdentifiedFace) -> pb.IdentifiedFace:
         box=box_message(face.face.box),
         detection_score=face.face.score,
         unknown=face.unknown,
+        spoof=face.spoof,
+        liveness=face.face.liveness,
         candidates=[
             pb.Candidate(
                 subject_id=c.subject_id,
@@ -127,7 +148,9 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
 
     def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
         name = requests.collection_name(request.name)
-        record = self.db.create_collection(name, requests.threshold(request.threshold), request.profile)
+        record = self.db.create_collection(
+            name, requests.threshold(request.threshold), request.profile, require_liveness=request.require_liveness
+        )
         return _collection(record, self.db)
 
     def GetCollection(self, request: pb.GetCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
@@ -173,6 +196,7 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
             display_name=requests.display_name(request.display_name),
             metadata=metadata,
             take_largest_face=request.take_largest_face,
+            liveness=requests.liveness(request.liveness),
             actor=_actor(),
         )
         return pb.EnrollResponse(
@@ -183,16 +207,22 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
 
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
         subject_id = requests.subject_id(request.subject_id)
-        decision = self.db.verify(request.collection, subject_id, request.image.data, actor=_actor())
+        decision = self.db.verify(
+            request.collection,
+            subject_id,
+            request.image.data,
+            liveness=requests.liveness(request.liveness),
+            actor=_actor(),
+        )
         return pb.VerifyResponse(
-            outcome=_outcome(decision.face_found, decision.match),
+            outcome=_outcome(decision.face_found, decision.match, decision.spoof),
             match=decision.match,
             similarity=decision.similarity,
             threshold=decision.threshold,
             probability=decision.probability,
-            probe=_probe(decision.probe),
+            probe=_probe(decision.probe, decision.liveness_threshold),
             best_face_id=decision.best_face_id,
-            detail="" if decision.face_found else "no face was found in the probe image",
+            detail=_verify_detail(decision),
         )
 
     def Compare(self, request: pb.CompareRequest, context: grpc.ServicerContext) -> pb.CompareResponse:
@@ -212,7 +242,14 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
 
     def Identify(self, request: pb.IdentifyRequest, context: grpc.ServicerContext) -> pb.IdentifyResponse:
         top_k, threshold = requests.top_k(request.top_k), requests.threshold(request.threshold)
-        result = self.db.identify(request.collection, request.image.data, top_k, threshold, actor=_actor())
+        result = self.db.identify(
+            request.collection,
+            request.image.data,
+            top_k,
+            threshold,
+            liveness=requests.liveness(request.liveness),
+            actor=_actor(),
+        )
         return pb.IdentifyResponse(
             faces=[_identified(face) for face in result.faces],
             faces_found=result.faces_found,

@@ -8,6 +8,7 @@ the embedder, whose settings key the embedding cache.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -41,8 +42,10 @@ class LocalFaceAnalyzer:
     def available_models(self) -> tuple[str, ...]:
         return tuple(self.embedder.models)
 
-    def analyze_image(self, image: np.ndarray, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
-        (found,) = self.detector.detect([image], self.detector.defaults)
+    def analyze_image(
+        self, image: np.ndarray, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+    ) -> PhotoFaces:
+        (found,) = self.detector.detect([image], replace(self.detector.defaults, liveness=liveness))
         if not found:
             return PhotoFaces([], 0)
         faces = [found[i] for i in largest_faces([face.box for face in found], self.settings.max_faces_per_image)]
@@ -60,17 +63,20 @@ class LocalFaceAnalyzer:
                     sharpness=embedding.sharpness,
                     crop_png=cv2.imencode(".png", embedding.crop.image)[1].tobytes() if keep_crop else b"",
                     crop_landmarks=embedding.crop.landmarks if keep_crop else None,
+                    liveness=face.liveness,
                 )
                 for face, points, embedding in zip(faces, landmarks, embeddings, strict=True)
             ],
             len(found),
         )
 
-    def analyze(self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False) -> PhotoFaces:
+    def analyze(
+        self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+    ) -> PhotoFaces:
         image = decode_image(
             encoded, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
         )
-        return self.analyze_image(image, models, keep_crop=keep_crop)
+        return self.analyze_image(image, models, keep_crop=keep_crop, liveness=liveness)
 
     def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
         decoded = [_stored_crop_image(crop) for crop in crops]

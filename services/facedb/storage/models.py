@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -105,6 +107,8 @@ class Collection(Base):
     subject_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     face_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     pending_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The liveness a Verify, Identify or Enroll of this collection requires when the request does not say.
+    require_liveness: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     subjects: Mapped[list[Subject]] = relationship(back_populates="collection", passive_deletes=True)
 

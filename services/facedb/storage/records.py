@@ -21,6 +21,7 @@ class CollectionRecord:
     face_count: int = 0
     pending_profile: str | None = None  # being re-embedded for this profile
     reembedded: int = 0  # faces already re-embedded for it
+    require_liveness: bool = False  # what its requests require when they do not say
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,7 @@ def _collection_record(collection: Collection) -> CollectionRecord:
         collection.face_count,
         collection.pending_profile,
         reembedded,
+        collection.require_liveness,
     )
 
 
@@ -273,18 +274,20 @@ class FaceStore:
                 .execution_options(synchronize_session=False)
             )
 
-    def create_collection(self, name: str, threshold: float | None, profile: str) -> CollectionRecord:
+    def create_collection(
+        self, name: str, threshold: float | None, profile: str, require_liveness: bool = False
+    ) -> CollectionRecord:
         assert _fits(name, MAX_COLLECTION_NAME) and _fits(profile, MAX_PROFILE_NAME), "checked by requests.py"
         assert threshold is None or COSINE_RANGE[0] <= threshold <= COSINE_RANGE[1], "checked by requests.threshold"
         try:
             with self.transaction() as session:
-                collection = Collection(name=name, threshold=threshold, profile=profile)
+                collection = Collection(
+                    name=name, threshold=threshold, profile=profile, require_liveness=require_liveness
+                )
                 session.add(collection)
                 session.flush()
                 self._log(session, collection.id, collection.name, "created")
-                return CollectionRecord(
-                    collection.name, collection.threshold, collection.profile, collection.created_at
-                )
+                return _collection_record(collection)
         except IntegrityError:
             raise AlreadyExists(f"collection {name!r} already exists") from None
 

@@ -12,19 +12,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LivenessRequirement(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIVENESS_COLLECTION_DEFAULT: _ClassVar[LivenessRequirement]
+    LIVENESS_REQUIRED: _ClassVar[LivenessRequirement]
+    LIVENESS_NOT_REQUIRED: _ClassVar[LivenessRequirement]
+
 class ProbeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROBE_OUTCOME_UNSPECIFIED: _ClassVar[ProbeOutcome]
     MATCH: _ClassVar[ProbeOutcome]
     NO_MATCH: _ClassVar[ProbeOutcome]
     NO_FACE: _ClassVar[ProbeOutcome]
+    SPOOF: _ClassVar[ProbeOutcome]
+LIVENESS_COLLECTION_DEFAULT: LivenessRequirement
+LIVENESS_REQUIRED: LivenessRequirement
+LIVENESS_NOT_REQUIRED: LivenessRequirement
 PROBE_OUTCOME_UNSPECIFIED: ProbeOutcome
 MATCH: ProbeOutcome
 NO_MATCH: ProbeOutcome
 NO_FACE: ProbeOutcome
+SPOOF: ProbeOutcome
 
 class Collection(_message.Message):
-    __slots__ = ("name", "threshold", "profile", "subject_count", "face_count", "created_at", "pending_profile", "reembedded_faces")
+    __slots__ = ("name", "threshold", "profile", "subject_count", "face_count", "created_at", "pending_profile", "reembedded_faces", "require_liveness")
     NAME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +44,7 @@ class Collection(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     PENDING_PROFILE_FIELD_NUMBER: _ClassVar[int]
     REEMBEDDED_FACES_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_LIVENESS_FIELD_NUMBER: _ClassVar[int]
     name: str
     threshold: float
     profile: str
@@ -41,17 +53,20 @@ class Collection(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     pending_profile: str
     reembedded_faces: int
-    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., profile: _Optional[str] = ..., subject_count: _Optional[int] = ..., face_count: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pending_profile: _Optional[str] = ..., reembedded_faces: _Optional[int] = ...) -> None: ...
+    require_liveness: bool
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., profile: _Optional[str] = ..., subject_count: _Optional[int] = ..., face_count: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pending_profile: _Optional[str] = ..., reembedded_faces: _Optional[int] = ..., require_liveness: _Optional[bool] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "threshold", "profile")
+    __slots__ = ("name", "threshold", "profile", "require_liveness")
     NAME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_LIVENESS_FIELD_NUMBER: _ClassVar[int]
     name: str
     threshold: float
     profile: str
-    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., profile: _Optional[str] = ...) -> None: ...
+    require_liveness: bool
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., profile: _Optional[str] = ..., require_liveness: _Optional[bool] = ...) -> None: ...
 
 class GetCollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -158,20 +173,22 @@ class Subject(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("collection", "subject_id", "images", "display_name", "metadata", "take_largest_face")
+    __slots__ = ("collection", "subject_id", "images", "display_name", "metadata", "take_largest_face", "liveness")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TAKE_LARGEST_FACE_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     subject_id: str
     images: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
     display_name: str
     metadata: _struct_pb2.Struct
     take_largest_face: bool
-    def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., take_largest_face: _Optional[bool] = ...) -> None: ...
+    liveness: LivenessRequirement
+    def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., take_largest_face: _Optional[bool] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
     __slots__ = ("subject", "face_ids", "created_subject")
@@ -184,24 +201,30 @@ class EnrollResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., face_ids: _Optional[_Iterable[int]] = ..., created_subject: _Optional[bool] = ...) -> None: ...
 
 class ProbeFace(_message.Message):
-    __slots__ = ("box", "detection_score", "faces_in_image")
+    __slots__ = ("box", "detection_score", "faces_in_image", "liveness", "liveness_threshold")
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     FACES_IN_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     box: _common_pb2.BoundingBox
     detection_score: float
     faces_in_image: int
-    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., faces_in_image: _Optional[int] = ...) -> None: ...
+    liveness: float
+    liveness_threshold: float
+    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., faces_in_image: _Optional[int] = ..., liveness: _Optional[float] = ..., liveness_threshold: _Optional[float] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ("collection", "subject_id", "image")
+    __slots__ = ("collection", "subject_id", "image", "liveness")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     subject_id: str
     image: _common_pb2.Image
-    def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ...) -> None: ...
+    liveness: LivenessRequirement
+    def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
     __slots__ = ("outcome", "match", "similarity", "threshold", "probability", "probe", "best_face_id", "detail")
@@ -254,16 +277,18 @@ class CompareResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[ProbeOutcome, str]] = ..., match: _Optional[bool] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., probability: _Optional[float] = ..., face_a: _Optional[_Union[ProbeFace, _Mapping]] = ..., face_b: _Optional[_Union[ProbeFace, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("collection", "image", "top_k", "threshold")
+    __slots__ = ("collection", "image", "top_k", "threshold", "liveness")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     image: _common_pb2.Image
     top_k: int
     threshold: float
-    def __init__(self, collection: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+    liveness: LivenessRequirement
+    def __init__(self, collection: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("subject_id", "display_name", "similarity", "probability", "face_id")
@@ -280,16 +305,20 @@ class Candidate(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., display_name: _Optional[str] = ..., similarity: _Optional[float] = ..., probability: _Optional[float] = ..., face_id: _Optional[int] = ...) -> None: ...
 
 class IdentifiedFace(_message.Message):
-    __slots__ = ("box", "detection_score", "unknown", "candidates")
+    __slots__ = ("box", "detection_score", "unknown", "candidates", "spoof", "liveness")
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    SPOOF_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_FIELD_NUMBER: _ClassVar[int]
     box: _common_pb2.BoundingBox
     detection_score: float
     unknown: bool
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
-    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., unknown: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
+    spoof: bool
+    liveness: float
+    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., unknown: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., spoof: _Optional[bool] = ..., liveness: _Optional[float] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
     __slots__ = ("faces", "faces_found", "threshold", "gallery_size", "faces_left_out")
