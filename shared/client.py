@@ -24,6 +24,13 @@ ImageSource = bytes | str | Path
 Stub = TypeVar("Stub")
 
 
+def liveness_requirement(require_live: bool | None) -> facedb_pb2.LivenessRequirement:
+    """True: required, False: waived, None: the collection's default (LivenessRequirement)."""
+    if require_live is None:
+        return facedb_pb2.LIVENESS_COLLECTION_DEFAULT
+    return facedb_pb2.LIVENESS_REQUIRED if require_live else facedb_pb2.LIVENESS_NOT_REQUIRED
+
+
 @dataclass(frozen=True)
 class Tls:
     """How a client reaches a TLS server: the CA to trust (else the system's), and for mutual TLS its own
@@ -299,9 +306,14 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
     default_address = DEFAULT_ADDRESSES["facedb"]
     open_stub = facedb_pb2_grpc.FaceDatabaseServiceStub
 
-    def create_collection(self, name: str, threshold: float = 0.0, profile: str = "") -> facedb_pb2.Collection:
-        """A new collection; threshold 0 and profile "" take the server's calibrated defaults."""
-        request = facedb_pb2.CreateCollectionRequest(name=name, threshold=threshold, profile=profile)
+    def create_collection(
+        self, name: str, threshold: float = 0.0, profile: str = "", *, require_liveness: bool = False
+    ) -> facedb_pb2.Collection:
+        """A new collection; threshold 0 and profile "" take the server's calibrated defaults; `require_liveness`:
+        its Verify, Identify and Enroll require a live face unless a request says otherwise."""
+        request = facedb_pb2.CreateCollectionRequest(
+            name=name, threshold=threshold, profile=profile, require_liveness=require_liveness
+        )
         return self.stub.CreateCollection(request, timeout=self.timeout_s)
 
     def get_collection(self, name: str) -> facedb_pb2.Collection:
@@ -331,21 +343,33 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
         display_name: str = "",
         metadata: dict[str, Any] | None = None,
         take_largest_face: bool = False,
+        require_live: bool | None = None,
     ) -> facedb_pb2.EnrollResponse:
-        """Adds one or more photos of one person; all are enrolled or, if any is unusable, none."""
+        """Adds one or more photos of one person; all are enrolled or, if any is unusable (or, where liveness is
+        required, taken for a spoof), none."""
         request = facedb_pb2.EnrollRequest(
             collection=collection,
             subject_id=subject_id,
             images=[image_message(image) for image in images],
             display_name=display_name,
             take_largest_face=take_largest_face,
+            liveness=liveness_requirement(require_live),
         )
         if metadata:
             request.metadata.update(metadata)
         return self.stub.Enroll(request, timeout=self.timeout_s)
 
-    def verify(self, collection: str, subject_id: str, image: ImageSource) -> facedb_pb2.VerifyResponse:
-        request = facedb_pb2.VerifyRequest(collection=collection, subject_id=subject_id, image=image_message(image))
+    def verify(
+        self, collection: str, subject_id: str, image: ImageSource, *, require_live: bool | None = None
+    ) -> facedb_pb2.VerifyResponse:
+        """`require_live`: True requires a live face (a spoof answers SPOOF), False waives it, None leaves it to
+        the collection."""
+        request = facedb_pb2.VerifyRequest(
+            collection=collection,
+            subject_id=subject_id,
+            image=image_message(image),
+            liveness=liveness_requirement(require_live),
+        )
         return self.stub.Verify(request, timeout=self.timeout_s)
 
     def compare(self, image_a: ImageSource, image_b: ImageSource, threshold: float = 0.0) -> facedb_pb2.CompareResponse:
@@ -355,10 +379,20 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
         return self.stub.Compare(request, timeout=self.timeout_s)
 
     def identify(
-        self, collection: str, image: ImageSource, *, top_k: int = 1, threshold: float = 0.0
+        self,
+        collection: str,
+        image: ImageSource,
+        *,
+        top_k: int = 1,
+        threshold: float = 0.0,
+        require_live: bool | None = None,
     ) -> facedb_pb2.IdentifyResponse:
         request = facedb_pb2.IdentifyRequest(
-            collection=collection, image=image_message(image), top_k=top_k, threshold=threshold
+            collection=collection,
+            image=image_message(image),
+            top_k=top_k,
+            threshold=threshold,
+            liveness=liveness_requirement(require_live),
         )
         return self.stub.Identify(request, timeout=self.timeout_s)
 
@@ -525,8 +559,8 @@ class Argus:
     ) -> facedb_pb2.EnrollResponse:
         return self.faces.enroll(collection, subject_id, images, **options)
 
-    def verify(self, collection: str, subject_id: str, image: ImageSource) -> facedb_pb2.VerifyResponse:
-        return self.faces.verify(collection, subject_id, image)
+    def verify(self, collection: str, subject_id: str, image: ImageSource, **options: Any) -> facedb_pb2.VerifyResponse:
+        return self.faces.verify(collection, subject_id, image, **options)
 
     def identify(self, collection: str, image: ImageSource, **options: Any) -> facedb_pb2.IdentifyResponse:
         return self.faces.identify(collection, image, **options)

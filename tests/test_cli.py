@@ -167,3 +167,49 @@ def test_stylize_through_the_jobs_api(
         for process in (worker, jobs):
             _, stderr = process.communicate(timeout=30)
             assert process.returncode == 0, stderr
+
+
+def test_liveness_from_the_command_line(
+    facedb_server: RunningServer, eval_dir: Path, models_dir: Path, detector_server: RunningServer
+) -> None:
+    """argus verify --require-live answers SPOOF (exit 3) to the screen of image_F2, which matches the person of
+    image_T1 without it; argus detect --faces --liveness prints each face's score."""
+    samples = eval_dir / "liveness"
+    env = argus_env(
+        models_dir, ARGUS_FACEDB_ADDRESS=facedb_server.address, ARGUS_DETECTOR_ADDRESS=detector_server.address
+    )
+
+    def argus(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_argus(*args, env=env)
+
+    assert argus("collections", "create", "cli-door").returncode == 0
+    assert argus("enroll", "cli-door", "t1", str(samples / "image_T1.jpg"), "--require-live").returncode == 0
+    refused = argus("enroll", "cli-door", "f2", str(samples / "image_F2.jpg"), "--require-live")
+    assert refused.returncode == 1 and "print or a screen" in refused.stderr
+    spoof = argus("verify", "cli-door", "t1", str(samples / "image_F2.jpg"), "--require-live")
+    assert spoof.returncode == 3 and spoof.stdout.startswith("SPOOF: the face looks like a print or a screen")
+    assert argus("verify", "cli-door", "t1", str(samples / "image_F2.jpg")).returncode == 0  # waived: it matches
+    identified = argus("identify", "cli-door", str(samples / "image_F2.jpg"), "--require-live")
+    assert "SPOOF (liveness 0." in identified.stdout
+    scored = argus("detect", "--faces", "--liveness", str(samples / "image_T1.jpg"))
+    assert scored.returncode == 0 and "face live 1.00" in scored.stdout
+    assert argus("detect", "--liveness", str(samples / "image_T1.jpg")).returncode == 2  # faces only
+
+
+def test_argus_eval_liveness_reports_the_operating_point(models_dir: Path, tmp_path: Path) -> None:
+    """The evaluation through the command line, on a small LFW draw: the samples come out as expected at the
+    default threshold, BPCER rises with the threshold, the face-box grid and the plot are there."""
+    plot = tmp_path / "liveness.png"
+    done = run_argus(
+        "eval", "liveness", "--images", "24", "--box-grid", "--plot", str(plot), "--json", env=argus_env(models_dir)
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["samples_as_expected"] and report["threshold"] == Settings.model_fields["liveness_threshold"].default
+    assert report["lfw_images"] == 24 and set(report["apcer"]) == {"print", "screen replay"}
+    assert report["apcer"] == {"print": 0.0, "screen replay": 0.0}  # both refused at the operating point
+    rates = [row["bpcer_development"] for row in report["per_threshold"]]
+    assert rates == sorted(rates) and 0.0 <= rates[0] <= rates[-1] <= 1.0
+    grid = {row["box"]: row for row in report["box_grid"]}
+    assert "yunet as is" in grid and any(name.startswith("caffe-like") for name in grid)
+    assert plot.read_bytes().startswith(b"\x89PNG")

@@ -1,5 +1,5 @@
-"""Accuracy commands: `argus eval coco|widerface|lfw|identify` and `argus calibrate`. They run the models in this
-process, so they need the models pulled but no running service."""
+"""Accuracy commands: `argus eval coco|widerface|lfw|identify|liveness` and `argus calibrate`. They run the models in
+this process, so they need the models pulled but no running service."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from argus.profiles import PROFILES, EmbeddingProfile, Fusion, get_profile
 
 if TYPE_CHECKING:
     from argus.evaluation.identification import IdentificationResult
+    from argus.evaluation.liveness import LivenessResult
     from argus.evaluation.local_analysis import LocalFaceAnalyzer
     from argus.services.facedb.calibration import Calibration
 
@@ -60,6 +61,85 @@ def cmd_eval_widerface(args: argparse.Namespace) -> int:
         detector.close()
     _report(result, args.json)
     return 0
+
+
+def cmd_eval_liveness(args: argparse.Namespace) -> int:
+    from argus.evaluation.liveness import evaluate_liveness
+    from argus.evaluation.plots import plot_liveness, require_matplotlib
+    from argus.services.detector.faces import FaceDetector
+
+    if args.plot:
+        require_matplotlib()
+    settings = get_settings()
+    detector = FaceDetector(ModelStore.from_settings(settings), settings)
+    try:
+        result = evaluate_liveness(
+            detector,
+            detector.liveness,
+            args.samples or settings.eval_dir / "liveness",
+            args.data or settings.eval_dir / "lfw",
+            settings.liveness_threshold,
+            images=args.images,
+            box_grid=args.box_grid,
+        )
+    finally:
+        detector.close()
+    if args.plot:
+        plot_liveness(result, args.plot)
+        print(f"BPCER curve written to {args.plot}", file=sys.stderr)
+    if args.json:
+        print_json(result.as_dict())
+    else:
+        _print_liveness(result)
+    return 0
+
+
+def _print_liveness(result: LivenessResult) -> None:
+    from argus.evaluation.liveness import SAMPLES
+
+    figures = result.as_dict()
+    print(f"operating point {result.threshold:g} (ARGUS_LIVENESS_THRESHOLD)")
+    rows = []
+    for row in result.samples:
+        live, species = SAMPLES[row.name]
+        passed = row.score is not None and (row.score >= result.threshold) == live
+        score = "no face" if row.score is None else f"{row.score:.3f}"
+        rows.append([row.name, "live" if live else f"spoof ({species})", score, "yes" if passed else "NO"])
+    print(table(rows, ["sample", "expected", "liveness", "as expected"]))
+    print(
+        f"\nLFW: {figures['lfw_images']} real photos ({figures['lfw_no_face']} without a face): "
+        f"{len(result.development)} development, {len(result.test)} test"
+    )
+    per_threshold = [
+        [
+            f"{row['threshold']:g}",
+            f"{row['bpcer_development']:.1%}",
+            f"{row['bpcer_test']:.1%}",
+            f"{row['apcer'].get('print', 0.0):.0%}",
+            f"{row['apcer'].get('screen replay', 0.0):.0%}",
+        ]
+        for row in figures["per_threshold"]
+    ]
+    print(table(per_threshold, ["threshold", "BPCER dev", "BPCER test", "APCER print", "APCER screen"]))
+    quantiles = "  ".join(f"{name} {value:.3f}" for name, value in figures["lfw_quantiles"].items())
+    print(f"\nLFW liveness quantiles: {quantiles}")
+    rejected = ", ".join(f"{row['image']} ({row['score']:.2f})" for row in figures["rejected"])
+    print(f"rejected at {result.threshold:g}: {rejected or 'none'}")
+    if result.grid:
+        print(
+            "\nface-box conventions tried (threshold: the higher spoof's score + 0.05; BPCER on the development half)"
+        )
+        grid = [
+            [
+                row.box,
+                f"{row.spoof_max:.3f}",
+                f"{row.live_min:.3f}",
+                f"{row.threshold:.3f}",
+                f"{row.development_bpcer:.1%}",
+            ]
+            for row in result.grid
+        ]
+        print(table(grid, ["box", "spoof max", "live min", "threshold", "BPCER dev"]))
 
 
 def _analyzer(settings: Settings, profile: EmbeddingProfile) -> LocalFaceAnalyzer:
@@ -223,7 +303,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     identify.add_argument("--limit", type=int, help="first N identities of each kind only")
     identify.set_defaults(func=cmd_eval_identify)
 
-    for parser in (coco, wider, lfw, identify):
+    liveness = sub.add_parser(
+        "liveness", help="passive liveness: upstream's samples and LFW's real photos, BPCER/APCER per threshold"
+    )
+    liveness.add_argument("--samples", type=Path, help="the samples folder (default: EVAL_DIR/liveness)")
+    liveness.add_argument("--data", type=Path, help="LFW folder (default: EVAL_DIR/lfw)")
+    liveness.add_argument("--images", type=int, default=400, help="LFW photos drawn, half development (default 400)")
+    liveness.add_argument("--box-grid", action="store_true", help="also try other face-box conventions (slower)")
+    liveness.add_argument("--plot", type=Path, help="write the BPCER curve with the samples to this PNG")
+    liveness.set_defaults(func=cmd_eval_liveness)
+
+    for parser in (coco, wider, lfw, identify, liveness):
         parser.add_argument("--json", action="store_true")
     for parser in (lfw, identify):
         parser.add_argument("--profile", choices=list(PROFILES), help="embedding profile (default: ARGUS_PROFILE)")

@@ -25,7 +25,9 @@ def _outcome(value: int) -> str:
 
 def cmd_collections_create(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        collection = client.create_collection(args.name, args.threshold, args.profile or "")
+        collection = client.create_collection(
+            args.name, args.threshold, args.profile or "", require_liveness=args.require_live
+        )
     if args.json:
         print_json(collection)
     else:
@@ -108,6 +110,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             display_name=args.name or "",
             metadata=metadata,
             take_largest_face=args.largest,
+            require_live=args.require_live,
         )
     if args.json:
         print_json(response)
@@ -122,8 +125,8 @@ def _decision(response: facedb_pb2.VerifyResponse | facedb_pb2.CompareResponse, 
     """Prints a 1:1 answer; the exit status is 0 on a match and 3 otherwise, for scripts at a door."""
     if as_json:
         print_json(response)
-    elif response.outcome == facedb_pb2.NO_FACE:
-        print(f"NO_FACE: {response.detail}")
+    elif response.outcome in (facedb_pb2.NO_FACE, facedb_pb2.SPOOF):
+        print(f"{_outcome(response.outcome)}: {response.detail}")
     else:
         print(
             f"{_outcome(response.outcome)}: similarity {response.similarity:.3f} "
@@ -134,7 +137,9 @@ def _decision(response: facedb_pb2.VerifyResponse | facedb_pb2.CompareResponse, 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        return _decision(client.verify(args.collection, args.subject_id, args.image), args.json)
+        return _decision(
+            client.verify(args.collection, args.subject_id, args.image, require_live=args.require_live), args.json
+        )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -144,7 +149,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        response = client.identify(args.collection, args.image, top_k=args.top_k, threshold=args.threshold)
+        response = client.identify(
+            args.collection, args.image, top_k=args.top_k, threshold=args.threshold, require_live=args.require_live
+        )
     if args.json:
         print_json(response)
         return 0
@@ -153,7 +160,13 @@ def cmd_identify(args: argparse.Namespace) -> int:
         box = face.box
         where = f"[{box.x1:.0f}, {box.y1:.0f}, {box.x2:.0f}, {box.y2:.0f}]"
         best = face.candidates[0] if face.candidates else None
-        verdict = "unknown" if face.unknown else f"{best.subject_id} ({best.display_name})" if best else "unknown"
+        verdict = (
+            f"SPOOF (liveness {face.liveness:.2f})"
+            if face.spoof
+            else "unknown"
+            if face.unknown or best is None
+            else f"{best.subject_id} ({best.display_name})"
+        )
         print(f"face {number} {where}: {verdict}")
         for candidate in face.candidates:
             print(f"    {candidate.subject_id:<24} {candidate.similarity:.3f}  p={candidate.probability:.3f}")
@@ -233,6 +246,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the response as JSON")
 
 
+def _liveness_flags(parser: argparse.ArgumentParser) -> None:
+    """--require-live / --no-liveness; neither: the collection's default."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--require-live",
+        action="store_true",
+        default=None,
+        help="require a live face: a print or a screen is refused (verify exits 3 with SPOOF)",
+    )
+    group.add_argument(
+        "--no-liveness", dest="require_live", action="store_false", help="waive the collection's liveness requirement"
+    )
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     collections = commands.add_parser("collections", help="create, list or delete face collections")
     sub = collections.add_subparsers(dest="collections_command", required=True)
@@ -240,6 +267,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create.add_argument("name")
     create.add_argument("--threshold", type=float, default=0.0, help="cosine threshold (default: calibrated)")
     create.add_argument("--profile", choices=list(PROFILES), help="embedding profile (default: the server's)")
+    create.add_argument(
+        "--require-live",
+        action="store_true",
+        help="its verify, identify and enroll require a live face (passive liveness) unless a call says otherwise",
+    )
     create.set_defaults(func=cmd_collections_create)
     listing = sub.add_parser("list")
     listing.set_defaults(func=cmd_collections_list)
@@ -285,6 +317,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     identify.add_argument("--top-k", type=int, default=3)
     identify.add_argument("--threshold", type=float, default=0.0)
     identify.set_defaults(func=cmd_identify)
+    for parser in (enroll, verify, identify):
+        _liveness_flags(parser)
 
     subjects = commands.add_parser("subjects", help="list, show or delete enrolled people")
     sub = subjects.add_subparsers(dest="subjects_command", required=True)

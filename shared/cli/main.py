@@ -140,14 +140,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    if args.liveness and not args.faces:
+        print("argus detect: --liveness scores faces: add --faces", file=sys.stderr)
+        return 2
     settings = get_settings()
     classes: list[str | int] = [int(c) if c.isdigit() else c for c in args.classes.split(",")] if args.classes else []
     response: detector_pb2.DetectFacesResponse | detector_pb2.DetectObjectsResponse
     with DetectorClient(args.address or settings.detector_address, args.timeout, **client_options(settings)) as client:
         if args.faces:
-            response = client.detect_faces(args.images, score_threshold=args.score)
+            response = client.detect_faces(args.images, score_threshold=args.score, liveness=args.liveness)
             found = [
-                (image.image_name, image.image_size, [("face", face.score, face.box) for face in image.faces])
+                (
+                    image.image_name,
+                    image.image_size,
+                    [
+                        (
+                            f"face live {face.liveness:.2f}" if face.HasField("liveness") else "face",
+                            face.score,
+                            face.box,
+                        )
+                        for face in image.faces
+                    ],
+                )
                 for image in response.results
             ]
         else:
@@ -222,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect = commands.add_parser("detect", help="detect objects (or faces) with a running detector")
     detect.add_argument("images", nargs="+", type=Path)
     detect.add_argument("--faces", action="store_true", help="detect faces with landmarks instead of objects")
+    detect.add_argument("--liveness", action="store_true", help="with --faces: each face's liveness score too")
     detect.add_argument("--classes", help="comma-separated class names or ids to keep, e.g. person,car")
     detect.add_argument("--score", type=float, default=0.0, help="score threshold (default: the server's)")
     detect.add_argument("--address", help="detector address (default: ARGUS_DETECTOR_ADDRESS)")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from argus.evaluation.liveness import SAMPLES, LivenessResult
 from argus.evaluation.verification import VerificationResult
 from argus.files import atomic_write
 
@@ -81,4 +82,31 @@ def plot_roc(result: VerificationResult, path: Path, *, size: tuple[int, int] = 
     )
     axes.text(0.98, 0.04, summary, transform=axes.transAxes, ha="right", va="bottom")
     figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_liveness(result: LivenessResult, path: Path, *, size: tuple[int, int] = (800, 600)) -> Path:
+    """BPCER (real LFW photos rejected) against the liveness threshold, development and test halves, with the
+    samples' scores (spoofs red, live green) and the operating point marked."""
+    thresholds = np.linspace(0.0, 1.0, 201)
+    figure = _new_figure(size)
+    axes = figure.add_subplot()
+    for rows, label, colour in (
+        (result.development, "LFW development", "tab:blue"),
+        (result.test, "LFW test", "tab:cyan"),
+    ):
+        axes.plot(thresholds, [result.bpcer(rows, t) for t in thresholds], color=colour, linewidth=2, label=label)
+    for row in result.samples:
+        if row.score is not None:
+            live = SAMPLES[row.name][0]
+            axes.axvline(row.score, color="tab:green" if live else "tab:red", linestyle=":", linewidth=1.5)
+            axes.annotate(row.name.removesuffix(".jpg"), (row.score, 0.9), rotation=90, fontsize=8, ha="right")
+    axes.axvline(result.threshold, color="black", linewidth=1)
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.0)
+    axes.grid(True, color="0.88")
+    axes.set_xlabel("liveness threshold (P(live face))")
+    axes.set_ylabel("BPCER: real photos rejected")
+    axes.set_title(f"Passive liveness: operating point {result.threshold:g}")
+    axes.legend(loc="upper left")
     return _save(figure, path)
