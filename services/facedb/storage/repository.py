@@ -624,12 +624,16 @@ class FaceStore:
         with self.transaction() as session:
             for start in range(0, len(face_ids), _IN_CHUNK):
                 chunk = list(face_ids[start : start + _IN_CHUNK])
-                found = session.execute(
-                    select(Face.id, Face.embedding, Face.dimension)
-                    .where(Face.collection_id == collection_id, Face.profile == profile, Face.id.in_(chunk))
+                found = session.execute(  # by primary key alone, as face_owners says why
+                    select(Face.id, Face.embedding, Face.dimension, Face.collection_id, Face.profile)
+                    .where(Face.id.in_(chunk))
                     .order_by(Face.id)
                 )
-                rows += [(int(face_id), blob, dimension) for face_id, blob, dimension in found]
+                rows += [
+                    (int(face_id), blob, dimension)
+                    for face_id, blob, dimension, owner, embedded_for in found
+                    if owner == collection_id and embedded_for == profile
+                ]
         return _stack(rows)
 
     def prune_changes(self, before: datetime) -> int:
@@ -806,11 +810,15 @@ class FaceStore:
             found = self._collection(session, collection)
             for start in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[start : start + _IN_CHUNK]
+                # By primary key alone, the collection checked here: with the collection in the WHERE clause,
+                # PostgreSQL may AND in the collection's index (on statistics not yet updated after a bulk load),
+                # a scan that grows with the collection: measured 80 ms at 1M faces, against well under 1 ms.
                 rows = session.execute(
-                    select(Face.id, Subject.external_id, Subject.display_name)
+                    select(Face.id, Face.collection_id, Subject.external_id, Subject.display_name)
                     .join(Subject, Subject.id == Face.subject_id)
-                    .where(Face.collection_id == found.id, Face.id.in_(chunk))
+                    .where(Face.id.in_(chunk))
                 )
-                for face_id, external_id, display_name in rows:
-                    owners[int(face_id)] = (external_id, display_name)
+                for face_id, collection_id, external_id, display_name in rows:
+                    if collection_id == found.id:
+                        owners[int(face_id)] = (external_id, display_name)
         return owners
