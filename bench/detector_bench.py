@@ -22,12 +22,14 @@ from prometheus_client import REGISTRY
 
 from argus.config import Settings
 from argus.imaging import decode_image
-from argus.models.manifest import MOBILEFACENET, YOLOX_NANO, YUNET
+from argus.models.manifest import LIVENESS_MODELS, MOBILEFACENET, YOLOX_NANO, YUNET
 from argus.models.runtime import OnnxModel
 from argus.models.store import ModelStore
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
 from argus.services.detector.faces import YunetModel, input_size
+from argus.services.detector.liveness import INPUT_SIZE as LIVENESS_SIZE
+from argus.services.detector.liveness import LivenessModel
 from argus.services.detector.objects import INPUT_SIZE, YoloxModel
 from argus.services.detector.server import start_detector_server
 
@@ -141,6 +143,10 @@ def run_raw(store: ModelStore, settings: Settings, face_hw: tuple[int, int], sec
     results.append(time_forward(embedder, pixels(1, 3, 112, 112), seconds))
     results.append(time_forward(embedder, pixels(32, 3, 112, 112), seconds))
     del embedder
+    for spec in LIVENESS_MODELS:  # a face's liveness is one pass of each
+        liveness = LivenessModel(store, settings, spec=spec)
+        results.append(time_forward(liveness, pixels(1, 3, LIVENESS_SIZE, LIVENESS_SIZE), seconds, "liveness"))
+        results.append(time_forward(liveness, pixels(8, 3, LIVENESS_SIZE, LIVENESS_SIZE), seconds, "liveness"))
     return results
 
 
@@ -184,10 +190,10 @@ def run_service(
 
         return call
 
-    def faces_caller() -> Callable[[], int]:
+    def faces_caller(liveness: bool = False) -> Callable[[], int]:
         detect = stub().DetectFaces
         request = detector_pb2.DetectFacesRequest(
-            images=[common_pb2.Image(data=images[FACE_IMAGE], name=Path(FACE_IMAGE).name)]
+            images=[common_pb2.Image(data=images[FACE_IMAGE], name=Path(FACE_IMAGE).name)], liveness=liveness
         )
 
         def call() -> int:
@@ -203,6 +209,7 @@ def run_service(
         for rpc, image, model, make_call in (
             ("DetectObjects", OBJECT_IMAGE, YOLOX_NANO.name, objects_caller),
             ("DetectFaces", FACE_IMAGE, YUNET.name, faces_caller),
+            ("DetectFaces+liveness", FACE_IMAGE, YUNET.name, lambda: faces_caller(liveness=True)),
         ):
             found = make_call()()  # warm-up call, untimed; also what the image yields
             for concurrency in CONCURRENCIES:

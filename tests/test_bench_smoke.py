@@ -27,9 +27,17 @@ def test_detector_bench_reports_every_row(run_bench: Callable[..., subprocess.Co
         ("yunet-s", "1x3x640x640"),
         ("mobilefacenet", "1x3x112x112"),
         ("mobilefacenet", "32x3x112x112"),
+        ("minifasnet-v2", "1x3x80x80"),
+        ("minifasnet-v1se", "8x3x80x80"),
     ):
         assert any((row["model"], row["shape"]) == (model, shape) for row in raw), f"no raw row for {model} {shape}"
-    assert {row["model"] for row in raw} == {"yolox-nano", "yunet-s", "mobilefacenet"}
+    assert {row["model"] for row in raw} == {
+        "yolox-nano",
+        "yunet-s",
+        "mobilefacenet",
+        "minifasnet-v2",
+        "minifasnet-v1se",
+    }
     assert all(re.fullmatch(r"\w+ExecutionProvider", row["provider"]) for row in raw), raw
     assert "max_batch_size" in report["settings"] and "max_queue_delay_ms" in report["settings"]
 
@@ -37,6 +45,8 @@ def test_detector_bench_reports_every_row(run_bench: Callable[..., subprocess.Co
     assert sorted((row["rpc"], row["image"], row["concurrency"]) for row in service) == [
         ("DetectFaces", "two_people.jpg", 1),
         ("DetectFaces", "two_people.jpg", 8),
+        ("DetectFaces+liveness", "two_people.jpg", 1),  # the liveness of two faces on top: its cost per face
+        ("DetectFaces+liveness", "two_people.jpg", 8),
         ("DetectObjects", "bus.jpg", 1),
         ("DetectObjects", "bus.jpg", 8),
     ]
