@@ -4,15 +4,22 @@ screen at Verify, leaves a spoofed face out of Identify, and the audit trail say
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
 
+from argus.analysis import PhotoFaces, Reembedded, StoredCrop
 from argus.config import Settings
+from argus.errors import ModelUnavailable
+from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.proto.common.v1 import common_pb2
 from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.proto.facedb.v1 import facedb_pb2_grpc
+from argus.services.facedb.database import FaceDatabase
+from argus.services.facedb.storage import FaceStore
 
 Stub = facedb_pb2_grpc.FaceDatabaseServiceStub
 DOOR = "door"
@@ -97,3 +104,37 @@ def test_the_audit_trail_records_scores_and_refusals(facedb_stub: Stub, door: ob
     assert any(action == "enroll" and "image 0: liveness" in detail for action, detail in spoofs)
     matches = {e.detail.split(" ")[0] for e in events if e.action == "verify" and e.decision == "match"}
     assert matches == {"liveness", ""}  # scored where it was required, not where the request waived it
+
+
+def test_a_requirement_the_detector_cannot_score_fails_closed(
+    analyzer: LocalFaceAnalyzer, settings: Settings, tmp_path: Path, eval_dir: Path
+) -> None:
+    """A detector that returns no score (one from before liveness) makes a required check fail with a clear
+    status, never pass as if the face were live."""
+
+    class Unscored:
+        def available_models(self) -> tuple[str, ...]:
+            return analyzer.available_models()
+
+        def analyze(
+            self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+        ) -> PhotoFaces:
+            found = analyzer.analyze(encoded, models, keep_crop=keep_crop, liveness=liveness)
+            return PhotoFaces([replace(face, liveness=None) for face in found.faces], found.found)
+
+        def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
+            return analyzer.reembed(crops, models)
+
+    with FaceStore(f"sqlite:///{tmp_path / 'facedb.sqlite3'}") as store:
+        database = FaceDatabase(store, Unscored(), settings)
+        database.start()
+        try:
+            database.create_collection("door", require_liveness=True)
+            with pytest.raises(ModelUnavailable, match="no liveness score"):
+                database.enroll("door", "t1", [(eval_dir / "liveness" / "image_T1.jpg").read_bytes()])
+            database.create_collection("lobby")
+            enrolled = database.enroll("lobby", "t1", [(eval_dir / "liveness" / "image_T1.jpg").read_bytes()])
+            assert enrolled.face_ids  # not required: no score needed
+        finally:
+            database.stop()
+            database.audit.close()

@@ -213,6 +213,9 @@ class FaceDatabase:
         calibration = self.calibrations[profile]
         analyzed = self.analyzer.analyze(image, get_profile(profile).models, keep_crop=keep_crop, liveness=liveness)
         faces = analyzed.faces
+        if liveness and any(face.liveness is None for face in faces):
+            # Required and not scored (a detector from before liveness): refuse, never decide as if it were live.
+            raise ModelUnavailable("liveness is required but the detector returned no liveness score; upgrade it")
         if not faces:
             return EmbeddedFaces([], np.empty((0, sum(calibration.dimensions)), dtype=np.float32), analyzed.found)
         if faces[0].models != calibration.models:
