@@ -157,42 +157,37 @@ def searching(index: FaceIndex) -> Search:
     return lambda probes: index.search(probes, SEARCH_K)[1]
 
 
-def built_hnsw(vectors: np.ndarray, scratch: Path) -> tuple[faiss.IndexHNSWFlat, float, float, float]:
-    """(graph, build seconds, bytes of memory per face, bytes per face of its file); labels are row numbers."""
+def built_faiss(make: Callable[[], faiss.Index], vectors: np.ndarray, scratch: Path) -> tuple[Any, float, float, float]:
+    """(a comparison index made and filled with the gallery, build seconds, bytes of memory per face, bytes per face
+    of its file); labels are row numbers."""
     before = rss_bytes()
     t0 = time.perf_counter()
-    graph = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index = make()
     for start in range(0, vectors.shape[0], CHUNK):
-        graph.add(vectors[start : start + CHUNK])
+        index.add(vectors[start : start + CHUNK])
     build_s = time.perf_counter() - t0
     rss = (rss_bytes() - before) / vectors.shape[0]
-    path = scratch / "hnsw.faiss"
-    faiss.write_index(graph, str(path))
+    path = scratch / "comparison.faiss"
+    faiss.write_index(index, str(path))
     file = path.stat().st_size / vectors.shape[0]
     path.unlink()
-    return graph, build_s, rss, file
+    return index, build_s, rss, file
 
 
-def built_ivf_flat(vectors: np.ndarray, nlist: int, scratch: Path) -> tuple[faiss.IndexIVFFlat, float, float, float]:
-    """(IVF index with full vectors, build seconds, bytes of memory per face, bytes per face of its file), trained
-    on the same sample size as the product's; labels are row numbers."""
-    before = rss_bytes()
-    t0 = time.perf_counter()
+def new_hnsw(dimension: int) -> faiss.IndexHNSWFlat:
+    graph = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    return graph
+
+
+def new_ivf_flat(vectors: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:
+    """FAISS's IVF with full vectors, trained on the same sample size as the product's index."""
     dimension = vectors.shape[1]
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.cp.min_points_per_centroid = 1
     rows = np.random.default_rng(0).choice(vectors.shape[0], size=min(vectors.shape[0], TRAIN_PER_LIST * nlist))
     ivf.train(np.ascontiguousarray(vectors[np.sort(rows)]))
-    for start in range(0, vectors.shape[0], CHUNK):
-        ivf.add(vectors[start : start + CHUNK])
-    build_s = time.perf_counter() - t0
-    rss = (rss_bytes() - before) / vectors.shape[0]
-    path = scratch / "ivf.faiss"
-    faiss.write_index(ivf, str(path))
-    file = path.stat().st_size / vectors.shape[0]
-    path.unlink()
-    return ivf, build_s, rss, file
+    return ivf
 
 
 def searching_ivf_flat(ivf: faiss.IndexIVFFlat, nprobe: int) -> Search:
@@ -278,7 +273,7 @@ def run_search(args: argparse.Namespace, size: int, scratch: Path) -> list[Searc
         results.append(row(searching(view), "ivf-pq", params, build_s, rss, file))
     del approximate, view
     if args.ivf_flat:
-        ivf, build_s, rss, file = built_ivf_flat(vectors, nlist, scratch)
+        ivf, build_s, rss, file = built_faiss(lambda: new_ivf_flat(vectors, nlist), vectors, scratch)
         for fraction in args.fractions:
             nprobe = IndexKinds(probe_fraction=fraction).nprobe(nlist)
             results.append(
@@ -286,7 +281,7 @@ def run_search(args: argparse.Namespace, size: int, scratch: Path) -> list[Searc
             )
         del ivf
     if args.hnsw_ef_searches:
-        graph, build_s, rss, file = built_hnsw(vectors, scratch)
+        graph, build_s, rss, file = built_faiss(lambda: new_hnsw(vectors.shape[1]), vectors, scratch)
         del vectors
         for ef_search in args.hnsw_ef_searches:
             params = f"M={HNSW_M} efC={HNSW_EF_CONSTRUCTION} efSearch={ef_search}"
