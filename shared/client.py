@@ -83,8 +83,9 @@ class _CallDetails(
 # one that ends UNAVAILABLE (no replica reached, one draining at shutdown, one cut off from its own dependencies) is
 # sent again, to the next replica. Writes are never resent: an Enroll that failed after its commit would enroll the
 # photos twice, a resent Delete* or CreateCollection would answer NOT_FOUND or ALREADY_EXISTS for its own success, a
-# resent ChangeProfile to the profile just asked for would cancel it. SubmitJob is safe to resend with the same
-# idempotency_key, but the channel cannot tell a call with one from a call without: the caller resends it.
+# resent ChangeProfile to the profile just asked for would cancel it; an UpdateCollection would be safe to resend,
+# but its audit event would be written twice. SubmitJob is safe to resend with the same idempotency_key, but the
+# channel cannot tell a call with one from a call without: the caller resends it.
 RETRIED_READS = {
     "argus.detector.v1.DetectorService": ("DetectObjects", "DetectFaces"),
     "argus.embedder.v1.EmbedderService": ("Embed", "ListModels"),
@@ -318,6 +319,11 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
 
     def get_collection(self, name: str) -> facedb_pb2.Collection:
         return self.stub.GetCollection(facedb_pb2.GetCollectionRequest(name=name), timeout=self.timeout_s)
+
+    def update_collection(self, name: str, *, require_liveness: bool | None = None) -> facedb_pb2.Collection:
+        """Changes the settings given (admin); None keeps one as it is."""
+        request = facedb_pb2.UpdateCollectionRequest(name=name, require_liveness=require_liveness)
+        return self.stub.UpdateCollection(request, timeout=self.timeout_s)
 
     def change_profile(self, collection: str, profile: str) -> facedb_pb2.Collection:
         """Starts re-embedding the collection for another profile; get_collection shows the progress."""

@@ -194,6 +194,9 @@ def test_liveness_from_the_command_line(
     scored = argus("detect", "--faces", "--liveness", str(samples / "image_T1.jpg"))
     assert scored.returncode == 0 and "face live 1.00" in scored.stdout
     assert argus("detect", "--liveness", str(samples / "image_T1.jpg")).returncode == 2  # faces only
+    updated = argus("collections", "update", "cli-door", "--require-live")
+    assert updated.returncode == 0 and "cli-door: liveness required" in updated.stdout
+    assert argus("verify", "cli-door", "t1", str(samples / "image_F2.jpg")).returncode == 3  # now by default
 
 
 def test_argus_eval_liveness_reports_the_operating_point(models_dir: Path, tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from argus.proto.jobs.v1 import jobs_pb2
 # The calls that change something, so are never resent by the channel (argus.client says why, one by one).
 WRITES = {
     "argus.facedb.v1.FaceDatabaseService": {
-        "CreateCollection", "ChangeProfile", "DeleteCollection", "Enroll", "DeleteFace", "DeleteSubject",
-        "PruneAuditEvents",
+        "CreateCollection", "ChangeProfile", "UpdateCollection", "DeleteCollection", "Enroll", "DeleteFace",
+        "DeleteSubject", "PruneAuditEvents",
     },
     "argus.jobs.v1.JobsService": {"SubmitJob", "CancelJob"},
 }  # fmt: skip

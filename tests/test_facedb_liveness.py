@@ -96,6 +96,28 @@ def test_a_request_may_require_it_where_the_collection_does_not(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_an_admin_changes_the_collection_default(facedb_stub: Stub, door: object, eval_dir: Path) -> None:
+    changed = facedb_stub.UpdateCollection(pb.UpdateCollectionRequest(name=DOOR, require_liveness=False), timeout=30)
+    assert not changed.require_liveness
+    reply = facedb_stub.Verify(
+        pb.VerifyRequest(collection=DOOR, subject_id="t1", image=sample(eval_dir, "F1")), timeout=60
+    )
+    assert reply.outcome != pb.SPOOF and not reply.probe.HasField("liveness")  # no longer asked
+    kept = facedb_stub.UpdateCollection(pb.UpdateCollectionRequest(name=DOOR), timeout=30)  # nothing set: kept
+    assert not kept.require_liveness
+    again = facedb_stub.UpdateCollection(pb.UpdateCollectionRequest(name=DOOR, require_liveness=True), timeout=30)
+    assert (
+        again.require_liveness
+        and facedb_stub.GetCollection(pb.GetCollectionRequest(name=DOOR), timeout=30).require_liveness
+    )
+    events = facedb_stub.ListAuditEvents(pb.ListAuditEventsRequest(collection=DOOR), timeout=30).events
+    updates = [e.detail for e in events if e.action == "update_collection"]
+    assert updates[:2] == ["require_liveness True", "require_liveness False"]  # newest first
+    with pytest.raises(grpc.RpcError) as caught:
+        facedb_stub.UpdateCollection(pb.UpdateCollectionRequest(name="nowhere", require_liveness=True), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_the_audit_trail_records_scores_and_refusals(facedb_stub: Stub, door: object, eval_dir: Path) -> None:
     facedb_stub.Verify(pb.VerifyRequest(collection=DOOR, subject_id="t1", image=sample(eval_dir, "F1")), timeout=60)
     events = facedb_stub.ListAuditEvents(pb.ListAuditEventsRequest(collection=DOOR), timeout=30).events

@@ -29,7 +29,7 @@ from argus.services.facedb.storage.models import (
     utcnow,
 )
 
-VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE_PROFILE, DENIED = (
+VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE_PROFILE, UPDATE_COLLECTION, DENIED = (
     "verify",
     "identify",
     "enroll",
@@ -37,6 +37,7 @@ VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE
     "delete_subject",
     "delete_collection",
     "change_profile",
+    "update_collection",
     "denied",
 )
 

@@ -277,6 +277,15 @@ class FaceDatabase:
     def collection(self, name: str) -> CollectionRecord:
         return self.store.get_collection(name)
 
+    def update_collection(
+        self, name: str, *, require_liveness: bool | None = None, actor: Actor = NO_KEY
+    ) -> CollectionRecord:
+        """Changes the settings given (None: kept), audited."""
+        record = self.store.update_collection(name, require_liveness=require_liveness)
+        if require_liveness is not None:
+            self._audit_change(audit.UPDATE_COLLECTION, name, actor, detail=f"require_liveness {require_liveness}")
+        return record
+
     def liveness_of(self, record: CollectionRecord, required: bool | None) -> Liveness:
         """The request's requirement (None: the collection's default) with the configured bar."""
         wanted = record.require_liveness if required is None else required

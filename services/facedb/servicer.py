@@ -156,6 +156,12 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
     def GetCollection(self, request: pb.GetCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
         return _collection(self.db.collection(request.name), self.db)
 
+    def UpdateCollection(self, request: pb.UpdateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
+        require_liveness = request.require_liveness if request.HasField("require_liveness") else None
+        return _collection(
+            self.db.update_collection(request.name, require_liveness=require_liveness, actor=_actor()), self.db
+        )
+
     def ChangeProfile(self, request: pb.ChangeProfileRequest, context: grpc.ServicerContext) -> pb.Collection:
         record = self.db.change_profile(request.collection, requests.profile(request.profile), actor=_actor())
         return _collection(record, self.db)

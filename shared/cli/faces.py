@@ -35,6 +35,16 @@ def cmd_collections_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collections_update(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        collection = client.update_collection(args.name, require_liveness=args.require_live)
+    if args.json:
+        print_json(collection)
+    else:
+        print(f"{collection.name}: liveness {'required' if collection.require_liveness else 'not required'}")
+    return 0
+
+
 def cmd_collections_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         collections = client.list_collections()
@@ -273,6 +283,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="its verify, identify and enroll require a live face (passive liveness) unless a call says otherwise",
     )
     create.set_defaults(func=cmd_collections_create)
+    update = sub.add_parser("update", help="change a collection's settings (admin)")
+    update.add_argument("name")
+    liveness = update.add_mutually_exclusive_group(required=True)
+    liveness.add_argument("--require-live", action="store_true", default=None, help="require a live face by default")
+    liveness.add_argument("--no-liveness", dest="require_live", action="store_false", help="no longer require it")
+    update.set_defaults(func=cmd_collections_update)
     listing = sub.add_parser("list")
     listing.set_defaults(func=cmd_collections_list)
     delete = sub.add_parser("delete")
@@ -283,7 +299,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     profile.add_argument("profile", choices=list(PROFILES))
     profile.add_argument("--wait", action="store_true", help="show the progress until the collection has switched")
     profile.set_defaults(func=cmd_collections_profile)
-    for parser in (create, listing, delete, profile):
+    for parser in (create, update, listing, delete, profile):
         _common(parser)
 
     profiles = commands.add_parser("profiles", help="the embedding profiles and their calibrated thresholds")

@@ -291,6 +291,15 @@ class FaceStore:
         except IntegrityError:
             raise AlreadyExists(f"collection {name!r} already exists") from None
 
+    def update_collection(self, name: str, *, require_liveness: bool | None = None) -> CollectionRecord:
+        """Changes the settings given (None: kept). Requests read them from this row, so every replica follows."""
+        with self.transaction() as session:
+            found = self._collection(session, name)
+            if require_liveness is not None:
+                found.require_liveness = require_liveness
+            session.flush()
+            return _collection_record(found)
+
     def get_collection(self, name: str) -> CollectionRecord:
         """One row by its unique name, whatever the collection's size: every Verify and Identify reads it."""
         with self.transaction() as session:

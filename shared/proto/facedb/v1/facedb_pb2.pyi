@@ -74,6 +74,14 @@ class GetCollectionRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class UpdateCollectionRequest(_message.Message):
+    __slots__ = ("name", "require_liveness")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    require_liveness: bool
+    def __init__(self, name: _Optional[str] = ..., require_liveness: _Optional[bool] = ...) -> None: ...
+
 class ChangeProfileRequest(_message.Message):
     __slots__ = ("collection", "profile")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]

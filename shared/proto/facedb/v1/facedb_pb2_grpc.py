@@ -54,6 +54,11 @@ class FaceDatabaseServiceStub:
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ChangeProfileRequest.SerializeToString,
                 response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
                 _registered_method=True)
+        self.UpdateCollection = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/UpdateCollection',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.UpdateCollectionRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
+                _registered_method=True)
         self.ListProfiles = channel.unary_unary(
                 '/argus.facedb.v1.FaceDatabaseService/ListProfiles',
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListProfilesRequest.SerializeToString,
@@ -141,6 +146,13 @@ class FaceDatabaseServiceServicer:
         """Re-embeds the collection's faces for another embedding profile, from their stored crops, in the background.
         The collection keeps serving on its current profile until every face is done, then switches at once;
         GetCollection shows the progress. Asking for the current profile cancels a change in progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCollection(self, request, context):
+        """Changes a collection's settings (admin): each field set is changed, the others kept.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -248,6 +260,11 @@ def add_FaceDatabaseServiceServicer_to_server(servicer, server):
             'ChangeProfile': grpc.unary_unary_rpc_method_handler(
                     servicer.ChangeProfile,
                     request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ChangeProfileRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.SerializeToString,
+            ),
+            'UpdateCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCollection,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.UpdateCollectionRequest.FromString,
                     response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.SerializeToString,
             ),
             'ListProfiles': grpc.unary_unary_rpc_method_handler(
@@ -418,6 +435,33 @@ class FaceDatabaseService:
             target,
             '/argus.facedb.v1.FaceDatabaseService/ChangeProfile',
             argus_dot_facedb_dot_v1_dot_facedb__pb2.ChangeProfileRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/UpdateCollection',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.UpdateCollectionRequest.SerializeToString,
             argus_dot_facedb_dot_v1_dot_facedb__pb2.Collection.FromString,
             options,
             channel_credentials,

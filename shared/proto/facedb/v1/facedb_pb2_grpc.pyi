@@ -39,6 +39,8 @@ class FaceDatabaseServiceStub:
     The collection keeps serving on its current profile until every face is done, then switches at once;
     GetCollection shows the progress. Asking for the current profile cancels a change in progress.
     """
+    UpdateCollection: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.UpdateCollectionRequest, _facedb_pb2.Collection]
+    """Changes a collection's settings (admin): each field set is changed, the others kept."""
     ListProfiles: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.ListProfilesRequest, _facedb_pb2.ListProfilesResponse]
     """The embedding profiles this server knows, with their calibrated thresholds."""
     DeleteCollection: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.DeleteCollectionRequest, _facedb_pb2.DeleteCollectionResponse]
@@ -73,6 +75,8 @@ class FaceDatabaseServiceAsyncStub(FaceDatabaseServiceStub):
     The collection keeps serving on its current profile until every face is done, then switches at once;
     GetCollection shows the progress. Asking for the current profile cancels a change in progress.
     """
+    UpdateCollection: _aio.UnaryUnaryMultiCallable[_facedb_pb2.UpdateCollectionRequest, _facedb_pb2.Collection]  # type: ignore[assignment]
+    """Changes a collection's settings (admin): each field set is changed, the others kept."""
     ListProfiles: _aio.UnaryUnaryMultiCallable[_facedb_pb2.ListProfilesRequest, _facedb_pb2.ListProfilesResponse]  # type: ignore[assignment]
     """The embedding profiles this server knows, with their calibrated thresholds."""
     DeleteCollection: _aio.UnaryUnaryMultiCallable[_facedb_pb2.DeleteCollectionRequest, _facedb_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
@@ -128,6 +132,14 @@ class FaceDatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         The collection keeps serving on its current profile until every face is done, then switches at once;
         GetCollection shows the progress. Asking for the current profile cancels a change in progress.
         """
+
+    @_abc_1.abstractmethod
+    def UpdateCollection(
+        self,
+        request: _facedb_pb2.UpdateCollectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facedb_pb2.Collection, _abc.Awaitable[_facedb_pb2.Collection]]:
+        """Changes a collection's settings (admin): each field set is changed, the others kept."""
 
     @_abc_1.abstractmethod
     def ListProfiles(
