@@ -49,11 +49,13 @@ def test_one_replica_re_embeds_and_another_takes_over_when_it_dies(
         assert worker_a.step() and not worker_b.step()
         assert b.collection("door").reembedded == 2
 
-        # A's process dies: the server ends its session, and with it the advisory lock.
+        # A's process dies: the server ends its session, and with it the advisory lock. Without a timeout the call
+        # only signals the backend, which may still hold the lock when B asks; with one it waits for it to exit.
         holder = worker_a.lease.backend_pid
         assert holder is not None
         with b.store.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": holder}).scalar_one()
+            ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": holder}).scalar_one()
+            assert ended
         assert worker_b.step()  # B takes over from the progress in the database: the last face
         assert not worker_a.step()  # A finds its lease gone and B holding it
         assert b.collection("door").reembedded == 3
