@@ -190,24 +190,26 @@ def new_ivf_flat(vectors: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:
     return ivf
 
 
-def searching_ivf_flat(ivf: faiss.IndexIVFFlat, nprobe: int) -> Search:
+def searching_with(index: faiss.Index, params: Any) -> Search:
+    """Batch searches of a comparison index with these FAISS search parameters (nprobe, efSearch)."""
+
     def search(probes: np.ndarray) -> np.ndarray:
-        params = faiss.SearchParametersIVF()  # type: ignore[attr-defined]  # not in faiss's stubs
-        params.nprobe = nprobe
-        found: np.ndarray = ivf.search(probes, SEARCH_K, params=params)[1]
+        found: np.ndarray = index.search(probes, SEARCH_K, params=params)[1]
         return found
 
     return search
 
 
-def searching_hnsw(graph: faiss.IndexHNSWFlat, ef_search: int) -> Search:
-    def search(probes: np.ndarray) -> np.ndarray:
-        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in faiss's stubs
-        params.efSearch = ef_search
-        found: np.ndarray = graph.search(probes, SEARCH_K, params=params)[1]
-        return found
+def ivf_params(nprobe: int) -> Any:
+    params = faiss.SearchParametersIVF()  # type: ignore[attr-defined]  # not in faiss's stubs
+    params.nprobe = nprobe
+    return params
 
-    return search
+
+def hnsw_params(ef_search: int) -> Any:
+    params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in faiss's stubs
+    params.efSearch = ef_search
+    return params
 
 
 def built(kinds: IndexKinds, ids: np.ndarray, vectors: np.ndarray) -> tuple[FaceIndex, float, float]:
@@ -277,7 +279,14 @@ def run_search(args: argparse.Namespace, size: int, scratch: Path) -> list[Searc
         for fraction in args.fractions:
             nprobe = IndexKinds(probe_fraction=fraction).nprobe(nlist)
             results.append(
-                row(searching_ivf_flat(ivf, nprobe), "ivf-flat", f"nlist={nlist} nprobe={nprobe}", build_s, rss, file)
+                row(
+                    searching_with(ivf, ivf_params(nprobe)),
+                    "ivf-flat",
+                    f"nlist={nlist} nprobe={nprobe}",
+                    build_s,
+                    rss,
+                    file,
+                )
             )
         del ivf
     if args.hnsw_ef_searches:
@@ -285,7 +294,7 @@ def run_search(args: argparse.Namespace, size: int, scratch: Path) -> list[Searc
         del vectors
         for ef_search in args.hnsw_ef_searches:
             params = f"M={HNSW_M} efC={HNSW_EF_CONSTRUCTION} efSearch={ef_search}"
-            results.append(row(searching_hnsw(graph, ef_search), "hnsw", params, build_s, rss, file))
+            results.append(row(searching_with(graph, hnsw_params(ef_search)), "hnsw", params, build_s, rss, file))
     return results
 
 

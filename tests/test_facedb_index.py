@@ -78,18 +78,24 @@ def test_removed_faces_leave_stale_entries_until_a_rebuild_clears_them() -> None
     assert ids_found(index, gallery[0]) == set(range(600, 2400))
 
 
-def test_changes_during_a_background_build_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(2)
-    gallery = unit(rng, 1300)
+def held_back_builds(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Makes every background build wait, once it has started (the first event), until released (the second)."""
     started, release = threading.Event(), threading.Event()
-    slow_ivf = index_module._new_accelerator
+    build = index_module._new_accelerator
 
     def held_back(*args: object) -> object:
         started.set()
         release.wait(30)
-        return slow_ivf(*args)  # type: ignore[arg-type]
+        return build(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(index_module, "_new_accelerator", held_back)
+    return started, release
+
+
+def test_changes_during_a_background_build_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    gallery = unit(rng, 1300)
+    started, release = held_back_builds(monkeypatch)
     index = FaceIndex(kinds=SMALL)
     index.add(np.arange(1200), gallery[:1200])
     assert started.wait(30)
@@ -106,15 +112,7 @@ def test_changes_during_a_background_build_are_kept(monkeypatch: pytest.MonkeyPa
 def test_a_rebuild_during_a_build_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(3)
     gallery = unit(rng, 1200)
-    started, release = threading.Event(), threading.Event()
-    slow_ivf = index_module._new_accelerator
-
-    def held_back(*args: object) -> object:
-        started.set()
-        release.wait(30)
-        return slow_ivf(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(index_module, "_new_accelerator", held_back)
+    started, release = held_back_builds(monkeypatch)
     index = FaceIndex(kinds=SMALL)
     index.add(np.arange(1200), gallery)
     assert started.wait(30)
