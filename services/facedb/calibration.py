@@ -59,6 +59,13 @@ class ImpostorTail:
     rate: float  # P(S >= start)
     scale: float  # mean excess over start
 
+    def rate_at(self, score: float) -> float:
+        """P(S >= score): how often a single stranger reaches this score (the inverse of score_at)."""
+        if score >= self.start:
+            return self.rate * math.exp(-(score - self.start) / max(self.scale, 1e-12))
+        log_p = float(np.interp(score, self.scores, [-math.log(p) for p in self.exceedance]))
+        return math.exp(-log_p)
+
     def score_at(self, probability: float) -> float:
         """The score a single stranger reaches with this probability."""
         if probability <= self.rate:
@@ -90,6 +97,24 @@ def fit_impostor_tail(scores: np.ndarray) -> ImpostorTail:
     )
 
 
+TEMPLATE_SIZES = (2, 3)  # templates calibrated apart from single faces; the last stands for that many or more
+
+
+@dataclass(frozen=True, config=_FIELDS)
+class TemplateCalibration:
+    """What a score against a subject's template of `faces` faces means (templates.py): a template's scores run
+    higher than one face's, for the subject and for strangers alike, so each size has its own threshold,
+    probability model and impostor tail."""
+
+    faces: int  # templates of this many faces (the largest size calibrated: this many or more)
+    threshold: Finite  # keeps the false-accept rate the single-face threshold has
+    coef: tuple[Finite, ...]
+    intercept: Finite
+    impostors: ImpostorTail | None
+    genuine_pairs: int
+    impostor_pairs: int
+
+
 @dataclass(frozen=True, config=_FIELDS)
 class Calibration:
     """Everything fitted for one embedding profile: the fusion's mean vectors, the accept threshold, the
@@ -110,11 +135,19 @@ class Calibration:
     flip_augmentation: bool  # embeddings were made with flip test-time augmentation
     created: str  # ISO date
     impostors: ImpostorTail | None = None  # for open-set thresholds that grow with the gallery
+    # Templates of 2, 3+ faces, fitted on the development identities; without them, a template is scored as one face.
+    templates: tuple[TemplateCalibration, ...] = ()
 
     @model_validator(mode="after")
     def _fits_its_profile(self) -> Self:
         if len(self.coef) != len(self.models) or len(self.dimensions) != len(self.models):
             raise ValueError("calibration needs one coefficient and one dimension per model")
+        if any(len(template.coef) != len(self.models) for template in self.templates):
+            raise ValueError("every template calibration needs one coefficient per model")
+        if [template.faces for template in self.templates] != sorted({t.faces for t in self.templates}) or any(
+            template.faces < 2 for template in self.templates
+        ):
+            raise ValueError("template calibrations must be for distinct sizes of 2 faces or more, smallest first")
         try:
             fusion = self.fusion()
         except (InvalidInput, ValueError) as exc:
@@ -132,28 +165,38 @@ class Calibration:
             get_profile(self.profile), self.dimensions, {name: np.asarray(m) for name, m in self.means.items()}
         )
 
-    def identify_threshold(self, gallery_size: int, false_accept_rate: float) -> float:
-        """The 1:K threshold: high enough that a stranger is taken for one of gallery_size people with at most
-        false_accept_rate probability, and never below the 1:1 threshold."""
-        if self.impostors is None:
-            return self.threshold
-        return max(self.threshold, self.impostors.gallery_threshold(gallery_size, false_accept_rate))
+    def template(self, faces: int) -> TemplateCalibration:
+        """The calibration of a template of this many faces: the largest size calibrated at or below it, or the
+        single-face figures."""
+        fitted = [template for template in self.templates if template.faces <= faces]
+        if fitted:
+            return fitted[-1]
+        return TemplateCalibration(1, self.threshold, self.coef, self.intercept, self.impostors, 0, 0)
+
+    def threshold_for(self, faces: int) -> float:
+        """The 1:1 threshold against a template of this many faces."""
+        return self.template(faces).threshold
+
+    def identify_threshold(self, gallery_size: int, false_accept_rate: float, faces: int = 1) -> float:
+        """The 1:K threshold for a subject whose template has `faces` faces, in a gallery of gallery_size subjects:
+        high enough that a stranger is taken for one of them with at most false_accept_rate probability (each
+        subject's share of it set by its own template's tail), and never below that template's 1:1 threshold."""
+        template = self.template(faces)
+        if template.impostors is None:
+            return template.threshold
+        return max(template.threshold, template.impostors.gallery_threshold(gallery_size, false_accept_rate))
 
     @overload
-    def probability(self, cosines: float) -> float: ...
+    def probability(self, cosines: float, faces: int = 1) -> float: ...
 
     @overload
-    def probability(self, cosines: np.ndarray) -> np.ndarray | float: ...
+    def probability(self, cosines: np.ndarray, faces: int = 1) -> np.ndarray | float: ...
 
-    def probability(self, cosines: float | np.ndarray) -> float | np.ndarray:
-        """Probability that a pair is the same person, from its per-model cosines (..., k); a single-model profile
-        may pass the cosine itself."""
-        features = np.asarray(cosines, dtype=np.float64)
-        if features.ndim == 0 or features.shape[-1] != len(self.coef):
-            features = features[..., None]
-        z = features @ np.asarray(self.coef, dtype=np.float64) + self.intercept
-        p = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic sigmoid, without exp overflow warnings
-        return float(p) if np.ndim(p) == 0 else p
+    def probability(self, cosines: float | np.ndarray, faces: int = 1) -> float | np.ndarray:
+        """Probability that a probe is the person of a template of `faces` faces, from its per-model cosines
+        (..., k); a single-model profile may pass the cosine itself."""
+        template = self.template(faces)
+        return _sigmoid(cosines, template.coef, template.intercept)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -176,6 +219,15 @@ class Calibration:
 
 
 _CALIBRATION_FILE = TypeAdapter(Calibration)
+
+
+def _sigmoid(cosines: float | np.ndarray, coef: Sequence[float], intercept: float) -> float | np.ndarray:
+    features = np.asarray(cosines, dtype=np.float64)
+    if features.ndim == 0 or features.shape[-1] != len(coef):
+        features = features[..., None]
+    z = features @ np.asarray(coef, dtype=np.float64) + intercept
+    p = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic sigmoid, without exp overflow warnings
+    return float(p) if np.ndim(p) == 0 else p
 
 
 def _problems(error: ValidationError) -> str:
@@ -244,13 +296,18 @@ def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
     return [(int(indices[s]), int(indices[e])) for s, e in zip(starts, ends, strict=True)]
 
 
-def fit_probability(model_cosines: np.ndarray, same: np.ndarray) -> tuple[tuple[float, ...], float]:
+def fit_probability(
+    model_cosines: np.ndarray, same: np.ndarray, *, balanced: bool = False
+) -> tuple[tuple[float, ...], float]:
     """Score fusion as binary classification: a logistic regression of same/different on the per-model cosines
-    of each pair (n, k). Returns (coefficients, intercept)."""
+    of each pair (n, k). Returns (coefficients, intercept). `balanced` weighs the classes to an even prior, as a
+    pairs file has, when far more impostor pairs than genuine ones were measured."""
     from sklearn.linear_model import LogisticRegression
 
     features = np.asarray(model_cosines, dtype=np.float64).reshape(len(same), -1)
-    regression = LogisticRegression(C=LOGISTIC_C, max_iter=1000).fit(features, np.asarray(same, dtype=bool))
+    regression = LogisticRegression(C=LOGISTIC_C, max_iter=1000, class_weight="balanced" if balanced else None).fit(
+        features, np.asarray(same, dtype=bool)
+    )
     return tuple(float(c) for c in regression.coef_[0]), float(regression.intercept_[0])
 
 
@@ -294,6 +351,36 @@ def fit_calibration(
         flip_augmentation=flip_augmentation,
         created=(created or date.today()).isoformat(),
         impostors=fit_impostor_tail(impostor_scores) if impostor_scores is not None else None,
+    )
+
+
+def fit_template(
+    faces: int,
+    genuine_cosines: np.ndarray,
+    impostor_cosines: np.ndarray,
+    shares: Sequence[float],
+    false_accept_rate: float,
+) -> TemplateCalibration:
+    """A template size's calibration from the per-model cosines of genuine (template, probe) pairs and impostor
+    ones (n, k): the threshold where impostors pass at `false_accept_rate` (the single-face threshold's), the
+    probability model with an even prior, and the impostor tail."""
+    weights = np.asarray(shares, dtype=np.float64)
+    genuine = np.asarray(genuine_cosines, dtype=np.float64).reshape(-1, len(weights))
+    impostor = np.asarray(impostor_cosines, dtype=np.float64).reshape(-1, len(weights))
+    tail = fit_impostor_tail(impostor @ weights)
+    coef, intercept = fit_probability(
+        np.concatenate([genuine, impostor]),
+        np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)]),
+        balanced=True,
+    )
+    return TemplateCalibration(
+        faces=faces,
+        threshold=tail.score_at(false_accept_rate),
+        coef=coef,
+        intercept=intercept,
+        impostors=tail,
+        genuine_pairs=len(genuine),
+        impostor_pairs=len(impostor),
     )
 
 

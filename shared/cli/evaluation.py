@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from argus.evaluation.identification import IdentificationResult
     from argus.evaluation.liveness import LivenessResult
     from argus.evaluation.local_analysis import LocalFaceAnalyzer
+    from argus.evaluation.templates import ShotsResult
     from argus.services.facedb.calibration import Calibration
 
 
@@ -214,16 +215,56 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
                 return math.nan
             return calibration.identify_threshold(gallery_size, settings.open_set_far)
 
-        result = evaluate_identification(
-            analyzer, lfw, fusion, threshold_at, limit_identities=args.limit, progress=_progress
-        )
+        if args.shots:
+            from argus.evaluation.templates import evaluate_templates
+
+            def own_threshold(subjects: int, faces: int) -> float:
+                if args.threshold or calibration is None:
+                    return threshold_at(subjects)
+                return calibration.identify_threshold(subjects, settings.open_set_far, faces)
+
+            shots = evaluate_templates(analyzer, lfw, fusion, own_threshold, args.shots, progress=_progress)
+        else:
+            result = evaluate_identification(
+                analyzer, lfw, fusion, threshold_at, limit_identities=args.limit, progress=_progress
+            )
     finally:
         analyzer.close()
-    if args.json:
+    if args.shots:
+        print_json(shots.as_dict()) if args.json else _print_shots(shots)
+    elif args.json:
         print_json(result.as_dict())
     else:
         _print_identification(result)
     return 0
+
+
+def _print_shots(result: ShotsResult) -> None:
+    print(
+        f"{result.model}: {result.people} people enrolled, {result.probes} probes (the same for every row), "
+        f"{result.strangers} strangers; none of them among the development pairs' people"
+    )
+    header = ["photos per person", "rule", "rank-1", "DIR@FAR 1%", "Identify threshold", "its DIR", "its FAR"]
+    rows = [
+        [
+            row.shots,
+            row.rule,
+            f"{100 * row.rank1:.1f}%",
+            f"{100 * row.dir_at_far:.1f}% (t {row.threshold_at_far:.3f})",
+            "" if math.isnan(row.own_threshold) else f"{row.own_threshold:.3f}",
+            "" if math.isnan(row.own_dir) else f"{100 * row.own_dir:.1f}%",
+            "" if math.isnan(row.own_far) else f"{100 * row.own_far:.2f}%",
+        ]
+        for row in result.rows
+    ]
+    print(table(rows, header))
+    if result.feedback:
+        header = ["feedback run", "faces confirmed", "impostors rejected", "DIR@FAR 1% (later probes)", "returning FAR"]
+        rows = [
+            [f.run, f.confirmed, f.rejected, f"{100 * f.dir_at_far:.1f}%", f"{100 * f.returning_far:.1f}%"]
+            for f in result.feedback
+        ]
+        print(table(rows, header))
 
 
 def _print_identification(result: IdentificationResult) -> None:
@@ -274,6 +315,71 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shot_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shots takes counts like 1,2,3, not {text!r}") from None
+    if not counts or counts[0] < 1 or counts[-1] > 10:
+        raise argparse.ArgumentTypeError("--shots takes counts from 1 to 10")
+    return counts
+
+
+def cmd_eval_quality(args: argparse.Namespace) -> int:
+    from argus.evaluation.quality import QUANTILES, SplitFigures, evaluate_quality
+    from argus.services.facedb.calibration import load_calibration
+
+    settings = get_settings()
+    profile = get_profile(args.profile or settings.profile)
+    calibration = load_calibration(settings, profile.name)
+
+    def measured(done: int, total: int) -> None:
+        if done == total or done % 1024 == 0:
+            print(f"  measured {done}/{total} faces", file=sys.stderr, flush=True)
+
+    analyzer = _analyzer(settings, profile)
+    try:
+        result = evaluate_quality(
+            analyzer,
+            args.data or settings.eval_dir / "lfw",
+            calibration,
+            limit_pairs=args.limit,
+            progress=_progress,
+            measure_progress=measured,
+        )
+    finally:
+        analyzer.close()
+    if args.json:
+        print_json(result.as_dict())
+        return 0
+
+    def rate(hits: int, of: int) -> str:
+        return f"{hits / of:.2%} ({hits}/{of})" if of else "-"
+
+    def split_table(figures: SplitFigures) -> str:
+        rows = [
+            [
+                row.level,
+                row.bars.describe(),
+                f"{row.dropped_share:.2%} ({row.dropped}/{row.images})",
+                ", ".join(f"{measure} {count}" for measure, count in row.below.items() if count) or "-",
+                rate(row.false_accepts, row.impostor),
+                rate(row.true_accepts, row.genuine),
+            ]
+            for row in figures.levels
+        ]
+        return table(rows, ["level", "bars", "dropped", "dropped for", "FAR", "TAR"])
+
+    print(f"{result.profile} at its calibrated 1:1 threshold {result.threshold:.4f}; {result.missed} faceless images")
+    for title, figures in (("development, bars chosen here", result.development), ("test", result.test)):
+        print(f"\n{figures.pairs_file} ({title}): {figures.pairs} pairs, {figures.images} probe images")
+        print(split_table(figures))
+    spread = [[measure, *(f"{v:.3g}" for v in values)] for measure, values in result.development.quantiles.items()]
+    print(f"\nmeasures over the {result.development.pairs_file} images, by quantile")
+    print(table(spread, ["measure", *(f"{q:g}" for q in QUANTILES)]))
+    return 0
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser("eval", help="accuracy on the evaluation data sets")
     sub = evaluate.add_subparsers(dest="eval_command", required=True)
@@ -301,6 +407,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     identify.add_argument("--data", type=Path, help="LFW folder (default: EVAL_DIR/lfw)")
     identify.add_argument("--threshold", type=float, default=0.0, help="cosine threshold (default: Identify's own)")
     identify.add_argument("--limit", type=int, help="first N identities of each kind only")
+    identify.add_argument(
+        "--shots",
+        type=_shot_counts,
+        help="e.g. 1,2,3: enroll that many photos per person, side by side on the same probes (people outside the "
+        "development pairs), with the feedback runs",
+    )
     identify.set_defaults(func=cmd_eval_identify)
 
     liveness = sub.add_parser(
@@ -312,6 +424,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     liveness.add_argument("--box-grid", action="store_true", help="also try other face-box conventions (slower)")
     liveness.add_argument("--plot", type=Path, help="write the BPCER curve with the samples to this PNG")
     liveness.set_defaults(func=cmd_eval_liveness)
+
+    quality = sub.add_parser(
+        "quality", help="the query quality filter's levels on LFW: probes dropped, FAR and TAR on the pairs kept"
+    )
+    quality.add_argument("--data", type=Path, help="LFW folder (default: EVAL_DIR/lfw)")
+    quality.add_argument("--limit", type=int, help="first N pairs of each pairs file only (half same, half different)")
+    quality.add_argument("--profile", choices=list(PROFILES), help="embedding profile (default: ARGUS_PROFILE)")
+    quality.add_argument("--json", action="store_true")
+    quality.set_defaults(func=cmd_eval_quality)
 
     for parser in (coco, wider, lfw, identify, liveness):
         parser.add_argument("--json", action="store_true")

@@ -243,7 +243,7 @@ def calibrate_lfw(
             impostors.size,
             Path(pairs_file).name,
         )
-    return fit_calibration(
+    calibration = fit_calibration(
         fusion,
         analyzer.embedder.refs(profile.models),
         score_pairs(embeddings, pairs),
@@ -253,3 +253,16 @@ def calibrate_lfw(
         flip_augmentation=analyzer.embedder.flip,
         impostor_scores=impostors if impostors.size >= MIN_IMPOSTOR_PAIRS else None,
     )
+    if calibration.impostors is None:
+        return calibration
+    # Templates of several faces, on every photo of the development people (their pairs hold only some).
+    from argus.evaluation.identification import list_identities
+    from argus.evaluation.templates import development_identities, fit_template_calibrations, side
+
+    development = side(
+        list_identities(Path(lfw_dir) / IMAGES_SUBDIR), development_identities(lfw_dir, pairs_file), inside=True
+    )
+    names = [name for images in (*development.multi.values(), *development.single.values()) for name in images]
+    photos = lfw_embeddings(analyzer, lfw_dir, names, profile.models, progress).fused(fusion)
+    single_face_far = calibration.impostors.rate_at(calibration.threshold)
+    return replace(calibration, templates=fit_template_calibrations(fusion, photos, development, single_face_far))
