@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 import grpc
 
 from argus.config import DEFAULT_ADDRESSES, Settings
-from argus.messages import landmarks_message
+from argus.messages import PHOTO_OUTCOMES_KEY, landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
 from argus.proto.embedder.v1 import embedder_pb2, embedder_pb2_grpc
@@ -29,6 +29,69 @@ def liveness_requirement(require_live: bool | None) -> facedb_pb2.LivenessRequir
     if require_live is None:
         return facedb_pb2.LIVENESS_COLLECTION_DEFAULT
     return facedb_pb2.LIVENESS_REQUIRED if require_live else facedb_pb2.LIVENESS_NOT_REQUIRED
+
+
+# QualityFilter by name, as the SDK and CLI take it.
+QUALITY_FILTERS: dict[str, facedb_pb2.QualityFilter] = {
+    "none": facedb_pb2.QUALITY_FILTER_NONE,
+    "auto": facedb_pb2.QUALITY_FILTER_AUTO,
+    "low": facedb_pb2.QUALITY_FILTER_LOW,
+    "medium": facedb_pb2.QUALITY_FILTER_MEDIUM,
+    "high": facedb_pb2.QUALITY_FILTER_HIGH,
+}
+
+
+def quality_filter(name: str | None) -> facedb_pb2.QualityFilter:
+    """A QualityFilter from its name (none, auto, low, medium, high); None: the server's default (AUTO)."""
+    if name is None:
+        return facedb_pb2.QUALITY_FILTER_UNSPECIFIED
+    try:
+        return QUALITY_FILTERS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown quality filter {name!r}; use one of {', '.join(QUALITY_FILTERS)}") from None
+
+
+Box = tuple[float, float, float, float]
+
+# The photo statuses that say a photo was refused (not enrolled for a reason of its own).
+REFUSED_STATUSES = frozenset(
+    {
+        facedb_pb2.PHOTO_UNREADABLE,
+        facedb_pb2.PHOTO_NO_FACE,
+        facedb_pb2.PHOTO_SEVERAL_FACES,
+        facedb_pb2.PHOTO_NO_FACE_AT_BOX,
+        facedb_pb2.PHOTO_FACE_TOO_SMALL,
+        facedb_pb2.PHOTO_TOO_BLURRY,
+        facedb_pb2.PHOTO_SPOOF,
+    }
+)
+
+
+def refused_photos(error: grpc.RpcError) -> list[facedb_pb2.PhotoOutcome] | None:
+    """Every photo's outcome of an all-or-nothing Enroll refused for its photos; None for any other error."""
+    trailing_metadata: Callable[[], Any] | None = getattr(error, "trailing_metadata", None)
+    entries: Iterable[tuple[str, str | bytes]] = (trailing_metadata() if trailing_metadata else None) or ()
+    for key, value in entries:
+        if key == PHOTO_OUTCOMES_KEY and isinstance(value, bytes):
+            return list(facedb_pb2.EnrollResponse.FromString(value).photos)
+    return None
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One photo to enroll, with the face to take where it shows several: the one at `face_box` (x1, y1, x2, y2 in
+    its pixels, as DetectFaces gives them), or the largest."""
+
+    image: ImageSource
+    face_box: Box | None = None
+    take_largest_face: bool = False
+
+    def message(self) -> facedb_pb2.EnrollPhoto:
+        photo = facedb_pb2.EnrollPhoto(image=image_message(self.image), take_largest_face=self.take_largest_face)
+        if self.face_box is not None:
+            x1, y1, x2, y2 = self.face_box
+            photo.face_box.CopyFrom(common_pb2.BoundingBox(x1=x1, y1=y1, x2=x2, y2=y2))
+        return photo
 
 
 @dataclass(frozen=True)
@@ -344,37 +407,50 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
         self,
         collection: str,
         subject_id: str,
-        images: Sequence[ImageSource],
+        images: Sequence[ImageSource | Photo],
         *,
         display_name: str = "",
         metadata: dict[str, Any] | None = None,
         take_largest_face: bool = False,
         require_live: bool | None = None,
+        what_passes: bool = False,
     ) -> facedb_pb2.EnrollResponse:
-        """Adds one or more photos of one person; all are enrolled or, if any is unusable (or, where liveness is
-        required, taken for a spoof), none."""
+        """Adds one or more photos of one person (a `Photo` says which face to take where it shows several). Each
+        photo gets its own outcome in the answer; by default all are enrolled or, if any is refused, none (the call
+        fails with INVALID_ARGUMENT); `what_passes` enrolls those that pass and answers why the others did not."""
         request = facedb_pb2.EnrollRequest(
             collection=collection,
             subject_id=subject_id,
-            images=[image_message(image) for image in images],
+            images=[image_message(image) for image in images if not isinstance(image, Photo)],
+            photos=[image.message() for image in images if isinstance(image, Photo)],
             display_name=display_name,
             take_largest_face=take_largest_face,
             liveness=liveness_requirement(require_live),
+            mode=facedb_pb2.ENROLL_WHAT_PASSES if what_passes else facedb_pb2.ENROLL_ALL_OR_NOTHING,
         )
+        if any(isinstance(image, Photo) for image in images) and not all(isinstance(i, Photo) for i in images):
+            raise ValueError("give every image as a Photo, or none: the answer numbers them in the order given")
         if metadata:
             request.metadata.update(metadata)
         return self.stub.Enroll(request, timeout=self.timeout_s)
 
     def verify(
-        self, collection: str, subject_id: str, image: ImageSource, *, require_live: bool | None = None
+        self,
+        collection: str,
+        subject_id: str,
+        image: ImageSource,
+        *,
+        require_live: bool | None = None,
+        quality: str | None = None,
     ) -> facedb_pb2.VerifyResponse:
         """`require_live`: True requires a live face (a spoof answers SPOOF), False waives it, None leaves it to
-        the collection."""
+        the collection. `quality`: the quality filter (none, auto, low, medium, high; None: auto)."""
         request = facedb_pb2.VerifyRequest(
             collection=collection,
             subject_id=subject_id,
             image=image_message(image),
             liveness=liveness_requirement(require_live),
+            quality_filter=quality_filter(quality),
         )
         return self.stub.Verify(request, timeout=self.timeout_s)
 
@@ -392,6 +468,7 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
         top_k: int = 1,
         threshold: float = 0.0,
         require_live: bool | None = None,
+        quality: str | None = None,
     ) -> facedb_pb2.IdentifyResponse:
         request = facedb_pb2.IdentifyRequest(
             collection=collection,
@@ -399,8 +476,28 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
             top_k=top_k,
             threshold=threshold,
             liveness=liveness_requirement(require_live),
+            quality_filter=quality_filter(quality),
         )
         return self.stub.Identify(request, timeout=self.timeout_s)
+
+    def confirm_decision(
+        self, collection: str, decision_id: str, subject_id: str = ""
+    ) -> facedb_pb2.ConfirmDecisionResponse:
+        """The answer `decision_id` was about `subject_id` (empty: the subject it named): its face may join the
+        subject's template."""
+        request = facedb_pb2.ConfirmDecisionRequest(
+            collection=collection, decision_id=decision_id, subject_id=subject_id
+        )
+        return self.stub.ConfirmDecision(request, timeout=self.timeout_s)
+
+    def reject_decision(
+        self, collection: str, decision_id: str, subject_id: str = ""
+    ) -> facedb_pb2.RejectDecisionResponse:
+        """The probe of `decision_id` was not `subject_id` (empty: the subject the answer named)."""
+        request = facedb_pb2.RejectDecisionRequest(
+            collection=collection, decision_id=decision_id, subject_id=subject_id
+        )
+        return self.stub.RejectDecision(request, timeout=self.timeout_s)
 
     def get_subject(self, collection: str, subject_id: str) -> facedb_pb2.Subject:
         request = facedb_pb2.GetSubjectRequest(collection=collection, subject_id=subject_id)

@@ -149,6 +149,21 @@ class Settings(BaseSettings):
     min_sharpness: float = Field(
         15.0, ge=0, description="Enrollment refuses faces blurrier than this (variance of the Laplacian)."
     )
+    feedback_retention_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="How long a Verify or Identify answer keeps its probe face's embedding (and box and quality, "
+        "never the photo) for ConfirmDecision / RejectDecision; 0 keeps nothing and turns feedback off.",
+    )
+    feedback_max_faces: int = Field(
+        10,
+        ge=0,
+        description="Faces confirmed decisions may add to one subject's template; past it the most redundant of "
+        "them is retired (enrolled faces never are). 0: confirmations add no face.",
+    )
+    feedback_max_impostors: int = Field(
+        20, ge=0, description="Rejected probes kept per subject as impostor examples, the newest."
+    )
     open_set_far: float = Field(
         0.01,
         gt=0,

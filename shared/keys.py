@@ -46,6 +46,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "Enroll": frozenset({ENROLL}),
     "DeleteFace": frozenset({ENROLL}),
     "DeleteSubject": frozenset({ENROLL}),
+    # Feedback changes what later decisions are made on: a verify key (a kiosk, a door) must not grow a template.
+    "ConfirmDecision": frozenset({ENROLL}),
+    "RejectDecision": frozenset({ENROLL}),
     "Verify": frozenset({VERIFY}),
     "Identify": frozenset({VERIFY}),
     "Compare": frozenset({VERIFY}),

@@ -35,3 +35,8 @@ def landmarks_array(message: common_pb2.FaceLandmarks) -> np.ndarray:
     A point that was never set reads as (0, 0), as proto3 has it; callers that must tell check HasField.
     """
     return np.array([[getattr(message, name).x, getattr(message, name).y] for name in LANDMARK_NAMES], dtype=np.float64)
+
+
+# Trailing metadata of an all-or-nothing Enroll refused for its photos: an EnrollResponse holding every photo's
+# outcome, so that a client can tell which photo failed and why without parsing the message.
+PHOTO_OUTCOMES_KEY = "argus-photo-outcomes-bin"

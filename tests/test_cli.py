@@ -113,6 +113,37 @@ def test_face_commands_against_running_services(
     assert argus("collections", "delete", "cli").returncode == 0
 
 
+def test_choosing_the_face_and_feedback_from_the_command_line(
+    facedb_server: RunningServer, images_dir: Path, models_dir: Path
+) -> None:
+    """A photo of two people is refused with its candidate boxes, which argus enroll takes back as PHOTO@BOX; a
+    verify prints its decision, which argus decisions confirm adds to the template."""
+    faces = images_dir / "faces"
+    env = argus_env(models_dir, ARGUS_FACEDB_ADDRESS=facedb_server.address)
+
+    def argus(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_argus(*args, env=env)
+
+    assert argus("collections", "create", "cli-pick").returncode == 0
+    two = str(faces / "two_people.jpg")
+    refused = argus("enroll", "cli-pick", "obama", two)
+    assert refused.returncode == 3 and "several_faces" in refused.stdout + refused.stderr
+    candidates = [line.split("candidate: ")[1] for line in refused.stdout.splitlines() if "candidate: " in line]
+    assert len(candidates) == 2 and all(c.startswith(two + "@") for c in candidates)
+    leftmost = min(candidates, key=lambda c: float(c.rsplit("@", 1)[1].split(",")[0]))
+    taken = argus("enroll", "cli-pick", "obama", leftmost)
+    assert taken.returncode == 0 and "enrolled face" in taken.stdout, taken.stdout + taken.stderr
+    verified = argus("verify", "cli-pick", "obama", str(faces / "obama2.jpg"))
+    assert verified.returncode == 0 and "decision " in verified.stdout
+    decision = verified.stdout.split("decision ")[1].split()[0]
+    confirmed = argus("decisions", "confirm", "cli-pick", decision)
+    assert confirmed.returncode == 0 and "added to the template" in confirmed.stdout, confirmed.stderr
+    assert "template of 2 face(s)" in argus("verify", "cli-pick", "obama", str(faces / "obama2.jpg")).stdout
+    strict = argus("verify", "cli-pick", "obama", str(faces / "obama2.jpg"), "--quality", "high")
+    assert strict.returncode in (0, 3) and strict.stdout.split(":")[0] in ("MATCH", "LOW_QUALITY")
+    assert argus("collections", "delete", "cli-pick").returncode == 0
+
+
 def test_calibrate_writes_a_calibration_file(tmp_path: Path, eval_dir: Path, models_dir: Path) -> None:
     lfw = tmp_path / "lfw"
     lfw.mkdir()
@@ -185,7 +216,7 @@ def test_liveness_from_the_command_line(
     assert argus("collections", "create", "cli-door").returncode == 0
     assert argus("enroll", "cli-door", "t1", str(samples / "image_T1.jpg"), "--require-live").returncode == 0
     refused = argus("enroll", "cli-door", "f2", str(samples / "image_F2.jpg"), "--require-live")
-    assert refused.returncode == 1 and "print or a screen" in refused.stderr
+    assert refused.returncode == 3 and "print or a screen" in refused.stderr  # a photo refused: exit 3
     spoof = argus("verify", "cli-door", "t1", str(samples / "image_F2.jpg"), "--require-live")
     assert spoof.returncode == 3 and spoof.stdout.startswith("SPOOF: the face looks like a print or a screen")
     assert argus("verify", "cli-door", "t1", str(samples / "image_F2.jpg")).returncode == 0  # waived: it matches

@@ -18,8 +18,8 @@ class CommitThenDrop(FaceStore):
 
     drop_next = False
 
-    def add_faces(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        result = super().add_faces(*args, **kwargs)
+    def enroll_faces(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        result = super().enroll_faces(*args, **kwargs)
         if self.drop_next:
             self.drop_next = False
             raise DependencyUnavailable("the face database is unavailable (OperationalError); retry shortly")

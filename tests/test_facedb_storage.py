@@ -292,7 +292,7 @@ def test_add_faces_refuses_another_profile_or_dimension(db: FaceStore) -> None:
         db.add_faces("staff", "bob", "", {}, [new_face(unit(rng, 1, 64)[0])])
     # What a request could get wrong is refused at the service boundary (requests.py), before the store.
     with pytest.raises(InvalidInput):
-        requests.images([], limit=10)
+        requests.enroll_photos([], limit=10)
     with pytest.raises(InvalidInput):
         requests.subject_id("x" * 129)
     with pytest.raises(InvalidInput):

@@ -40,6 +40,7 @@ VERIFY, IDENTIFY, ENROLL, DELETE_FACE, DELETE_SUBJECT, DELETE_COLLECTION, CHANGE
     "update_collection",
     "denied",
 )
+CONFIRM_DECISION, REJECT_DECISION = "confirm_decision", "reject_decision"
 
 # Pruning by more days than this gives the same answer (no event is that old) without a date before year 1.
 MAX_PRUNE_DAYS = 365_000
@@ -87,6 +88,7 @@ class AuditLog:
         threshold: float | None = None,
         decision: str = "done",
         detail: str = "",
+        decision_id: str = "",
     ) -> None:
         """Writes one event, attributed to the actor, stamped with the time of the call (it may reach the database
         later, see audit_writer)."""
@@ -100,6 +102,7 @@ class AuditLog:
             threshold=threshold,
             decision=decision,
             detail=detail,
+            decision_id=decision_id,
         )
 
     def record_denials(self, denials: list[Denials]) -> None:
@@ -127,6 +130,7 @@ class AuditLog:
         similarity: float | None = None,
         threshold: float | None = None,
         count: int = 1,
+        decision_id: str = "",
     ) -> None:
         """One row, its texts cut to their columns' sizes."""
         self.writer.write(
@@ -142,6 +146,7 @@ class AuditLog:
                 "decision": decision,
                 "detail": detail[:MAX_AUDIT_DETAIL],
                 "count": count,
+                "decision_id": decision_id,
             }
         )
 
@@ -180,6 +185,7 @@ class AuditLog:
                     row.decision,
                     row.detail,
                     row.count,
+                    row.decision_id,
                 )
                 for row in rows[:page_size]
             ]

@@ -12,22 +12,31 @@ is audited under: the server layer says who is calling, this module never asks t
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from argus.analysis import AnalyzedFace, FaceAnalyzer
+from argus.boxes import Box, iou_matrix
 from argus.config import Settings
-from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, Overloaded
+from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, NotFound, Overloaded
 from argus.profiles import PROFILES, EmbeddingProfile, get_profile
 from argus.services.facedb import audit
 from argus.services.facedb.audit import NO_KEY, Actor, AuditLog
 from argus.services.facedb.calibration import Calibration, Calibrations
 from argus.services.facedb.index import FaceIndex, IndexKinds, IndexRegistry
+from argus.services.facedb.quality import QUALITY_LEVELS, QualityVerdict, assess
 from argus.services.facedb.replication import Follower, snapshot_folder
 from argus.services.facedb.storage import (
     CollectionRecord,
@@ -37,8 +46,20 @@ from argus.services.facedb.storage import (
     SubjectPage,
     SubjectRecord,
 )
+from argus.services.facedb.storage.models import FEEDBACK, utcnow
+from argus.services.facedb.storage.records import DecisionRecord, NewDecision, SubjectTemplate
+from argus.services.facedb.templates import adds_information, impostor_veto, most_redundant, template_vector
 
 log = logging.getLogger(__name__)
+
+# A face confirmed by feedback adds nothing when a face of the template is this close to it already (fused cosine):
+# the same photo, or frames of one moment. Different photos of one person score well below it on LFW.
+NEAR_DUPLICATE = 0.95
+# A photo's face is the one the caller's box marks when their intersection over union is at least this.
+FACE_BOX_IOU = 0.5
+# Subjects a new face is compared with for the duplicate-person warning: the owners of its nearest faces.
+WARNING_DEPTH = 32
+PRUNE_EVERY_S = 60.0  # expired decisions are deleted at most this often
 
 # Longest a change waits for this replica's follower to apply it before it is answered anyway (it is committed); the
 # collection's next search then waits for the follower to catch up with the database.
@@ -76,14 +97,29 @@ class Decision:
     best_face_id: int = 0
     spoof: bool = False  # the probe face's liveness was below the bar: nothing was compared
     liveness_threshold: float = 0.0  # the bar, where liveness was required
+    quality: QualityVerdict | None = None  # of the probe face, when one was found
+    template_faces: int = 0
+    vetoed: bool = False  # closer to one of the subject's rejected impostors than to its template
+    decision_id: str = ""
 
     @property
     def face_found(self) -> bool:
         return self.probe.face is not None
 
     @property
+    def low_quality(self) -> bool:
+        """Below the request's quality filter: nothing was compared."""
+        return not self.spoof and self.quality is not None and bool(self.quality.below)
+
+    @property
     def match(self) -> bool:
-        return self.face_found and not self.spoof and self.similarity >= self.threshold
+        return (
+            self.face_found
+            and not self.spoof
+            and not self.low_quality
+            and not self.vetoed
+            and self.similarity >= self.threshold
+        )
 
 
 @dataclass(frozen=True)
@@ -103,36 +139,138 @@ class Comparison:
 class Candidate:
     subject_id: str
     display_name: str
-    similarity: float
+    similarity: float  # to the subject's template
     probability: float
-    face_id: int
+    face_id: int  # its nearest face
+    threshold: float = 0.0  # the bar for a template of its size
+    template_faces: int = 1
+
+    @property
+    def accepted(self) -> bool:
+        return self.similarity >= self.threshold
 
 
 @dataclass(frozen=True)
 class IdentifiedFace:
     face: AnalyzedFace
-    candidates: list[Candidate]
-    threshold: float
+    candidates: list[Candidate]  # those at or above their bar first, each part by similarity
+    threshold: float  # the bar for a one-face subject
     spoof: bool = False  # its liveness was below the bar: not searched, neither identified nor unknown
+    quality: QualityVerdict | None = None
+    decision_id: str = ""
+
+    @property
+    def low_quality(self) -> bool:
+        return not self.spoof and self.quality is not None and bool(self.quality.below)
+
+    @property
+    def searched(self) -> bool:
+        return not self.spoof and not self.low_quality
 
     @property
     def unknown(self) -> bool:
-        return not self.spoof and (not self.candidates or self.candidates[0].similarity < self.threshold)
+        return self.searched and (not self.candidates or not self.candidates[0].accepted)
 
 
 @dataclass(frozen=True)
 class Identification:
     faces: list[IdentifiedFace]  # largest first, at most ARGUS_MAX_FACES_PER_IMAGE
     threshold: float
-    gallery_size: int
+    gallery_size: int  # faces searched
     faces_found: int  # in the photo, identified or not
+    subjects: int = 0  # subjects searched: what the thresholds follow
+
+
+@dataclass(frozen=True)
+class EnrollPhoto:
+    """One photo to enroll, and which of its faces: the one at face_box, or with take_largest_face the largest."""
+
+    image: bytes
+    face_box: Box | None = None
+    take_largest_face: bool = False
+
+
+class PhotoStatus(StrEnum):
+    """What became of one photo of an Enroll: facedb.proto's PhotoStatus (PHOTO_ENROLLED, PHOTO_ALREADY_ENROLLED,
+    ...), the servicer maps each by name."""
+
+    ENROLLED = "enrolled"
+    ALREADY_ENROLLED = "already_enrolled"
+    NOT_ENROLLED = "not_enrolled"  # passed, but another photo was refused (all or nothing)
+    UNREADABLE = "unreadable"
+    NO_FACE = "no_face"
+    SEVERAL_FACES = "several_faces"
+    NO_FACE_AT_BOX = "no_face_at_box"
+    FACE_TOO_SMALL = "face_too_small"
+    TOO_BLURRY = "too_blurry"
+    SPOOF = "spoof"
+
+
+REFUSALS = frozenset(PhotoStatus) - {PhotoStatus.ENROLLED, PhotoStatus.ALREADY_ENROLLED, PhotoStatus.NOT_ENROLLED}
+
+
+@dataclass(frozen=True)
+class PhotoOutcome:
+    index: int
+    status: PhotoStatus
+    face_id: int = 0
+    detail: str = ""
+    candidates: tuple[Box, ...] = ()  # the faces to choose from, largest first (several faces, or none at the box)
+    box: Box | None = None  # the face taken or refused
+    liveness: str = ""  # its liveness score, in the audit trail's words, where it was scored
+
+    @property
+    def refused(self) -> bool:
+        return self.status in REFUSALS
+
+
+@dataclass(frozen=True)
+class EnrollWarning:
+    """A photo's face already matches another subject: a duplicate person, or a mislabel."""
+
+    photo_index: int
+    subject_id: str
+    display_name: str
+    similarity: float
+    threshold: float
 
 
 @dataclass(frozen=True)
 class Enrollment:
-    subject: SubjectRecord
-    face_ids: list[int]
+    subject: SubjectRecord | None  # None when nothing was enrolled and the subject did not exist
+    face_ids: list[int]  # the faces this call added, in photo order
     created_subject: bool
+    photos: list[PhotoOutcome] = field(default_factory=list)
+    warnings: list[EnrollWarning] = field(default_factory=list)
+
+
+class EnrollRefused(InvalidInput):
+    """An all-or-nothing enrollment refused for its photos: every photo's outcome comes with it."""
+
+    def __init__(self, message: str, photos: list[PhotoOutcome]) -> None:
+        super().__init__(message)
+        self.photos = photos
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a ConfirmDecision or RejectDecision did."""
+
+    subject_id: str
+    added: bool = False
+    face_id: int = 0
+    retired_face_id: int = 0
+    detail: str = ""
+    impostor_examples: int = 0
+
+
+@dataclass(frozen=True)
+class TemplateScore:
+    similarity: float
+    probability: float
+    nearest_face_id: int
+    faces: int
+    vetoed: bool
 
 
 @dataclass(frozen=True)
@@ -164,6 +302,15 @@ class EmbeddedFaces:
     found: int
 
 
+def quality_detail(verdict: QualityVerdict) -> str:
+    """Why a probe face was not decided on, in words."""
+    return (
+        f"the face is below the quality filter on {verdict.below} (size {verdict.face_size:.0f} px, sharpness "
+        f"{verdict.sharpness:.1f}, yaw {verdict.yaw:.0f}, pitch {verdict.pitch:.0f}, detection "
+        f"{verdict.detection_score:.2f}): nothing was compared"
+    )
+
+
 def _liveness(face: AnalyzedFace | None) -> str:
     """A face's liveness as the audit trail and refusals word it; empty when it was not scored."""
     return "" if face is None or face.liveness is None else f"liveness {face.liveness:.3f}"
@@ -189,6 +336,7 @@ class FaceDatabase:
         self.audit = AuditLog(store, wait_s=settings.audit_wait_s, backlog=settings.audit_backlog)
         self._lock = _Locks()
         self._stale: set[str] = set()  # collections whose index may lack a change the database got
+        self._next_prune = 0.0  # monotonic time of the next deletion of expired decisions
         self.reembedding_wanted = threading.Event()  # set when a collection starts moving to another profile
 
     def _usable_profile(self, name: str) -> str:
@@ -244,11 +392,13 @@ class FaceDatabase:
             log.warning("the index of collection %s lags its last change; its next search waits for it", collection)
             self._stale.add(collection)
 
-    def _audit_change(self, action: str, collection: str, actor: Actor, *, subject: str = "", detail: str = "") -> None:
+    def _audit_change(
+        self, action: str, collection: str, actor: Actor, *, subject: str = "", detail: str = "", decision_id: str = ""
+    ) -> None:
         """Audits a change already committed. If the audit write fails the change still stands, so the caller must
         not be told it failed (a retry would enroll twice): the event goes to the error log instead."""
         try:
-            self.audit.record(action, collection, actor=actor, subject=subject, detail=detail)
+            self.audit.record(action, collection, actor=actor, subject=subject, detail=detail, decision_id=decision_id)
         except ArgusError as exc:
             log.error("audit event lost (%s): %s %s %s %s", exc, action, collection, subject, detail)
 
@@ -291,18 +441,19 @@ class FaceDatabase:
         wanted = record.require_liveness if required is None else required
         return Liveness(True, self.settings.liveness_threshold) if wanted else NOT_REQUIRED
 
-    def threshold_of(self, record: CollectionRecord, profile: str | None = None) -> float:
-        """The 1:1 threshold: the collection's own, or the calibrated one of its profile."""
+    def threshold_of(self, record: CollectionRecord, profile: str | None = None, faces: int = 1) -> float:
+        """The 1:1 threshold against a template of `faces` faces: the collection's own, or the calibrated one of
+        its profile for templates of that size."""
         calibration = self.calibrations[profile or record.profile]
-        return record.threshold if record.threshold is not None else calibration.threshold
+        return record.threshold if record.threshold is not None else calibration.threshold_for(faces)
 
-    def identify_threshold_of(self, record: CollectionRecord, profile: str | None = None) -> float:
-        """The 1:K threshold rises with the number of people enrolled: the more people, the likelier a stranger
-        resembles one of them. It keeps the false-accept rate at ARGUS_OPEN_SET_FAR, and never goes below the
-        1:1 threshold."""
+    def identify_threshold_of(self, record: CollectionRecord, profile: str | None = None, faces: int = 1) -> float:
+        """The 1:K threshold for a subject of `faces` faces rises with the number of subjects enrolled: the more
+        people, the likelier a stranger resembles one of them. It keeps the false-accept rate at
+        ARGUS_OPEN_SET_FAR whatever the templates' sizes, and never goes below the 1:1 threshold."""
         calibration = self.calibrations[profile or record.profile]
-        open_set = calibration.identify_threshold(record.subject_count, self.settings.open_set_far)
-        return max(self.threshold_of(record, profile), open_set)
+        open_set = calibration.identify_threshold(record.subject_count, self.settings.open_set_far, faces)
+        return max(self.threshold_of(record, profile, faces), open_set)
 
     # --- profiles -------------------------------------------------------------------------------------------
 
@@ -352,57 +503,123 @@ class FaceDatabase:
 
     # --- enrollment -----------------------------------------------------------------------------------------
 
-    def _usable_face(self, index: int, embedded: EmbeddedFaces, take_largest: bool) -> AnalyzedFace:
+    def _photo_face(
+        self, index: int, photo: EnrollPhoto, embedded: EmbeddedFaces, take_largest: bool, bar: Liveness
+    ) -> tuple[PhotoOutcome, AnalyzedFace | None]:
+        """The face to enroll from one photo, or why there is none (the outcome's status and words)."""
         where = f"image {index}"
-        if not embedded.faces:
-            raise InvalidInput(f"{where}: no face found; send a photo where the face is clearly visible")
-        if embedded.found > 1 and not take_largest:
-            raise InvalidInput(
-                f"{where}: {embedded.found} faces found; send a photo of one person, or set take_largest_face"
+        faces = embedded.faces
+        boxes = tuple(face.box for face in faces)
+        if not faces:
+            detail = f"{where}: no face found; send a photo where the face is clearly visible"
+            return PhotoOutcome(index, PhotoStatus.NO_FACE, detail=detail), None
+        if photo.face_box is not None:
+            overlap = iou_matrix(np.asarray([photo.face_box], dtype=np.float32), np.asarray(boxes, dtype=np.float32))
+            best = int(np.argmax(overlap[0]))
+            if overlap[0, best] < FACE_BOX_IOU:
+                detail = (
+                    f"{where}: no face found at the box given (best overlap {overlap[0, best]:.2f}, at least "
+                    f"{FACE_BOX_IOU} needed); {len(faces)} face(s) found, their boxes are in the answer"
+                )
+                return PhotoOutcome(index, PhotoStatus.NO_FACE_AT_BOX, detail=detail, candidates=boxes), None
+            face = faces[best]
+        elif embedded.found > 1 and not (take_largest or photo.take_largest_face):
+            detail = (
+                f"{where}: {embedded.found} faces found; send a photo of one person, say which face (face_box), "
+                "or set take_largest_face"
             )
-        face = embedded.faces[0]  # largest first
+            return PhotoOutcome(index, PhotoStatus.SEVERAL_FACES, detail=detail, candidates=boxes), None
+        else:
+            face = faces[0]  # largest first
+        refusal: tuple[PhotoStatus, str] | None = None
         if face.face_size < self.settings.min_face_size:
-            raise InvalidInput(
-                f"{where}: the face is {face.face_size:.0f} px; at least {self.settings.min_face_size} px is needed"
+            refusal = (
+                PhotoStatus.FACE_TOO_SMALL,
+                f"{where}: the face is {face.face_size:.0f} px; at least {self.settings.min_face_size} px is needed",
             )
-        if face.sharpness < self.settings.min_sharpness:
-            raise InvalidInput(
-                f"{where}: the face is too blurry (sharpness {face.sharpness:.1f}, "
-                f"minimum {self.settings.min_sharpness:g}); send a sharper photo"
+        elif face.sharpness < self.settings.min_sharpness:
+            refusal = (
+                PhotoStatus.TOO_BLURRY,
+                f"{where}: the face is too blurry (sharpness {face.sharpness:.1f}, minimum "
+                f"{self.settings.min_sharpness:g}); send a sharper photo",
             )
-        return face
+        elif bar.spoof(face):
+            refusal = (
+                PhotoStatus.SPOOF,
+                f"{where}: the face looks like a print or a screen ({_liveness(face)}, below {bar.threshold:.2f}); "
+                "enroll from a photo of the person taken by a camera",
+            )
+        if refusal is not None:
+            return PhotoOutcome(index, refusal[0], detail=refusal[1], box=face.box, liveness=_liveness(face)), None
+        return PhotoOutcome(index, PhotoStatus.ENROLLED, box=face.box), face
 
     def enroll(
         self,
         collection: str,
         subject_id: str,
-        images: list[bytes],
+        images: Sequence[bytes | EnrollPhoto],
         *,
         display_name: str = "",
         metadata: dict[str, Any] | None = None,
         take_largest_face: bool = False,
         liveness: bool | None = None,
+        all_or_nothing: bool = True,
         actor: Actor = NO_KEY,
     ) -> Enrollment:
-        """All images are checked before anything is stored: either every face is enrolled or none is. With
-        liveness required (`liveness`, None: the collection's default), a face taken for a spoof is refused."""
+        """Every photo is checked before anything is stored and gets its own outcome. All or nothing (the
+        default): one refused photo refuses the call (EnrollRefused, with every outcome); otherwise the photos that
+        pass are enrolled. A photo the subject already has (the same bytes) is not stored again. With liveness
+        required (`liveness`, None: the collection's default), a face taken for a spoof is refused. The answer
+        warns of faces that already match another subject."""
+        photos = [image if isinstance(image, EnrollPhoto) else EnrollPhoto(image) for image in images]
+        digests = [hashlib.sha256(photo.image).hexdigest() for photo in photos]
         for _attempt in range(3):
             record = self.collection(collection)
             profile, bar = record.profile, self.liveness_of(record, liveness)
-            embedded = [
-                self._enrollable(index, data, profile, take_largest_face, bar) for index, data in enumerate(images)
-            ]
-            refused = [(index, face) for index, (face, _) in enumerate(embedded) if bar.spoof(face)]
-            if refused:
-                detail = "; ".join(f"image {index}: {_liveness(face)}" for index, face in refused)
+            known = self.store.face_digests(collection, subject_id, digests)
+            outcomes: list[PhotoOutcome] = []
+            taken: list[tuple[int, AnalyzedFace]] = []
+            seen: set[str] = set()
+            for index, (photo, digest) in enumerate(zip(photos, digests, strict=True)):
+                if digest in known or digest in seen:  # the same photo: nothing to analyse
+                    outcomes.append(PhotoOutcome(index, PhotoStatus.ALREADY_ENROLLED, face_id=known.get(digest, 0)))
+                    continue
+                seen.add(digest)
+                try:
+                    embedded = self._embed(
+                        photo.image, profile, keep_crop=self.settings.keep_face_crops, liveness=bar.required
+                    )
+                except InvalidInput as exc:
+                    outcomes.append(PhotoOutcome(index, PhotoStatus.UNREADABLE, detail=f"image {index}: {exc}"))
+                    continue
+                outcome, face = self._photo_face(index, photo, embedded, take_largest_face, bar)
+                outcomes.append(outcome)
+                if face is not None:
+                    taken.append((index, face))
+            refused = [outcome for outcome in outcomes if outcome.refused]
+            spoofs = [outcome for outcome in refused if outcome.status is PhotoStatus.SPOOF]
+            if spoofs:
                 self.audit.record(
-                    audit.ENROLL, collection, actor=actor, subject=subject_id, decision="spoof", detail=detail
+                    audit.ENROLL,
+                    collection,
+                    actor=actor,
+                    subject=subject_id,
+                    decision="spoof",
+                    detail="; ".join(f"image {outcome.index}: {outcome.liveness}" for outcome in spoofs),
                 )
-                index, face = refused[0]
-                raise InvalidInput(
-                    f"image {index}: the face looks like a print or a screen ({_liveness(face)}, below "
-                    f"{bar.threshold:.2f}); enroll from a photo of the person taken by a camera"
+            if refused and all_or_nothing:
+                raise EnrollRefused(
+                    "; ".join(outcome.detail for outcome in refused),
+                    [
+                        replace(outcome, status=PhotoStatus.NOT_ENROLLED, face_id=0)
+                        if outcome.status is PhotoStatus.ENROLLED
+                        else outcome
+                        for outcome in outcomes
+                    ],
                 )
+            if not taken:
+                return Enrollment(self._subject_or_none(collection, subject_id), [], False, outcomes)
+            warnings = self._duplicate_warnings(collection, record, subject_id, taken)
             new_faces = [
                 NewFace(
                     embedding=face.parts,
@@ -414,35 +631,68 @@ class FaceDatabase:
                     sharpness=face.sharpness,
                     crop=face.crop_png or None,
                     crop_landmarks=face.crop_landmarks if face.crop_png else None,
+                    source_sha256=digests[index],
                 )
-                for face, _ in embedded
+                for index, face in taken
             ]
             with self._lock(collection):
                 if self.store.get_collection(collection).profile != profile:
                     continue  # a re-embedding switched the profile meanwhile: embed again for the new one
                 try:
-                    subject, face_ids, created = self.store.add_faces(
-                        collection, subject_id, display_name, metadata, new_faces
-                    )
+                    enrolled = self.store.enroll_faces(collection, subject_id, display_name, metadata, new_faces)
                 except DependencyUnavailable:
                     # The connection dropped: the commit may or may not have landed. The index is rebuilt from the
                     # database before it is next searched, so it agrees with whatever the database now holds.
                     self._stale.add(collection)
                     raise
             self._applied(collection)
-            self._audit_change(audit.ENROLL, collection, actor, subject=subject_id, detail=f"faces {face_ids}")
-            return Enrollment(subject, face_ids, created)
+            stored = {
+                index: (face_id, duplicate)
+                for (index, _), face_id, duplicate in zip(taken, enrolled.face_ids, enrolled.duplicate, strict=True)
+            }
+            outcomes = [
+                replace(
+                    outcome,
+                    face_id=stored[outcome.index][0],
+                    status=PhotoStatus.ALREADY_ENROLLED if stored[outcome.index][1] else PhotoStatus.ENROLLED,
+                )
+                if outcome.index in stored
+                else outcome
+                for outcome in outcomes
+            ]
+            added = [face_id for face_id, duplicate in stored.values() if not duplicate]
+            self._audit_change(audit.ENROLL, collection, actor, subject=subject_id, detail=f"faces {added}")
+            return Enrollment(enrolled.subject, added, enrolled.created, outcomes, warnings)
         raise Overloaded(f"collection {collection!r} kept changing profile during the enrollment; retry")
 
-    def _enrollable(
-        self, index: int, image: bytes, profile: str, take_largest_face: bool, bar: Liveness
-    ) -> tuple[AnalyzedFace, np.ndarray]:
+    def _subject_or_none(self, collection: str, subject_id: str) -> SubjectRecord | None:
         try:
-            embedded = self._embed(image, profile, keep_crop=self.settings.keep_face_crops, liveness=bar.required)
-        except InvalidInput as exc:
-            raise InvalidInput(f"image {index}: {exc}") from None
-        face = self._usable_face(index, embedded, take_largest_face)
-        return face, embedded.vectors[0]
+            return self.store.get_subject(collection, subject_id)
+        except NotFound:
+            return None
+
+    def _duplicate_warnings(
+        self, collection: str, record: CollectionRecord, subject_id: str, taken: list[tuple[int, AnalyzedFace]]
+    ) -> list[EnrollWarning]:
+        """Other subjects each new face already matches at their 1:1 threshold, best first per photo. Searched in
+        the index as it stands (a warning is advice: it does not wait for a lagging index)."""
+        index = self.indexes.get(collection)
+        if index.size == 0 or index.profile not in (None, record.profile):
+            return []
+        fused = self._fused(record.profile, np.stack([face.parts for _, face in taken]))
+        _, ids = index.search(fused, min(index.size, WARNING_DEPTH))
+        templates = self.store.templates_of_faces(collection, [int(i) for i in ids.ravel() if i >= 0])
+        warnings = []
+        for (photo, _), probe, row in zip(taken, fused, ids, strict=True):
+            others = {t.external_id: t for i in row if (t := templates.get(int(i))) and t.external_id != subject_id}
+            for template in others.values():
+                score = self._template_score(record.profile, template, probe)
+                threshold = self.threshold_of(record, record.profile, score.faces)
+                if score.similarity >= threshold:
+                    warnings.append(
+                        EnrollWarning(photo, template.external_id, template.display_name, score.similarity, threshold)
+                    )
+        return sorted(warnings, key=lambda w: (w.photo_index, -w.similarity))
 
     # --- decisions ------------------------------------------------------------------------------------------
 
@@ -452,10 +702,67 @@ class FaceDatabase:
             return Probe(None, 0), None
         return Probe(embedded.faces[0], embedded.found), embedded.vectors[0]
 
-    def _probability(self, profile: str, a: np.ndarray, b: np.ndarray) -> float:
-        """P(same) from the pair's per-model cosines (score fusion by logistic regression)."""
+    def _probability(self, profile: str, a: np.ndarray, b: np.ndarray, faces: int = 1) -> float:
+        """P(same) from the pair's per-model cosines (score fusion by logistic regression), for a template of
+        `faces` faces."""
         cosines = self.calibrations.fusion(profile).model_cosines(a, b)
-        return float(self.calibrations[profile].probability(cosines))
+        return float(self.calibrations[profile].probability(cosines, faces))
+
+    def _template_score(self, profile: str, template: SubjectTemplate, probe: np.ndarray) -> TemplateScore:
+        """A probe against a subject's template (templates.py): similarity to its centroid, the calibrated
+        probability for its size, its nearest face, and whether a rejected impostor of it is closer."""
+        vectors = self._fused(profile, template.stored)
+        centre = template_vector(self.calibrations.fusion(profile), vectors)
+        similarity = float(centre @ probe)
+        nearest = int(template.face_ids[int(np.argmax(vectors @ probe))])
+        faces = len(template.face_ids)
+        vetoed = template.impostors.size > 0 and impostor_veto(
+            similarity, probe, self._fused(profile, template.impostors)
+        )
+        return TemplateScore(similarity, self._probability(profile, centre, probe, faces), nearest, faces, vetoed)
+
+    @staticmethod
+    def _quality(face: AnalyzedFace | None, level: str) -> QualityVerdict | None:
+        if face is None:
+            return None
+        return assess(face.box, face.score, face.landmarks, face.sharpness, QUALITY_LEVELS[level or "auto"])
+
+    def _keep(self, collection: str, decisions: list[NewDecision]) -> None:
+        """Keeps the answers' probe faces for feedback. Best effort: an answer is never refused because its
+        feedback record could not be written (a later ConfirmDecision then finds nothing, and says so)."""
+        if not decisions:
+            return
+        try:
+            self.store.save_decisions(collection, decisions)
+            now = time.monotonic()
+            if now >= self._next_prune:
+                self._next_prune = now + PRUNE_EVERY_S
+                self.store.prune_decisions()
+        except (ArgusError, SQLAlchemyError) as exc:
+            log.warning("decisions not kept for feedback (%s): %s", exc, [d.decision_id for d in decisions])
+
+    def _decision_record(
+        self, action: str, subject: str, matched: bool, face: AnalyzedFace, profile: str, actor: Actor
+    ) -> tuple[str, NewDecision | None]:
+        """A new decision id, and what the answer keeps for feedback (None when feedback is off)."""
+        decision_id = secrets.token_hex(16)
+        if self.settings.feedback_retention_s <= 0:
+            return decision_id, None
+        return decision_id, NewDecision(
+            decision_id=decision_id,
+            action=action,
+            subject=subject,
+            matched=matched,
+            embedding=face.parts,
+            profile=profile,
+            models=face.models,
+            box=face.box,
+            detection_score=face.score,
+            face_size=face.face_size,
+            sharpness=face.sharpness,
+            key_id=actor.key_id,
+            expires_at=utcnow() + timedelta(seconds=self.settings.feedback_retention_s),
+        )
 
     def verify(
         self,
@@ -464,46 +771,66 @@ class FaceDatabase:
         image: bytes,
         *,
         liveness: bool | None = None,
+        quality: str = "",
         actor: Actor = NO_KEY,
     ) -> Decision:
-        """1:1: the probe's largest face against every face enrolled for the subject. With liveness required
-        (`liveness`, None: the collection's default), a probe face taken for a spoof is not compared: SPOOF."""
+        """1:1: the probe's largest face against the subject's template. With liveness required (`liveness`,
+        None: the collection's default), a probe face taken for a spoof is not compared: SPOOF; one below the
+        quality filter (`quality`, "": AUTO) neither: LOW_QUALITY."""
         record = self.collection(collection)
         bar = self.liveness_of(record, liveness)
         # NotFound for an unknown subject; the profile is the one the stored faces were embedded for.
-        profile, face_ids, stored = self.store.subject_faces(collection, subject_id)
-        threshold = self.threshold_of(record, profile)
+        template = self.store.subject_template(collection, subject_id)
+        profile, faces = template.profile, len(template.face_ids)
+        threshold = self.threshold_of(record, profile, max(faces, 1))
         probe, embedding = self._probe(image, profile, liveness=bar.required)
+        verdict = self._quality(probe.face, quality)
+        decision = Decision(probe, threshold=threshold, quality=verdict, template_faces=faces)
         if bar.spoof(probe.face):
-            decision = Decision(probe, threshold=threshold, spoof=True)
-        elif embedding is None or len(face_ids) == 0:
-            decision = Decision(probe, threshold=threshold)
+            decision = replace(decision, spoof=True)
+        elif decision.low_quality or embedding is None or faces == 0:
+            pass
         else:
-            vectors = self._fused(profile, stored)
-            similarities = vectors @ embedding
-            best = int(np.argmax(similarities))
-            similarity = float(similarities[best])
-            probability = self._probability(profile, vectors[best], embedding)
-            decision = Decision(probe, similarity, threshold, probability, int(face_ids[best]))
+            score = self._template_score(profile, template, embedding)
+            decision = replace(
+                decision,
+                similarity=score.similarity,
+                probability=score.probability,
+                best_face_id=score.nearest_face_id,
+                vetoed=score.vetoed,
+            )
         decision = replace(decision, liveness_threshold=bar.threshold)
-        verdict = (
+        kept = None
+        if probe.face is not None and not decision.spoof and not decision.low_quality:
+            decision_id, kept = self._decision_record("verify", subject_id, decision.match, probe.face, profile, actor)
+            decision = replace(decision, decision_id=decision_id)
+        verdict_word = (
             "no_face"
             if not decision.face_found
             else "spoof"
             if decision.spoof
+            else "low_quality"
+            if decision.low_quality
             else "match"
             if decision.match
             else "no_match"
         )
+        compared = decision.face_found and not decision.spoof and not decision.low_quality
+        self._keep(collection, [kept] if kept else [])
         self.audit.record(
             audit.VERIFY,
             collection,
             actor=actor,
             subject=subject_id,
-            similarity=decision.similarity if decision.face_found and not decision.spoof else None,
+            similarity=decision.similarity if compared and faces else None,
             threshold=threshold,
-            decision=verdict,
-            detail=_liveness(probe.face),
+            decision=verdict_word,
+            detail="; ".join(
+                part
+                for part in (_liveness(probe.face), "closer to a rejected impostor" if decision.vetoed else "")
+                if part
+            ),
+            decision_id=decision.decision_id,
         )
         return decision
 
@@ -526,16 +853,18 @@ class FaceDatabase:
         threshold: float | None = None,
         *,
         liveness: bool | None = None,
+        quality: str = "",
         actor: Actor = NO_KEY,
     ) -> Identification:
-        """1:K for every face in the photo: the best subjects, one candidate per subject, best first; threshold
-        None: the open-set one for the collection's size. With liveness required (`liveness`, None: the
-        collection's default), a face taken for a spoof is not searched."""
+        """1:K for every face in the photo: the best subjects, each scored as its template, best first; threshold
+        None: the open-set one for the collection's number of subjects and each candidate's template size. With
+        liveness required (`liveness`, None: the collection's default), a face taken for a spoof is not searched;
+        nor is one below the quality filter (`quality`, "": AUTO)."""
         record = self.collection(collection)
         bar = self.liveness_of(record, liveness)
         index = self._fresh_index(collection)
         profile = index.profile or record.profile  # the index's own: it may have switched since the record was read
-        threshold = threshold or self.identify_threshold_of(record, profile)
+        base_threshold = threshold or self.identify_threshold_of(record, profile)
         embedded = self._embed(image, profile, liveness=bar.required)
         faces = embedded.faces
         if not faces or index.size == 0:
@@ -543,31 +872,51 @@ class FaceDatabase:
                 audit.IDENTIFY,
                 collection,
                 actor=actor,
-                threshold=threshold,
+                threshold=base_threshold,
                 decision="no_face" if not faces else "unknown",
             )
-            identified = [IdentifiedFace(f, [], threshold) for f in faces]
-            return Identification(identified, threshold, index.size, embedded.found)
+            identified = [IdentifiedFace(f, [], base_threshold, quality=self._quality(f, quality)) for f in faces]
+            return Identification(identified, base_threshold, index.size, embedded.found, record.subject_count)
         # A subject may own several faces: search deeper than top_k so that top_k distinct subjects come back.
-        depth = min(index.size, top_k * 8)
-        similarities, ids = index.search(embedded.vectors, depth)
-        owners = self.store.face_owners(collection, sorted({int(i) for i in ids.ravel() if i >= 0}))
+        depth = min(index.size, max(top_k, 4) * 8)
+        _, ids = index.search(embedded.vectors, depth)
+        templates = self.store.templates_of_faces(collection, [int(i) for i in ids.ravel() if i >= 0])
         results = []
-        for face, probe, row_scores, row_ids in zip(faces, embedded.vectors, similarities, ids, strict=True):
-            if bar.spoof(face):
-                results.append(IdentifiedFace(face, [], threshold, spoof=True))
+        kept: list[NewDecision] = []
+        for face, probe, row_ids in zip(faces, embedded.vectors, ids, strict=True):
+            verdict = self._quality(face, quality)
+            found = IdentifiedFace(face, [], base_threshold, spoof=bar.spoof(face), quality=verdict)
+            if not found.searched:
+                results.append(found)
                 continue
-            candidates: dict[str, Candidate] = {}
-            for score, face_id in zip(row_scores, row_ids, strict=True):
-                owner = owners.get(int(face_id))
-                if owner is None or owner[0] in candidates:
-                    continue  # deleted since the search, or a weaker face of a subject already listed
-                (enrolled,) = index.vectors([int(face_id)])
-                probability = self._probability(profile, enrolled, probe)
-                candidates[owner[0]] = Candidate(owner[0], owner[1], float(score), probability, int(face_id))
-                if len(candidates) == top_k:
-                    break
-            results.append(IdentifiedFace(face, list(candidates.values()), threshold))
+            subjects = {t.external_id: t for i in row_ids if (t := templates.get(int(i))) is not None}
+            candidates = []
+            for template in subjects.values():
+                score = self._template_score(profile, template, probe)
+                if score.vetoed:
+                    continue  # taken for the impostor a reviewer rejected, not for this subject
+                bar_of = threshold or self.identify_threshold_of(record, profile, score.faces)
+                candidates.append(
+                    Candidate(
+                        template.external_id,
+                        template.display_name,
+                        score.similarity,
+                        score.probability,
+                        score.nearest_face_id,
+                        bar_of,
+                        score.faces,
+                    )
+                )
+            candidates.sort(key=lambda c: (not c.accepted, -c.similarity))
+            found = replace(found, candidates=candidates[:top_k])
+            best = found.candidates[0] if found.candidates and not found.unknown else None
+            decision_id, record_kept = self._decision_record(
+                "identify", best.subject_id if best else "", best is not None, face, profile, actor
+            )
+            if record_kept:
+                kept.append(record_kept)
+            results.append(replace(found, decision_id=decision_id))
+        self._keep(collection, kept)
         for found in results:
             best = found.candidates[0] if found.candidates else None
             self.audit.record(
@@ -576,11 +925,120 @@ class FaceDatabase:
                 actor=actor,
                 subject="" if found.unknown or best is None else best.subject_id,
                 similarity=best.similarity if best else None,
-                threshold=threshold,
-                decision="spoof" if found.spoof else "unknown" if found.unknown else "identified",
+                threshold=best.threshold if best else base_threshold,
+                decision="spoof"
+                if found.spoof
+                else "low_quality"
+                if found.low_quality
+                else "unknown"
+                if found.unknown
+                else "identified",
                 detail=_liveness(found.face),
+                decision_id=found.decision_id,
             )
-        return Identification(results, threshold, index.size, embedded.found)
+        return Identification(results, base_threshold, index.size, embedded.found, record.subject_count)
+
+    # --- feedback -------------------------------------------------------------------------------------------
+
+    def _feedback_decision(self, collection: str, decision_id: str, subject_id: str) -> tuple[DecisionRecord, str]:
+        """The decision kept for feedback and the subject the feedback is about (the one named, or the answer's)."""
+        if self.settings.feedback_retention_s <= 0:
+            raise InvalidInput(
+                "feedback is off on this server: ARGUS_FEEDBACK_RETENTION_S is 0, so no decision is kept"
+            )
+        kept = self.store.decision(collection, decision_id)
+        subject = subject_id or kept.subject
+        if not subject:
+            raise InvalidInput(f"decision {decision_id} named nobody (unknown); say who the probe was: subject_id")
+        return kept, subject
+
+    def confirm_decision(
+        self, collection: str, decision_id: str, subject_id: str = "", *, actor: Actor = NO_KEY
+    ) -> Feedback:
+        """The probe of the decision was this subject: its face joins the template when it passes the enrollment
+        quality gate and adds information (no near duplicate there); past ARGUS_FEEDBACK_MAX_FACES the most
+        redundant feedback face is retired, or the new one is not added when it is that one."""
+        kept, subject = self._feedback_decision(collection, decision_id, subject_id)
+        record = self.collection(collection)
+        if record.pending_profile is not None:
+            raise InvalidInput(f"collection {collection!r} is being re-embedded; confirm once it has switched")
+        if kept.profile != record.profile:
+            raise InvalidInput(
+                f"decision {decision_id} was made on profile {kept.profile}; the collection now uses {record.profile}"
+            )
+        feedback = Feedback(subject)
+        with self._lock(collection):
+            template = self.store.subject_template(collection, subject)
+            vectors = self._fused(record.profile, template.stored)
+            probe = self._fused(record.profile, kept.embedding[None, :])[0]
+            feedback_rows = [row for row, origin in enumerate(template.origins) if origin == FEEDBACK]
+            retire: int | None = None
+            if kept.face_size < self.settings.min_face_size or kept.sharpness < self.settings.min_sharpness:
+                feedback = replace(
+                    feedback,
+                    detail=f"the probe face ({kept.face_size:.0f} px, sharpness {kept.sharpness:.1f}) is below the "
+                    "enrollment quality gate",
+                )
+            elif self.settings.feedback_max_faces == 0:
+                feedback = replace(feedback, detail="confirmations add no face here (ARGUS_FEEDBACK_MAX_FACES is 0)")
+            elif not adds_information(vectors, probe, NEAR_DUPLICATE):
+                feedback = replace(feedback, detail="a face of the template is a near duplicate of it already")
+            elif len(feedback_rows) >= self.settings.feedback_max_faces:
+                pool = np.vstack([vectors[feedback_rows], probe[None, :]])
+                redundant = most_redundant(pool)
+                if redundant == len(feedback_rows):
+                    feedback = replace(feedback, detail="it would be the template's most redundant feedback face")
+                else:
+                    retire = int(template.face_ids[feedback_rows[redundant]])
+            if not feedback.detail:
+                face_id = self.store.add_feedback_face(
+                    collection,
+                    subject,
+                    NewFace(
+                        embedding=kept.embedding,
+                        profile=kept.profile,
+                        models=kept.models,
+                        box=kept.box,
+                        detection_score=kept.detection_score,
+                        face_size=kept.face_size,
+                        sharpness=kept.sharpness,
+                        origin=FEEDBACK,
+                    ),
+                    retire,
+                )
+                feedback = replace(feedback, added=True, face_id=face_id, retired_face_id=retire or 0)
+        if feedback.added:
+            self._applied(collection)
+        self._audit_change(
+            audit.CONFIRM_DECISION,
+            collection,
+            actor,
+            subject=subject,
+            detail=f"face {feedback.face_id}" + (f", retired {retire}" if retire else "")
+            if feedback.added
+            else f"not added: {feedback.detail}",
+            decision_id=decision_id,
+        )
+        return feedback
+
+    def reject_decision(
+        self, collection: str, decision_id: str, subject_id: str = "", *, actor: Actor = NO_KEY
+    ) -> Feedback:
+        """The probe of the decision was not this subject: it becomes one of the subject's impostor examples (the
+        newest ARGUS_FEEDBACK_MAX_IMPOSTORS kept)."""
+        kept, subject = self._feedback_decision(collection, decision_id, subject_id)
+        if self.settings.feedback_max_impostors == 0:
+            raise InvalidInput("rejections are not kept here: ARGUS_FEEDBACK_MAX_IMPOSTORS is 0")
+        count = self.store.add_impostor(collection, subject, kept, self.settings.feedback_max_impostors)
+        self._audit_change(
+            audit.REJECT_DECISION,
+            collection,
+            actor,
+            subject=subject,
+            detail=f"{count} impostor examples",
+            decision_id=decision_id,
+        )
+        return Feedback(subject, impostor_examples=count)
 
     # --- subjects -------------------------------------------------------------------------------------------
 

@@ -12,11 +12,14 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from argus.boxes import Box
 from argus.errors import InvalidInput, shown
 from argus.paging import decode_page_token, encode_page_token, page_size
 from argus.profiles import PROFILES
+from argus.services.facedb.database import EnrollPhoto
 from argus.services.facedb.storage.models import (
     COSINE_RANGE,
+    DECISION_ID_LENGTH,
     MAX_COLLECTION_NAME,
     MAX_DISPLAY_NAME,
     MAX_EXTERNAL_ID,
@@ -97,15 +100,6 @@ def _json_depth(value: Any) -> int:
     return deepest
 
 
-def images(photos: list[bytes], *, limit: int) -> list[bytes]:
-    """The photos of one enrollment."""
-    if not photos:
-        raise InvalidInput("no images to enroll; one photo is enough")
-    if len(photos) > limit:
-        raise InvalidInput(f"{len(photos)} images in one enrollment; the limit is {limit}")
-    return photos
-
-
 def threshold(value: float) -> float | None:
     """A cosine threshold a request sets; 0 (the proto default) means none: the calibrated one applies."""
     low, high = COSINE_RANGE
@@ -172,3 +166,46 @@ def liveness(requirement: int) -> bool | None:
     if requirement not in _LIVENESS:
         raise InvalidInput(f"unknown liveness requirement {requirement}")
     return _LIVENESS[requirement]
+
+
+# QualityFilter's values (facedb.proto) -> the level's name in quality.QUALITY_LEVELS; unspecified is AUTO.
+_QUALITY = {0: "auto", 1: "none", 2: "auto", 3: "low", 4: "medium", 5: "high"}
+
+
+def quality_filter(value: int) -> str:
+    """A request's QualityFilter as a level name; InvalidInput for a value this server does not know."""
+    if value not in _QUALITY:
+        raise InvalidInput(f"unknown quality filter {value}")
+    return _QUALITY[value]
+
+
+def face_box(x1: float, y1: float, x2: float, y2: float) -> Box:
+    """A box a caller marks a face with: finite, with its second corner below and right of the first."""
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+        raise InvalidInput(f"face_box ({x1}, {y1}, {x2}, {y2}) is not a box: give x1 < x2 and y1 < y2, in pixels")
+    return (x1, y1, x2, y2)
+
+
+def enroll_photos(photos: list[EnrollPhoto], *, limit: int) -> list[EnrollPhoto]:
+    """The photos of one enrollment (`images`, then `photos`)."""
+    if not photos:
+        raise InvalidInput("no images to enroll; one photo is enough")
+    if len(photos) > limit:
+        raise InvalidInput(f"{len(photos)} images in one enrollment; the limit is {limit}")
+    return photos
+
+
+DECISION_ID = re.compile(rf"^[0-9a-f]{{{DECISION_ID_LENGTH}}}$")
+
+
+def decision_id(value: str) -> str:
+    if not DECISION_ID.match(value):
+        raise InvalidInput(
+            f"decision_id {shown(value)} is not one: give the decision_id of a Verify or Identify answer"
+        )
+    return value
+
+
+def optional_subject_id(value: str) -> str:
+    """A subject a feedback call names; empty: the one the answer named."""
+    return subject_id(value) if value else ""

@@ -4,16 +4,35 @@ domain's answer into the reply."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 
 from argus.auth import current_key, visible_collections
-from argus.messages import box_message
+from argus.errors import InvalidInput
+from argus.messages import PHOTO_OUTCOMES_KEY, box_message
 from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.proto.facedb.v1 import facedb_pb2_grpc
 from argus.services.facedb import requests
 from argus.services.facedb.audit import NO_KEY, Actor
-from argus.services.facedb.database import Decision, FaceDatabase, IdentifiedFace, Probe, ProfileStatus
+from argus.services.facedb.database import (
+    Decision,
+    EnrollPhoto,
+    EnrollRefused,
+    FaceDatabase,
+    IdentifiedFace,
+    PhotoOutcome,
+    PhotoStatus,
+    Probe,
+    ProfileStatus,
+    quality_detail,
+)
+from argus.services.facedb.quality import QualityVerdict
 from argus.services.facedb.storage import AuditRecord, CollectionRecord, FaceRecord, SubjectRecord
+
+_PHOTO_STATUS: dict[str, pb.PhotoStatus] = {
+    status.value: cast("pb.PhotoStatus", pb.PhotoStatus.Value(f"PHOTO_{status.name}")) for status in PhotoStatus
+}
 
 
 def _collection(record: CollectionRecord, database: FaceDatabase) -> pb.Collection:
@@ -41,6 +60,7 @@ def _face(record: FaceRecord) -> pb.Face:
         models=list(record.models),
         has_crop=record.has_crop,
         created_at=record.created_at,
+        origin=record.origin,
     )
 
 
@@ -55,7 +75,20 @@ def _subject(record: SubjectRecord, collection: str) -> pb.Subject:
     )
 
 
-def _probe(probe: Probe, liveness_threshold: float = 0.0) -> pb.ProbeFace | None:
+def _quality(verdict: QualityVerdict | None) -> pb.FaceQuality | None:
+    if verdict is None:
+        return None
+    return pb.FaceQuality(
+        face_size=verdict.face_size,
+        sharpness=verdict.sharpness,
+        detection_score=verdict.detection_score,
+        yaw=verdict.yaw,
+        pitch=verdict.pitch,
+        below=verdict.below,
+    )
+
+
+def _probe(probe: Probe, liveness_threshold: float = 0.0, quality: QualityVerdict | None = None) -> pb.ProbeFace | None:
     if probe.face is None:
         return None
     return pb.ProbeFace(
@@ -64,6 +97,18 @@ def _probe(probe: Probe, liveness_threshold: float = 0.0) -> pb.ProbeFace | None
         faces_in_image=probe.faces_in_image,
         liveness=probe.face.liveness,
         liveness_threshold=liveness_threshold,
+        quality=_quality(quality),
+    )
+
+
+def _photo(outcome: PhotoOutcome) -> pb.PhotoOutcome:
+    return pb.PhotoOutcome(
+        index=outcome.index,
+        status=_PHOTO_STATUS[outcome.status.value],
+        face_id=outcome.face_id,
+        detail=outcome.detail,
+        candidate_boxes=[box_message(box) for box in outcome.candidates],
+        box=box_message(outcome.box) if outcome.box is not None else None,
     )
 
 
@@ -99,14 +144,17 @@ def _audit_event(event: AuditRecord) -> pb.AuditEvent:
         decision=event.decision,
         detail=event.detail,
         count=event.count,
+        decision_id=event.decision_id,
     )
 
 
-def _outcome(face_found: bool, match: bool, spoof: bool = False) -> pb.ProbeOutcome:
+def _outcome(face_found: bool, match: bool, spoof: bool = False, low_quality: bool = False) -> pb.ProbeOutcome:
     if not face_found:
         return pb.NO_FACE
     if spoof:
         return pb.SPOOF
+    if low_quality:
+        return pb.LOW_QUALITY
     return pb.MATCH if match else pb.NO_MATCH
 
 
@@ -119,6 +167,12 @@ def _verify_detail(decision: Decision) -> str:
             f"the face looks like a print or a screen (liveness {face.liveness or 0.0:.2f}, below "
             f"{decision.liveness_threshold:.2f}): nothing was compared"
         )
+    if decision.low_quality and decision.quality is not None:
+        return quality_detail(decision.quality)
+    if decision.vetoed:
+        return "the probe is closer to a face rejected as an impostor of this subject than to its template"
+    if decision.template_faces == 0:
+        return "the subject has no face enrolled: nothing to compare with"
     return ""
 
 
@@ -129,6 +183,9 @@ def _identified(face: IdentifiedFace) -> pb.IdentifiedFace:
         unknown=face.unknown,
         spoof=face.spoof,
         liveness=face.face.liveness,
+        low_quality=face.low_quality,
+        quality=_quality(face.quality),
+        decision_id=face.decision_id,
         candidates=[
             pb.Candidate(
                 subject_id=c.subject_id,
@@ -136,10 +193,22 @@ def _identified(face: IdentifiedFace) -> pb.IdentifiedFace:
                 similarity=c.similarity,
                 probability=c.probability,
                 face_id=c.face_id,
+                threshold=c.threshold,
+                template_faces=c.template_faces,
             )
             for c in face.candidates
         ],
     )
+
+
+def _photos(request: pb.EnrollRequest, limit: int) -> list[EnrollPhoto]:
+    """`images` (the call's choice of face) then `photos` (each with its own)."""
+    photos = [EnrollPhoto(image.data) for image in request.images]
+    for photo in request.photos:
+        box = photo.face_box
+        chosen = requests.face_box(box.x1, box.y1, box.x2, box.y2) if photo.HasField("face_box") else None
+        photos.append(EnrollPhoto(photo.image.data, chosen, photo.take_largest_face))
+    return requests.enroll_photos(photos, limit=limit)
 
 
 class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
@@ -195,20 +264,39 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
             max_bytes=settings.max_metadata_bytes,
             max_depth=settings.max_metadata_depth,
         )
-        enrollment = self.db.enroll(
-            request.collection,
-            subject_id,
-            requests.images([image.data for image in request.images], limit=settings.max_images_per_request),
-            display_name=requests.display_name(request.display_name),
-            metadata=metadata,
-            take_largest_face=request.take_largest_face,
-            liveness=requests.liveness(request.liveness),
-            actor=_actor(),
-        )
+        if request.mode not in (pb.ENROLL_ALL_OR_NOTHING, pb.ENROLL_WHAT_PASSES):
+            raise InvalidInput(f"unknown enrollment mode {request.mode}")
+        try:
+            enrollment = self.db.enroll(
+                request.collection,
+                subject_id,
+                _photos(request, settings.max_images_per_request),
+                display_name=requests.display_name(request.display_name),
+                metadata=metadata,
+                take_largest_face=request.take_largest_face,
+                liveness=requests.liveness(request.liveness),
+                all_or_nothing=request.mode == pb.ENROLL_ALL_OR_NOTHING,
+                actor=_actor(),
+            )
+        except EnrollRefused as refused:
+            outcomes = pb.EnrollResponse(photos=[_photo(outcome) for outcome in refused.photos])
+            context.set_trailing_metadata(((PHOTO_OUTCOMES_KEY, outcomes.SerializeToString()),))
+            raise
         return pb.EnrollResponse(
-            subject=_subject(enrollment.subject, request.collection),
+            subject=_subject(enrollment.subject, request.collection) if enrollment.subject else None,
             face_ids=enrollment.face_ids,
             created_subject=enrollment.created_subject,
+            photos=[_photo(outcome) for outcome in enrollment.photos],
+            warnings=[
+                pb.EnrollWarning(
+                    photo_index=w.photo_index,
+                    subject_id=w.subject_id,
+                    display_name=w.display_name,
+                    similarity=w.similarity,
+                    threshold=w.threshold,
+                )
+                for w in enrollment.warnings
+            ],
         )
 
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
@@ -218,17 +306,20 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
             subject_id,
             request.image.data,
             liveness=requests.liveness(request.liveness),
+            quality=requests.quality_filter(request.quality_filter),
             actor=_actor(),
         )
         return pb.VerifyResponse(
-            outcome=_outcome(decision.face_found, decision.match, decision.spoof),
+            outcome=_outcome(decision.face_found, decision.match, decision.spoof, decision.low_quality),
             match=decision.match,
             similarity=decision.similarity,
             threshold=decision.threshold,
             probability=decision.probability,
-            probe=_probe(decision.probe, decision.liveness_threshold),
+            probe=_probe(decision.probe, decision.liveness_threshold, decision.quality),
             best_face_id=decision.best_face_id,
             detail=_verify_detail(decision),
+            decision_id=decision.decision_id,
+            template_faces=decision.template_faces,
         )
 
     def Compare(self, request: pb.CompareRequest, context: grpc.ServicerContext) -> pb.CompareResponse:
@@ -254,6 +345,7 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
             top_k,
             threshold,
             liveness=requests.liveness(request.liveness),
+            quality=requests.quality_filter(request.quality_filter),
             actor=_actor(),
         )
         return pb.IdentifyResponse(
@@ -262,7 +354,36 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
             faces_left_out=result.faces_found - len(result.faces),
             threshold=result.threshold,
             gallery_size=result.gallery_size,
+            subjects_searched=result.subjects,
         )
+
+    def ConfirmDecision(
+        self, request: pb.ConfirmDecisionRequest, context: grpc.ServicerContext
+    ) -> pb.ConfirmDecisionResponse:
+        feedback = self.db.confirm_decision(
+            request.collection,
+            requests.decision_id(request.decision_id),
+            requests.optional_subject_id(request.subject_id),
+            actor=_actor(),
+        )
+        return pb.ConfirmDecisionResponse(
+            added=feedback.added,
+            face_id=feedback.face_id,
+            retired_face_id=feedback.retired_face_id,
+            detail=feedback.detail,
+            subject_id=feedback.subject_id,
+        )
+
+    def RejectDecision(
+        self, request: pb.RejectDecisionRequest, context: grpc.ServicerContext
+    ) -> pb.RejectDecisionResponse:
+        feedback = self.db.reject_decision(
+            request.collection,
+            requests.decision_id(request.decision_id),
+            requests.optional_subject_id(request.subject_id),
+            actor=_actor(),
+        )
+        return pb.RejectDecisionResponse(subject_id=feedback.subject_id, impostor_examples=feedback.impostor_examples)
 
     def GetSubject(self, request: pb.GetSubjectRequest, context: grpc.ServicerContext) -> pb.Subject:
         subject_id = requests.subject_id(request.subject_id)

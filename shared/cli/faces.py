@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+import grpc
+
 from argus.cli.output import as_dict, print_json, table
-from argus.client import FaceDbClient, client_options
+from argus.client import QUALITY_FILTERS, REFUSED_STATUSES, FaceDbClient, Photo, client_options, refused_photos
 from argus.config import get_settings
 from argus.profiles import PROFILES
 from argus.proto.facedb.v1 import facedb_pb2
@@ -110,46 +114,91 @@ def cmd_collections_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def photo_argument(text: str) -> Photo:
+    """PHOTO, or PHOTO@X1,Y1,X2,Y2 to say which face of it to enroll (a box DetectFaces or a refusal gave)."""
+    path, _, box = text.rpartition("@") if "@" in text else (text, "", "")
+    if not box:
+        return Photo(Path(path))
+    try:
+        x1, y1, x2, y2 = (float(value) for value in box.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the face box as PHOTO@X1,Y1,X2,Y2") from None
+    return Photo(Path(path), face_box=(x1, y1, x2, y2))
+
+
+def _print_photos(photos: Iterable[facedb_pb2.PhotoOutcome], names: list[str]) -> None:
+    """One line per photo: what became of it, and the faces to choose from where it had several."""
+    for outcome in photos:
+        status = facedb_pb2.PhotoStatus.Name(outcome.status).removeprefix("PHOTO_").lower()
+        face = f" face {outcome.face_id}" if outcome.face_id else ""
+        print(f"  {names[outcome.index]}: {status}{face}{': ' + outcome.detail if outcome.detail else ''}")
+        for box in outcome.candidate_boxes:
+            print(f"    candidate: {names[outcome.index]}@{box.x1:.0f},{box.y1:.0f},{box.x2:.0f},{box.y2:.0f}")
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     metadata = json.loads(args.metadata) if args.metadata else None
+    names = [str(photo.image) for photo in args.images]
     with _client(args) as client:
-        response = client.enroll(
-            args.collection,
-            args.subject_id,
-            args.images,
-            display_name=args.name or "",
-            metadata=metadata,
-            take_largest_face=args.largest,
-            require_live=args.require_live,
-        )
+        try:
+            response = client.enroll(
+                args.collection,
+                args.subject_id,
+                args.images,
+                display_name=args.name or "",
+                metadata=metadata,
+                take_largest_face=args.largest,
+                require_live=args.require_live,
+                what_passes=args.what_passes,
+            )
+        except grpc.RpcError as error:
+            outcomes = refused_photos(error)
+            if outcomes is None:
+                raise
+            print(f"argus: nothing enrolled: {error.details()}", file=sys.stderr)
+            _print_photos(outcomes, names)
+            return 3
     if args.json:
         print_json(response)
-    else:
+        return 0
+    if response.HasField("subject"):
         verb = "created" if response.created_subject else "added to"
-        ids = ", ".join(map(str, response.face_ids))
+        ids = ", ".join(map(str, response.face_ids)) or "none new"
         print(f"{verb} {response.subject.subject_id}: face(s) {ids}; {len(response.subject.faces)} in all")
-    return 0
+    else:
+        print(f"nothing enrolled; {args.subject_id} does not exist")
+    _print_photos(response.photos, names)
+    for warning in response.warnings:
+        print(
+            f"  warning: {names[warning.photo_index]} already matches {warning.subject_id} ({warning.display_name}) "
+            f"at {warning.similarity:.3f} (threshold {warning.threshold:.3f}): the same person, or a mislabel?"
+        )
+    return 3 if any(outcome.status in REFUSED_STATUSES for outcome in response.photos) else 0
 
 
 def _decision(response: facedb_pb2.VerifyResponse | facedb_pb2.CompareResponse, as_json: bool) -> int:
     """Prints a 1:1 answer; the exit status is 0 on a match and 3 otherwise, for scripts at a door."""
     if as_json:
         print_json(response)
-    elif response.outcome in (facedb_pb2.NO_FACE, facedb_pb2.SPOOF):
+    elif response.outcome in (facedb_pb2.NO_FACE, facedb_pb2.SPOOF, facedb_pb2.LOW_QUALITY):
         print(f"{_outcome(response.outcome)}: {response.detail}")
     else:
         print(
             f"{_outcome(response.outcome)}: similarity {response.similarity:.3f} "
             f"(threshold {response.threshold:.3f}), probability {response.probability:.3f}"
+            + (f"; {response.detail}" if response.detail else "")
         )
+    if isinstance(response, facedb_pb2.VerifyResponse) and response.decision_id and not as_json:
+        print(f"decision {response.decision_id} (template of {response.template_faces} face(s))")
     return 0 if response.match else 3
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        return _decision(
-            client.verify(args.collection, args.subject_id, args.image, require_live=args.require_live), args.json
+        response = client.verify(
+            args.collection, args.subject_id, args.image, require_live=args.require_live, quality=args.quality
         )
+        return _decision(response, args.json)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -160,12 +209,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_identify(args: argparse.Namespace) -> int:
     with _client(args) as client:
         response = client.identify(
-            args.collection, args.image, top_k=args.top_k, threshold=args.threshold, require_live=args.require_live
+            args.collection,
+            args.image,
+            top_k=args.top_k,
+            threshold=args.threshold,
+            require_live=args.require_live,
+            quality=args.quality,
         )
     if args.json:
         print_json(response)
         return 0
-    print(f"{response.faces_found} face(s); gallery {response.gallery_size}; threshold {response.threshold:.3f}")
+    print(
+        f"{response.faces_found} face(s); {response.subjects_searched} subjects ({response.gallery_size} faces); "
+        f"threshold {response.threshold:.3f} for a one-face subject"
+    )
     for number, face in enumerate(response.faces):
         box = face.box
         where = f"[{box.x1:.0f}, {box.y1:.0f}, {box.x2:.0f}, {box.y2:.0f}]"
@@ -173,13 +230,41 @@ def cmd_identify(args: argparse.Namespace) -> int:
         verdict = (
             f"SPOOF (liveness {face.liveness:.2f})"
             if face.spoof
+            else f"LOW QUALITY ({face.quality.below})"
+            if face.low_quality
             else "unknown"
             if face.unknown or best is None
             else f"{best.subject_id} ({best.display_name})"
         )
-        print(f"face {number} {where}: {verdict}")
+        print(f"face {number} {where}: {verdict}" + (f"  decision {face.decision_id}" if face.decision_id else ""))
         for candidate in face.candidates:
-            print(f"    {candidate.subject_id:<24} {candidate.similarity:.3f}  p={candidate.probability:.3f}")
+            print(
+                f"    {candidate.subject_id:<24} {candidate.similarity:.3f} (threshold {candidate.threshold:.3f}, "
+                f"{candidate.template_faces} face(s))  p={candidate.probability:.3f}"
+            )
+    return 0
+
+
+def cmd_decisions_confirm(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.confirm_decision(args.collection, args.decision_id, args.subject or "")
+    if args.json:
+        print_json(response)
+    elif response.added:
+        retired = f", retired face {response.retired_face_id}" if response.retired_face_id else ""
+        print(f"{response.subject_id}: face {response.face_id} added to the template{retired}")
+    else:
+        print(f"{response.subject_id}: no face added: {response.detail}")
+    return 0
+
+
+def cmd_decisions_reject(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.reject_decision(args.collection, args.decision_id, args.subject or "")
+    if args.json:
+        print_json(response)
+    else:
+        print(f"{response.subject_id}: {response.impostor_examples} impostor example(s) recorded")
     return 0
 
 
@@ -306,13 +391,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     profiles.set_defaults(func=cmd_profiles)
     _common(profiles)
 
-    enroll = commands.add_parser("enroll", help="enroll a person from one or more photos")
+    enroll = commands.add_parser("enroll", help="enroll a person from one or more photos (exit 3: a photo refused)")
     enroll.add_argument("collection")
     enroll.add_argument("subject_id")
-    enroll.add_argument("images", nargs="+", type=Path)
+    enroll.add_argument(
+        "images", nargs="+", type=photo_argument, metavar="PHOTO[@X1,Y1,X2,Y2]", help="photos; @box: which face"
+    )
     enroll.add_argument("--name", help="display name")
     enroll.add_argument("--metadata", help="JSON object stored with the subject")
     enroll.add_argument("--largest", action="store_true", help="with several faces, enroll the largest")
+    enroll.add_argument(
+        "--what-passes", action="store_true", help="enroll the photos that pass, report the others (exit 3)"
+    )
     enroll.set_defaults(func=cmd_enroll)
 
     verify = commands.add_parser("verify", help="1:1: is this photo that subject? (exit 0 match, 3 no match)")
@@ -335,6 +425,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     identify.set_defaults(func=cmd_identify)
     for parser in (enroll, verify, identify):
         _liveness_flags(parser)
+    for parser in (verify, identify):
+        parser.add_argument(
+            "--quality", choices=list(QUALITY_FILTERS), help="probe quality filter (default: the server's, auto)"
+        )
+
+    decisions = commands.add_parser("decisions", help="feedback on a verify or identify answer (enroll scope)")
+    sub = decisions.add_subparsers(dest="decisions_command", required=True)
+    feedback = []
+    for name, func, what in (
+        ("confirm", cmd_decisions_confirm, "the probe was this subject: its face may join the template"),
+        ("reject", cmd_decisions_reject, "the probe was not this subject: kept as an impostor example"),
+    ):
+        parser = sub.add_parser(name, help=what)
+        parser.add_argument("collection")
+        parser.add_argument("decision_id")
+        parser.add_argument("--subject", help="who it was (confirm) or was not (reject); default: the answer's")
+        parser.set_defaults(func=func)
+        feedback.append(parser)
 
     subjects = commands.add_parser("subjects", help="list, show or delete enrolled people")
     sub = subjects.add_subparsers(dest="subjects_command", required=True)
@@ -365,5 +473,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     a_prune.add_argument("--older-than-days", type=int, required=True)
     a_prune.set_defaults(func=cmd_audit_prune)
 
-    for parser in (enroll, verify, compare, identify, s_list, s_get, s_delete, s_face, a_list, a_prune):
+    for parser in (enroll, verify, compare, identify, s_list, s_get, s_delete, s_face, a_list, a_prune, *feedback):
         _common(parser)

@@ -36,6 +36,8 @@ MAX_DISPLAY_NAME = 256
 MAX_MODEL_REF = 255
 MAX_PROFILE_NAME = 64
 MAX_AUDIT_DETAIL = 256
+DECISION_ID_LENGTH = 32  # hex of 16 random bytes: unguessable, so one collection's decisions cannot be probed
+ENROLLED, FEEDBACK = "enroll", "feedback"  # a face's origin
 MAX_SUBJECT_ROW_ID = 2**31 - 1  # INTEGER columns (ids of collections and subjects)
 MAX_ROW_ID = 2**63 - 1  # BIGINT columns (ids of faces and audit events)
 # What a collection's threshold may be: the range of a cosine similarity.
@@ -135,7 +137,12 @@ class Face(Base):
     """One enrolled face. Its id is also its FAISS id, so it must never be reused (AUTOINCREMENT on SQLite)."""
 
     __tablename__ = "faces"
-    __table_args__ = {"sqlite_autoincrement": True}
+    # One photo (by its bytes' sha256) is one face of a subject: a retried or resumed enrollment adds nothing.
+    __table_args__ = (
+        # An index, not a table constraint: SQLite adds one in place, where a constraint would copy the table.
+        Index("ix_faces_subject_id_source_sha256", "subject_id", "source_sha256", unique=True),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(_NEVER_REUSED_ID, primary_key=True, autoincrement=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
@@ -162,8 +169,57 @@ class Face(Base):
     pending_embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
     pending_models: Mapped[str | None] = mapped_column(String(MAX_MODEL_REF))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # ENROLLED, or FEEDBACK for a face a confirmed decision added (those are retired at the template's cap).
+    origin: Mapped[str] = mapped_column(String(16), default=ENROLLED, server_default=ENROLLED)
+    # sha256 (hex) of the photo it was enrolled from; None for feedback faces and faces enrolled before it was kept.
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
 
     subject: Mapped[Subject] = relationship(back_populates="faces")
+
+
+class Decision(Base):
+    """What a Verify or Identify answer keeps for feedback (ConfirmDecision, RejectDecision): the probe face's
+    embedding and quality, until it expires (ARGUS_FEEDBACK_RETENTION_S). Deleted with the subject it named, and
+    with its collection."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(DECISION_ID_LENGTH), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    # The subject the answer named (Verify's claimed one, Identify's match); None for an Identify "unknown".
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # verify, identify
+    matched: Mapped[bool] = mapped_column(Boolean)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    dimension: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(MAX_PROFILE_NAME))
+    models: Mapped[str] = mapped_column(String(MAX_MODEL_REF))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    detection_score: Mapped[float] = mapped_column(Float)
+    face_size: Mapped[float] = mapped_column(Float)
+    sharpness: Mapped[float] = mapped_column(Float)
+    key_id: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ImpostorExample(Base):
+    """A probe a RejectDecision said was not this subject: a later probe closer to it than to the subject's
+    template is not taken for the subject. Deleted with the subject."""
+
+    __tablename__ = "impostor_examples"
+
+    id: Mapped[int] = mapped_column(_NEVER_REUSED_ID, primary_key=True, autoincrement=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    dimension: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(MAX_PROFILE_NAME))
+    decision_id: Mapped[str] = mapped_column(String(DECISION_ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Change(Base):
@@ -199,3 +255,5 @@ class AuditEvent(Base):
     decision: Mapped[str] = mapped_column(String(32))  # match, no_match, no_face, unknown, identified, done
     detail: Mapped[str] = mapped_column(String(MAX_AUDIT_DETAIL))
     count: Mapped[int] = mapped_column(Integer, default=1)  # the calls a denied event stands for; 1 otherwise
+    # The answer's decision id (verify, identify), or the one feedback was about; "" for other events.
+    decision_id: Mapped[str] = mapped_column(String(DECISION_ID_LENGTH), default="", server_default="")

@@ -37,6 +37,7 @@ class FaceRecord:
     dimension: int
     created_at: datetime
     has_crop: bool = False
+    origin: str = "enroll"  # or "feedback": added by a confirmed decision
 
     @property
     def id(self) -> int:
@@ -76,6 +77,63 @@ class NewFace:
     sharpness: float
     crop: bytes | None = None  # PNG of the face crop
     crop_landmarks: np.ndarray | None = None  # (5, 2) in crop pixels
+    source_sha256: str | None = None  # of the photo: the same photo is never stored twice for a subject
+    origin: str = "enroll"
+
+
+@dataclass(frozen=True)
+class EnrolledFaces:
+    subject: SubjectRecord
+    face_ids: list[int]  # in the order given; for a photo already enrolled, the face it became then
+    duplicate: list[bool]  # whether each was already enrolled (nothing stored for it)
+    created: bool
+
+
+@dataclass(frozen=True)
+class SubjectTemplate:
+    """A subject as a decision scores it: its faces' stored vectors, and its impostor examples of the profile."""
+
+    profile: str  # the collection's, which every stored face follows
+    external_id: str
+    display_name: str
+    face_ids: np.ndarray  # (n,) int64, oldest first
+    stored: np.ndarray  # (n, d) the faces' per-model vectors, concatenated
+    origins: tuple[str, ...]
+    impostors: np.ndarray  # (m, d) rejected probes' per-model vectors; (0, d) or (0, 0) when none
+
+
+@dataclass(frozen=True)
+class NewDecision:
+    """What a Verify or Identify answer keeps for feedback."""
+
+    decision_id: str
+    action: str  # verify, identify
+    subject: str  # external id of the subject the answer named; "" for none
+    matched: bool
+    embedding: np.ndarray  # the probe's per-model vectors, concatenated
+    profile: str
+    models: tuple[str, ...]
+    box: tuple[float, float, float, float]
+    detection_score: float
+    face_size: float
+    sharpness: float
+    key_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    decision_id: str
+    action: str
+    subject: str  # "" when the answer named nobody
+    matched: bool
+    embedding: np.ndarray
+    profile: str
+    models: tuple[str, ...]
+    box: tuple[float, float, float, float]
+    detection_score: float
+    face_size: float
+    sharpness: float
 
 
 @dataclass(frozen=True)
@@ -92,6 +150,7 @@ class AuditRecord:
     decision: str
     detail: str
     count: int
+    decision_id: str = ""
 
 
 @dataclass(frozen=True)

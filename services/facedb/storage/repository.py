@@ -36,13 +36,16 @@ from argus.services.facedb.storage.lease import REEMBEDDING_LEASE_KEY, Lease
 from argus.services.facedb.storage.models import (
     COSINE_RANGE,
     EMBEDDING_DTYPE,
+    FEEDBACK,
     MAX_COLLECTION_NAME,
     MAX_DISPLAY_NAME,
     MAX_EXTERNAL_ID,
     MAX_PROFILE_NAME,
     Change,
     Collection,
+    Decision,
     Face,
+    ImpostorExample,
     Subject,
     utcnow,
 )
@@ -51,10 +54,14 @@ from argus.services.facedb.storage.records import (
     ChangeRecord,
     CollectionFaces,
     CollectionRecord,
+    DecisionRecord,
+    EnrolledFaces,
     FaceRecord,
+    NewDecision,
     NewFace,
     SubjectPage,
     SubjectRecord,
+    SubjectTemplate,
 )
 
 FACE_CHUNK = 16_384  # faces per step of a streamed read: 16 MB of 256-d vectors
@@ -103,6 +110,8 @@ def _face_values(face: NewFace, encoded: tuple[bytes, int], subject_id: int, col
         "sharpness": face.sharpness,
         "face_crop": face.crop,
         "crop_landmarks": None if face.crop_landmarks is None else np.asarray(face.crop_landmarks).tolist(),
+        "origin": face.origin,
+        "source_sha256": face.source_sha256,
     }
 
 
@@ -135,6 +144,7 @@ def _face_record(face: Face, external_id: str) -> FaceRecord:
         dimension=face.dimension,
         created_at=face.created_at,
         has_crop=face.face_crop is not None,
+        origin=face.origin,
     )
 
 
@@ -337,21 +347,51 @@ class FaceStore:
         metadata: Mapping[str, Any] | None,
         faces: Sequence[NewFace],
     ) -> tuple[SubjectRecord, list[int], bool]:
+        """enroll_faces as (subject, face ids in the order given, whether the subject was created)."""
+        enrolled = self.enroll_faces(collection, external_id, display_name, metadata, faces)
+        return enrolled.subject, enrolled.face_ids, enrolled.created
+
+    def enroll_faces(
+        self,
+        collection: str,
+        external_id: str,
+        display_name: str,
+        metadata: Mapping[str, Any] | None,
+        faces: Sequence[NewFace],
+    ) -> EnrolledFaces:
         """Adds faces to a subject, creating it when new, all in one transaction: every face lands or none does.
 
-        On an existing subject a non-empty display name or metadata replaces the stored one. Returns the subject
-        with all its faces, the new face ids in the order given, and whether the subject was created.
+        On an existing subject a non-empty display name or metadata replaces the stored one. A face whose photo
+        (source_sha256) the subject already has is not stored again: its id is the existing face's. Returns the
+        subject with all its faces, the face ids in the order given, which were duplicates, and whether the
+        subject was created.
         """
         assert _fits(external_id, MAX_EXTERNAL_ID), "checked by requests.subject_id"
         assert len(display_name) <= MAX_DISPLAY_NAME and _storable(display_name), "checked by requests.display_name"
-        assert faces, "requests.images refuses an enrollment without images"
+        assert faces, "requests.enroll_photos refuses an enrollment without photos"
         encoded = [_embedding_bytes(face.embedding) for face in faces]
-        for _attempt in range(2):
+        for _attempt in range(3):
             try:
                 return self._add_faces_once(collection, external_id, display_name, metadata, faces, encoded)
             except _SubjectRace:
                 continue
-        raise AlreadyExists(f"subject {external_id!r} is being created by another request; retry")
+        raise AlreadyExists(f"subject {external_id!r} is being changed by another request; retry")
+
+    def face_digests(self, collection: str, external_id: str, digests: Iterable[str]) -> dict[str, int]:
+        """Which of these photo digests the subject already has a face of: digest -> face id (none when the
+        subject does not exist yet)."""
+        wanted = sorted(set(digests))
+        with self.transaction() as session:
+            found = self._collection(session, collection)
+            subject = session.scalar(
+                select(Subject.id).where(Subject.collection_id == found.id, Subject.external_id == external_id)
+            )
+            if subject is None or not wanted:
+                return {}
+            rows = session.execute(
+                select(Face.source_sha256, Face.id).where(Face.subject_id == subject, Face.source_sha256.in_(wanted))
+            )
+            return {str(digest): int(face_id) for digest, face_id in rows}
 
     def _add_faces_once(
         self,
@@ -361,7 +401,7 @@ class FaceStore:
         metadata: Mapping[str, Any] | None,
         faces: Sequence[NewFace],
         encoded: list[tuple[bytes, int]],
-    ) -> tuple[SubjectRecord, list[int], bool]:
+    ) -> EnrolledFaces:
         with self.transaction() as session:
             collection = self._collection(session, collection_name)
             self._check_embeddings(session, collection, faces, encoded)
@@ -387,18 +427,47 @@ class FaceStore:
                     subject.display_name = display_name
                 if metadata:
                     subject.metadata_ = dict(metadata)
-            rows = [
-                Face(**_face_values(face, blob_dim, subject.id, collection.id))
-                for face, blob_dim in zip(faces, encoded, strict=True)
-            ]
+            digests = [face.source_sha256 for face in faces if face.source_sha256]
+            known: dict[str, int] = {}
+            if digests and not created:
+                rows_known = session.execute(
+                    select(Face.source_sha256, Face.id).where(
+                        Face.subject_id == subject.id, Face.source_sha256.in_(sorted(set(digests)))
+                    )
+                )
+                known = {str(digest): int(face_id) for digest, face_id in rows_known}
+            fresh: dict[str, Face] = {}
+            rows: list[Face] = []
+            placed: list[Face | int] = []  # per face given: its new row, or the id of the face it duplicates
+            for face, blob_dim in zip(faces, encoded, strict=True):
+                digest = face.source_sha256
+                if digest and digest in known:
+                    placed.append(known[digest])
+                elif digest and digest in fresh:
+                    placed.append(fresh[digest])
+                else:
+                    row = Face(**_face_values(face, blob_dim, subject.id, collection.id))
+                    rows.append(row)
+                    placed.append(row)
+                    if digest:
+                        fresh[digest] = row
             session.add_all(rows)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError:
+                if not fresh:
+                    raise
+                raise _SubjectRace from None  # another request may have stored one of these photos: look again
             new_ids = [row.id for row in rows]
             self._count(session, collection.id, subjects=int(created), faces=len(rows), pending=len(rows))
             all_faces = session.scalars(select(Face).where(Face.subject_id == subject.id).order_by(Face.id)).all()
             record = _subject_record(collection.name, subject, all_faces)
-            self._log(session, collection.id, collection.name, "added", new_ids)
-            return record, new_ids, created
+            if new_ids:
+                self._log(session, collection.id, collection.name, "added", new_ids)
+            # A duplicate: of a face stored before, or of an earlier photo of this same call.
+            duplicate = [isinstance(item, int) or placed.index(item) != at for at, item in enumerate(placed)]
+            face_ids = [item if isinstance(item, int) else item.id for item in placed]
+            return EnrolledFaces(record, face_ids, duplicate, created)
 
     @staticmethod
     def _check_embeddings(
@@ -668,10 +737,22 @@ class FaceStore:
 
     def start_reembedding(self, collection: str, profile: str) -> CollectionRecord:
         """Marks the collection as moving to `profile` and forgets any earlier, unfinished re-embedding. Refused when
-        a face has no stored crop (it could not be re-embedded)."""
+        an enrolled face has no stored crop (it could not be re-embedded). Faces feedback added (they keep no crop)
+        are retired when the profile really changes: the template regrows from the decisions made on the new one."""
         assert _fits(profile, MAX_PROFILE_NAME), "a known profile's name"
         with self.transaction() as session:
             found = self._collection(session, collection)
+            if profile != found.profile:
+                retired = session.scalars(
+                    select(Face.id).where(
+                        Face.collection_id == found.id, Face.origin == FEEDBACK, Face.face_crop.is_(None)
+                    )
+                ).all()
+                if retired:
+                    session.execute(delete(Face).where(Face.id.in_(retired)))
+                    self._count(session, found.id, faces=-len(retired))
+                    self._log(session, found.id, found.name, "removed", [int(face_id) for face_id in retired])
+                    session.refresh(found)
             without_crop = session.scalar(
                 select(func.count(Face.id)).where(Face.collection_id == found.id, Face.face_crop.is_(None))
             )
@@ -831,3 +912,193 @@ class FaceStore:
                     if collection_id == found.id:
                         owners[int(face_id)] = (external_id, display_name)
         return owners
+
+    # Templates and feedback.
+
+    @staticmethod
+    def _templates(session: Session, profile: str, subjects: Sequence[Subject]) -> dict[str, SubjectTemplate]:
+        """Each subject's faces and its impostor examples of this profile, in two queries."""
+        ids = [subject.id for subject in subjects]
+        faces: dict[int, list[tuple[int, bytes, int, str]]] = {i: [] for i in ids}
+        impostors: dict[int, list[tuple[int, bytes, int]]] = {i: [] for i in ids}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            rows = session.execute(
+                select(Face.subject_id, Face.id, Face.embedding, Face.dimension, Face.origin)
+                .where(Face.subject_id.in_(chunk))
+                .order_by(Face.id)
+            )
+            for owner, face_id, blob, dimension, origin in rows:
+                faces[owner].append((int(face_id), blob, dimension, origin))
+            examples = session.execute(
+                select(
+                    ImpostorExample.subject_id, ImpostorExample.id, ImpostorExample.embedding, ImpostorExample.dimension
+                )
+                .where(ImpostorExample.subject_id.in_(chunk), ImpostorExample.profile == profile)
+                .order_by(ImpostorExample.id)
+            )
+            for owner, example_id, blob, dimension in examples:
+                impostors[owner].append((int(example_id), blob, dimension))
+        templates = {}
+        for subject in subjects:
+            own = faces[subject.id]
+            face_ids, stored = _stack([(i, blob, dim) for i, blob, dim, _ in own])
+            templates[subject.external_id] = SubjectTemplate(
+                profile=profile,
+                external_id=subject.external_id,
+                display_name=subject.display_name,
+                face_ids=face_ids,
+                stored=stored,
+                origins=tuple(origin for *_, origin in own),
+                impostors=_stack(impostors[subject.id])[1],
+            )
+        return templates
+
+    def subject_template(self, collection: str, external_id: str) -> SubjectTemplate:
+        """One subject as 1:1 verification scores it (NotFound for an unknown subject)."""
+        with self.transaction() as session:
+            found = self._collection(session, collection)
+            subject = self._subject(session, found, external_id)
+            return self._templates(session, found.profile, [subject])[external_id]
+
+    def templates_of_faces(self, collection: str, face_ids: Iterable[int]) -> dict[int, SubjectTemplate]:
+        """The subjects owning these faces, as 1:K scores them: face id -> its subject's template, for the faces
+        still in the collection (a face deleted since a search is left out)."""
+        wanted = sorted({int(face_id) for face_id in face_ids})
+        with self.transaction() as session:
+            found = self._collection(session, collection)
+            owner_of: dict[int, int] = {}
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = session.execute(  # by primary key alone, as face_owners says why
+                    select(Face.id, Face.collection_id, Face.subject_id).where(Face.id.in_(chunk))
+                )
+                owner_of.update({int(f): int(s) for f, c, s in rows if c == found.id})
+            subjects = session.scalars(select(Subject).where(Subject.id.in_(sorted(set(owner_of.values()))))).all()
+            by_row = {subject.id: subject for subject in subjects}
+            templates = self._templates(session, found.profile, subjects)
+            return {face: templates[by_row[owner].external_id] for face, owner in owner_of.items()}
+
+    def save_decisions(self, collection: str, decisions: Sequence[NewDecision]) -> None:
+        """Keeps what these answers need for feedback, until they expire."""
+        if not decisions:
+            return
+        with self.transaction() as session:
+            found = self._collection(session, collection)
+            named = sorted({d.subject for d in decisions if d.subject})
+            subject_rows: dict[str, int] = {}
+            if named:
+                found_rows = session.execute(
+                    select(Subject.external_id, Subject.id).where(
+                        Subject.collection_id == found.id, Subject.external_id.in_(named)
+                    )
+                )
+                subject_rows = {str(external_id): int(row_id) for external_id, row_id in found_rows}
+            rows = []
+            for decision in decisions:
+                blob, dimension = _embedding_bytes(decision.embedding)
+                rows.append(
+                    {
+                        "id": decision.decision_id,
+                        "collection_id": found.id,
+                        "subject_id": subject_rows.get(decision.subject),
+                        "action": decision.action,
+                        "matched": decision.matched,
+                        "embedding": blob,
+                        "dimension": dimension,
+                        "profile": decision.profile,
+                        "models": ",".join(decision.models),
+                        "x1": decision.box[0],
+                        "y1": decision.box[1],
+                        "x2": decision.box[2],
+                        "y2": decision.box[3],
+                        "detection_score": decision.detection_score,
+                        "face_size": decision.face_size,
+                        "sharpness": decision.sharpness,
+                        "key_id": decision.key_id,
+                        "expires_at": decision.expires_at,
+                    }
+                )
+            session.execute(insert(Decision), rows)
+
+    def decision(self, collection: str, decision_id: str) -> DecisionRecord:
+        """A decision of this collection kept for feedback and not expired; NotFound otherwise."""
+        with self.transaction() as session:
+            found = self._collection(session, collection)
+            row = session.execute(
+                select(Decision, Subject.external_id)
+                .outerjoin(Subject, Subject.id == Decision.subject_id)
+                .where(Decision.id == decision_id, Decision.collection_id == found.id, Decision.expires_at > utcnow())
+            ).first()
+            if row is None:
+                raise NotFound(
+                    f"decision {shown(decision_id)} is not one of collection {found.name!r} kept for feedback: it "
+                    "expired (ARGUS_FEEDBACK_RETENTION_S), its subject was deleted, or it was never made"
+                )
+            kept, external_id = row
+            _, vectors = _stack([(0, kept.embedding, kept.dimension)])
+            return DecisionRecord(
+                decision_id=kept.id,
+                action=kept.action,
+                subject=external_id or "",
+                matched=kept.matched,
+                embedding=vectors[0],
+                profile=kept.profile,
+                models=tuple(kept.models.split(",")),
+                box=(kept.x1, kept.y1, kept.x2, kept.y2),
+                detection_score=kept.detection_score,
+                face_size=kept.face_size,
+                sharpness=kept.sharpness,
+            )
+
+    def prune_decisions(self) -> int:
+        """Forgets the decisions past their retention; returns how many went."""
+        with self.transaction() as session:
+            result = session.execute(delete(Decision).where(Decision.expires_at <= utcnow()))
+            return cast("CursorResult[Any]", result).rowcount or 0
+
+    def add_feedback_face(self, collection: str, external_id: str, face: NewFace, retire: int | None) -> int:
+        """Adds a confirmed probe's face to the subject, retiring the feedback face `retire` in the same
+        transaction (the template's cap). Returns the new face's id."""
+        with self.transaction() as session:
+            found = self._collection(session, collection)
+            subject = self._subject(session, found, external_id)
+            self._check_embeddings(session, found, [face], [_embedding_bytes(face.embedding)])
+            row = Face(**_face_values(face, _embedding_bytes(face.embedding), subject.id, found.id))
+            session.add(row)
+            session.flush()
+            retired = 0
+            if retire is not None:
+                result = session.execute(
+                    delete(Face).where(Face.id == retire, Face.subject_id == subject.id, Face.origin == face.origin)
+                )
+                retired = cast("CursorResult[Any]", result).rowcount or 0
+            self._count(session, found.id, faces=1 - retired, pending=1 - retired)
+            self._log(session, found.id, found.name, "added", [row.id])
+            if retired:
+                self._log(session, found.id, found.name, "removed", [int(retire or 0)])
+            return int(row.id)
+
+    def add_impostor(self, collection: str, external_id: str, decision: DecisionRecord, keep: int) -> int:
+        """Records a rejected probe as an impostor example of the subject, keeping the newest `keep` of them.
+        Returns how many the subject has now."""
+        with self.transaction() as session:
+            found = self._collection(session, collection)
+            subject = self._subject(session, found, external_id)
+            blob, dimension = _embedding_bytes(decision.embedding)
+            session.add(
+                ImpostorExample(
+                    subject_id=subject.id,
+                    embedding=blob,
+                    dimension=dimension,
+                    profile=decision.profile,
+                    decision_id=decision.decision_id,
+                )
+            )
+            session.flush()
+            ids = session.scalars(
+                select(ImpostorExample.id).where(ImpostorExample.subject_id == subject.id).order_by(ImpostorExample.id)
+            ).all()
+            if len(ids) > keep:
+                session.execute(delete(ImpostorExample).where(ImpostorExample.id.in_(ids[: len(ids) - keep])))
+            return min(len(ids), keep)

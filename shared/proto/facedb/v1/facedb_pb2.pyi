@@ -18,6 +18,25 @@ class LivenessRequirement(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LIVENESS_REQUIRED: _ClassVar[LivenessRequirement]
     LIVENESS_NOT_REQUIRED: _ClassVar[LivenessRequirement]
 
+class EnrollMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENROLL_ALL_OR_NOTHING: _ClassVar[EnrollMode]
+    ENROLL_WHAT_PASSES: _ClassVar[EnrollMode]
+
+class PhotoStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PHOTO_STATUS_UNSPECIFIED: _ClassVar[PhotoStatus]
+    PHOTO_ENROLLED: _ClassVar[PhotoStatus]
+    PHOTO_ALREADY_ENROLLED: _ClassVar[PhotoStatus]
+    PHOTO_NOT_ENROLLED: _ClassVar[PhotoStatus]
+    PHOTO_UNREADABLE: _ClassVar[PhotoStatus]
+    PHOTO_NO_FACE: _ClassVar[PhotoStatus]
+    PHOTO_SEVERAL_FACES: _ClassVar[PhotoStatus]
+    PHOTO_NO_FACE_AT_BOX: _ClassVar[PhotoStatus]
+    PHOTO_FACE_TOO_SMALL: _ClassVar[PhotoStatus]
+    PHOTO_TOO_BLURRY: _ClassVar[PhotoStatus]
+    PHOTO_SPOOF: _ClassVar[PhotoStatus]
+
 class ProbeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROBE_OUTCOME_UNSPECIFIED: _ClassVar[ProbeOutcome]
@@ -25,14 +44,44 @@ class ProbeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NO_MATCH: _ClassVar[ProbeOutcome]
     NO_FACE: _ClassVar[ProbeOutcome]
     SPOOF: _ClassVar[ProbeOutcome]
+    LOW_QUALITY: _ClassVar[ProbeOutcome]
+
+class QualityFilter(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUALITY_FILTER_UNSPECIFIED: _ClassVar[QualityFilter]
+    QUALITY_FILTER_NONE: _ClassVar[QualityFilter]
+    QUALITY_FILTER_AUTO: _ClassVar[QualityFilter]
+    QUALITY_FILTER_LOW: _ClassVar[QualityFilter]
+    QUALITY_FILTER_MEDIUM: _ClassVar[QualityFilter]
+    QUALITY_FILTER_HIGH: _ClassVar[QualityFilter]
 LIVENESS_COLLECTION_DEFAULT: LivenessRequirement
 LIVENESS_REQUIRED: LivenessRequirement
 LIVENESS_NOT_REQUIRED: LivenessRequirement
+ENROLL_ALL_OR_NOTHING: EnrollMode
+ENROLL_WHAT_PASSES: EnrollMode
+PHOTO_STATUS_UNSPECIFIED: PhotoStatus
+PHOTO_ENROLLED: PhotoStatus
+PHOTO_ALREADY_ENROLLED: PhotoStatus
+PHOTO_NOT_ENROLLED: PhotoStatus
+PHOTO_UNREADABLE: PhotoStatus
+PHOTO_NO_FACE: PhotoStatus
+PHOTO_SEVERAL_FACES: PhotoStatus
+PHOTO_NO_FACE_AT_BOX: PhotoStatus
+PHOTO_FACE_TOO_SMALL: PhotoStatus
+PHOTO_TOO_BLURRY: PhotoStatus
+PHOTO_SPOOF: PhotoStatus
 PROBE_OUTCOME_UNSPECIFIED: ProbeOutcome
 MATCH: ProbeOutcome
 NO_MATCH: ProbeOutcome
 NO_FACE: ProbeOutcome
 SPOOF: ProbeOutcome
+LOW_QUALITY: ProbeOutcome
+QUALITY_FILTER_UNSPECIFIED: QualityFilter
+QUALITY_FILTER_NONE: QualityFilter
+QUALITY_FILTER_AUTO: QualityFilter
+QUALITY_FILTER_LOW: QualityFilter
+QUALITY_FILTER_MEDIUM: QualityFilter
+QUALITY_FILTER_HIGH: QualityFilter
 
 class Collection(_message.Message):
     __slots__ = ("name", "threshold", "profile", "subject_count", "face_count", "created_at", "pending_profile", "reembedded_faces", "require_liveness")
@@ -143,7 +192,7 @@ class DeleteCollectionResponse(_message.Message):
     def __init__(self, deleted_subjects: _Optional[int] = ..., deleted_faces: _Optional[int] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("face_id", "box", "detection_score", "face_size", "sharpness", "profile", "created_at", "models", "has_crop")
+    __slots__ = ("face_id", "box", "detection_score", "face_size", "sharpness", "profile", "created_at", "models", "has_crop", "origin")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +202,7 @@ class Face(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     HAS_CROP_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     face_id: int
     box: _common_pb2.BoundingBox
     detection_score: float
@@ -162,7 +212,8 @@ class Face(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     models: _containers.RepeatedScalarFieldContainer[str]
     has_crop: bool
-    def __init__(self, face_id: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., face_size: _Optional[float] = ..., sharpness: _Optional[float] = ..., profile: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[str]] = ..., has_crop: _Optional[bool] = ...) -> None: ...
+    origin: str
+    def __init__(self, face_id: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., face_size: _Optional[float] = ..., sharpness: _Optional[float] = ..., profile: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[str]] = ..., has_crop: _Optional[bool] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class Subject(_message.Message):
     __slots__ = ("collection", "subject_id", "display_name", "metadata", "faces", "created_at")
@@ -181,7 +232,7 @@ class Subject(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("collection", "subject_id", "images", "display_name", "metadata", "take_largest_face", "liveness")
+    __slots__ = ("collection", "subject_id", "images", "display_name", "metadata", "take_largest_face", "liveness", "photos", "mode")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +240,8 @@ class EnrollRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TAKE_LARGEST_FACE_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    PHOTOS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     subject_id: str
     images: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
@@ -196,46 +249,112 @@ class EnrollRequest(_message.Message):
     metadata: _struct_pb2.Struct
     take_largest_face: bool
     liveness: LivenessRequirement
-    def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., take_largest_face: _Optional[bool] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ...) -> None: ...
+    photos: _containers.RepeatedCompositeFieldContainer[EnrollPhoto]
+    mode: EnrollMode
+    def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., take_largest_face: _Optional[bool] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ..., photos: _Optional[_Iterable[_Union[EnrollPhoto, _Mapping]]] = ..., mode: _Optional[_Union[EnrollMode, str]] = ...) -> None: ...
+
+class EnrollPhoto(_message.Message):
+    __slots__ = ("image", "face_box", "take_largest_face")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    FACE_BOX_FIELD_NUMBER: _ClassVar[int]
+    TAKE_LARGEST_FACE_FIELD_NUMBER: _ClassVar[int]
+    image: _common_pb2.Image
+    face_box: _common_pb2.BoundingBox
+    take_largest_face: bool
+    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., face_box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., take_largest_face: _Optional[bool] = ...) -> None: ...
+
+class PhotoOutcome(_message.Message):
+    __slots__ = ("index", "status", "face_id", "detail", "candidate_boxes", "box")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_BOXES_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    status: PhotoStatus
+    face_id: int
+    detail: str
+    candidate_boxes: _containers.RepeatedCompositeFieldContainer[_common_pb2.BoundingBox]
+    box: _common_pb2.BoundingBox
+    def __init__(self, index: _Optional[int] = ..., status: _Optional[_Union[PhotoStatus, str]] = ..., face_id: _Optional[int] = ..., detail: _Optional[str] = ..., candidate_boxes: _Optional[_Iterable[_Union[_common_pb2.BoundingBox, _Mapping]]] = ..., box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ...) -> None: ...
+
+class EnrollWarning(_message.Message):
+    __slots__ = ("photo_index", "subject_id", "display_name", "similarity", "threshold")
+    PHOTO_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    photo_index: int
+    subject_id: str
+    display_name: str
+    similarity: float
+    threshold: float
+    def __init__(self, photo_index: _Optional[int] = ..., subject_id: _Optional[str] = ..., display_name: _Optional[str] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("subject", "face_ids", "created_subject")
+    __slots__ = ("subject", "face_ids", "created_subject", "photos", "warnings")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     FACE_IDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    PHOTOS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     subject: Subject
     face_ids: _containers.RepeatedScalarFieldContainer[int]
     created_subject: bool
-    def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., face_ids: _Optional[_Iterable[int]] = ..., created_subject: _Optional[bool] = ...) -> None: ...
+    photos: _containers.RepeatedCompositeFieldContainer[PhotoOutcome]
+    warnings: _containers.RepeatedCompositeFieldContainer[EnrollWarning]
+    def __init__(self, subject: _Optional[_Union[Subject, _Mapping]] = ..., face_ids: _Optional[_Iterable[int]] = ..., created_subject: _Optional[bool] = ..., photos: _Optional[_Iterable[_Union[PhotoOutcome, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[EnrollWarning, _Mapping]]] = ...) -> None: ...
+
+class FaceQuality(_message.Message):
+    __slots__ = ("face_size", "sharpness", "detection_score", "yaw", "pitch", "below")
+    FACE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    PITCH_FIELD_NUMBER: _ClassVar[int]
+    BELOW_FIELD_NUMBER: _ClassVar[int]
+    face_size: float
+    sharpness: float
+    detection_score: float
+    yaw: float
+    pitch: float
+    below: str
+    def __init__(self, face_size: _Optional[float] = ..., sharpness: _Optional[float] = ..., detection_score: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., below: _Optional[str] = ...) -> None: ...
 
 class ProbeFace(_message.Message):
-    __slots__ = ("box", "detection_score", "faces_in_image", "liveness", "liveness_threshold")
+    __slots__ = ("box", "detection_score", "faces_in_image", "liveness", "liveness_threshold", "quality")
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     FACES_IN_IMAGE_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     box: _common_pb2.BoundingBox
     detection_score: float
     faces_in_image: int
     liveness: float
     liveness_threshold: float
-    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., faces_in_image: _Optional[int] = ..., liveness: _Optional[float] = ..., liveness_threshold: _Optional[float] = ...) -> None: ...
+    quality: FaceQuality
+    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., faces_in_image: _Optional[int] = ..., liveness: _Optional[float] = ..., liveness_threshold: _Optional[float] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ("collection", "subject_id", "image", "liveness")
+    __slots__ = ("collection", "subject_id", "image", "liveness", "quality_filter")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FILTER_FIELD_NUMBER: _ClassVar[int]
     collection: str
     subject_id: str
     image: _common_pb2.Image
     liveness: LivenessRequirement
-    def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ...) -> None: ...
+    quality_filter: QualityFilter
+    def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ..., quality_filter: _Optional[_Union[QualityFilter, str]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("outcome", "match", "similarity", "threshold", "probability", "probe", "best_face_id", "detail")
+    __slots__ = ("outcome", "match", "similarity", "threshold", "probability", "probe", "best_face_id", "detail", "decision_id", "template_faces")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +363,8 @@ class VerifyResponse(_message.Message):
     PROBE_FIELD_NUMBER: _ClassVar[int]
     BEST_FACE_ID_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FACES_FIELD_NUMBER: _ClassVar[int]
     outcome: ProbeOutcome
     match: bool
     similarity: float
@@ -252,7 +373,9 @@ class VerifyResponse(_message.Message):
     probe: ProbeFace
     best_face_id: int
     detail: str
-    def __init__(self, outcome: _Optional[_Union[ProbeOutcome, str]] = ..., match: _Optional[bool] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., probability: _Optional[float] = ..., probe: _Optional[_Union[ProbeFace, _Mapping]] = ..., best_face_id: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
+    decision_id: str
+    template_faces: int
+    def __init__(self, outcome: _Optional[_Union[ProbeOutcome, str]] = ..., match: _Optional[bool] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., probability: _Optional[float] = ..., probe: _Optional[_Union[ProbeFace, _Mapping]] = ..., best_face_id: _Optional[int] = ..., detail: _Optional[str] = ..., decision_id: _Optional[str] = ..., template_faces: _Optional[int] = ...) -> None: ...
 
 class CompareRequest(_message.Message):
     __slots__ = ("image_a", "image_b", "threshold")
@@ -285,62 +408,118 @@ class CompareResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[ProbeOutcome, str]] = ..., match: _Optional[bool] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., probability: _Optional[float] = ..., face_a: _Optional[_Union[ProbeFace, _Mapping]] = ..., face_b: _Optional[_Union[ProbeFace, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("collection", "image", "top_k", "threshold", "liveness")
+    __slots__ = ("collection", "image", "top_k", "threshold", "liveness", "quality_filter")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FILTER_FIELD_NUMBER: _ClassVar[int]
     collection: str
     image: _common_pb2.Image
     top_k: int
     threshold: float
     liveness: LivenessRequirement
-    def __init__(self, collection: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ...) -> None: ...
+    quality_filter: QualityFilter
+    def __init__(self, collection: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., liveness: _Optional[_Union[LivenessRequirement, str]] = ..., quality_filter: _Optional[_Union[QualityFilter, str]] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("subject_id", "display_name", "similarity", "probability", "face_id")
+    __slots__ = ("subject_id", "display_name", "similarity", "probability", "face_id", "threshold", "template_faces")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FACES_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     display_name: str
     similarity: float
     probability: float
     face_id: int
-    def __init__(self, subject_id: _Optional[str] = ..., display_name: _Optional[str] = ..., similarity: _Optional[float] = ..., probability: _Optional[float] = ..., face_id: _Optional[int] = ...) -> None: ...
+    threshold: float
+    template_faces: int
+    def __init__(self, subject_id: _Optional[str] = ..., display_name: _Optional[str] = ..., similarity: _Optional[float] = ..., probability: _Optional[float] = ..., face_id: _Optional[int] = ..., threshold: _Optional[float] = ..., template_faces: _Optional[int] = ...) -> None: ...
 
 class IdentifiedFace(_message.Message):
-    __slots__ = ("box", "detection_score", "unknown", "candidates", "spoof", "liveness")
+    __slots__ = ("box", "detection_score", "unknown", "candidates", "spoof", "liveness", "decision_id", "low_quality", "quality")
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     SPOOF_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    LOW_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     box: _common_pb2.BoundingBox
     detection_score: float
     unknown: bool
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     spoof: bool
     liveness: float
-    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., unknown: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., spoof: _Optional[bool] = ..., liveness: _Optional[float] = ...) -> None: ...
+    decision_id: str
+    low_quality: bool
+    quality: FaceQuality
+    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., unknown: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., spoof: _Optional[bool] = ..., liveness: _Optional[float] = ..., decision_id: _Optional[str] = ..., low_quality: _Optional[bool] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("faces", "faces_found", "threshold", "gallery_size", "faces_left_out")
+    __slots__ = ("faces", "faces_found", "threshold", "gallery_size", "faces_left_out", "subjects_searched")
     FACES_FIELD_NUMBER: _ClassVar[int]
     FACES_FOUND_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     GALLERY_SIZE_FIELD_NUMBER: _ClassVar[int]
     FACES_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECTS_SEARCHED_FIELD_NUMBER: _ClassVar[int]
     faces: _containers.RepeatedCompositeFieldContainer[IdentifiedFace]
     faces_found: int
     threshold: float
     gallery_size: int
     faces_left_out: int
-    def __init__(self, faces: _Optional[_Iterable[_Union[IdentifiedFace, _Mapping]]] = ..., faces_found: _Optional[int] = ..., threshold: _Optional[float] = ..., gallery_size: _Optional[int] = ..., faces_left_out: _Optional[int] = ...) -> None: ...
+    subjects_searched: int
+    def __init__(self, faces: _Optional[_Iterable[_Union[IdentifiedFace, _Mapping]]] = ..., faces_found: _Optional[int] = ..., threshold: _Optional[float] = ..., gallery_size: _Optional[int] = ..., faces_left_out: _Optional[int] = ..., subjects_searched: _Optional[int] = ...) -> None: ...
+
+class ConfirmDecisionRequest(_message.Message):
+    __slots__ = ("collection", "decision_id", "subject_id")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    decision_id: str
+    subject_id: str
+    def __init__(self, collection: _Optional[str] = ..., decision_id: _Optional[str] = ..., subject_id: _Optional[str] = ...) -> None: ...
+
+class ConfirmDecisionResponse(_message.Message):
+    __slots__ = ("added", "face_id", "retired_face_id", "detail", "subject_id")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    added: bool
+    face_id: int
+    retired_face_id: int
+    detail: str
+    subject_id: str
+    def __init__(self, added: _Optional[bool] = ..., face_id: _Optional[int] = ..., retired_face_id: _Optional[int] = ..., detail: _Optional[str] = ..., subject_id: _Optional[str] = ...) -> None: ...
+
+class RejectDecisionRequest(_message.Message):
+    __slots__ = ("collection", "decision_id", "subject_id")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    decision_id: str
+    subject_id: str
+    def __init__(self, collection: _Optional[str] = ..., decision_id: _Optional[str] = ..., subject_id: _Optional[str] = ...) -> None: ...
+
+class RejectDecisionResponse(_message.Message):
+    __slots__ = ("subject_id", "impostor_examples")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IMPOSTOR_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    impostor_examples: int
+    def __init__(self, subject_id: _Optional[str] = ..., impostor_examples: _Optional[int] = ...) -> None: ...
 
 class GetSubjectRequest(_message.Message):
     __slots__ = ("collection", "subject_id")
@@ -397,7 +576,7 @@ class DeleteSubjectResponse(_message.Message):
     def __init__(self, deleted_faces: _Optional[int] = ...) -> None: ...
 
 class AuditEvent(_message.Message):
-    __slots__ = ("event_id", "occurred_at", "action", "key_name", "collection", "subject_id", "similarity", "threshold", "decision", "detail", "key_id", "count")
+    __slots__ = ("event_id", "occurred_at", "action", "key_name", "collection", "subject_id", "similarity", "threshold", "decision", "detail", "key_id", "count", "decision_id")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +589,7 @@ class AuditEvent(_message.Message):
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     occurred_at: _timestamp_pb2.Timestamp
     action: str
@@ -422,7 +602,8 @@ class AuditEvent(_message.Message):
     detail: str
     key_id: str
     count: int
-    def __init__(self, event_id: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action: _Optional[str] = ..., key_name: _Optional[str] = ..., collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., decision: _Optional[str] = ..., detail: _Optional[str] = ..., key_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+    decision_id: str
+    def __init__(self, event_id: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action: _Optional[str] = ..., key_name: _Optional[str] = ..., collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., decision: _Optional[str] = ..., detail: _Optional[str] = ..., key_id: _Optional[str] = ..., count: _Optional[int] = ..., decision_id: _Optional[str] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("collection", "since", "page_size", "page_token")

@@ -89,6 +89,16 @@ class FaceDatabaseServiceStub:
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.IdentifyRequest.SerializeToString,
                 response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.IdentifyResponse.FromString,
                 _registered_method=True)
+        self.ConfirmDecision = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/ConfirmDecision',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ConfirmDecisionRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ConfirmDecisionResponse.FromString,
+                _registered_method=True)
+        self.RejectDecision = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/RejectDecision',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.RejectDecisionRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.RejectDecisionResponse.FromString,
+                _registered_method=True)
         self.GetSubject = channel.unary_unary(
                 '/argus.facedb.v1.FaceDatabaseService/GetSubject',
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.GetSubjectRequest.SerializeToString,
@@ -173,8 +183,10 @@ class FaceDatabaseServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Enroll(self, request, context):
-        """Adds faces to a subject, creating the subject when it is new. One image is enough. Either every image is
-        enrolled or none is: an unusable image fails the call with INVALID_ARGUMENT naming the image and the reason.
+        """Adds faces to a subject, creating the subject when it is new. One photo is enough. Each photo gets its own
+        outcome (EnrollResponse.photos). By default either every photo is enrolled or none is: an unusable photo fails
+        the call with INVALID_ARGUMENT naming every refused photo and why; ENROLL_WHAT_PASSES enrolls the others.
+        A photo already enrolled for the subject (the same bytes) is not stored again: a retried call is harmless.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,6 +208,23 @@ class FaceDatabaseServiceServicer:
 
     def Identify(self, request, context):
         """1:K: who is each face in this photo? "unknown" when nobody in the collection is close enough.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmDecision(self, request, context):
+        """Feedback on a Verify or Identify answer (enroll scope): the probe was this subject. Its face joins the
+        subject's template when it passes the enrollment quality gate and adds information.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectDecision(self, request, context):
+        """Feedback on a Verify or Identify answer (enroll scope): the probe was not this subject. It is kept as an
+        impostor example of the subject: a later probe matches the subject only when it is closer to the subject's
+        template than to every impostor example of it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -296,6 +325,16 @@ def add_FaceDatabaseServiceServicer_to_server(servicer, server):
                     servicer.Identify,
                     request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.IdentifyRequest.FromString,
                     response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.IdentifyResponse.SerializeToString,
+            ),
+            'ConfirmDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmDecision,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ConfirmDecisionRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ConfirmDecisionResponse.SerializeToString,
+            ),
+            'RejectDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectDecision,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.RejectDecisionRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.RejectDecisionResponse.SerializeToString,
             ),
             'GetSubject': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSubject,
@@ -625,6 +664,60 @@ class FaceDatabaseService:
             '/argus.facedb.v1.FaceDatabaseService/Identify',
             argus_dot_facedb_dot_v1_dot_facedb__pb2.IdentifyRequest.SerializeToString,
             argus_dot_facedb_dot_v1_dot_facedb__pb2.IdentifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/ConfirmDecision',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.ConfirmDecisionRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.ConfirmDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/RejectDecision',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.RejectDecisionRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.RejectDecisionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,8 +46,10 @@ class FaceDatabaseServiceStub:
     DeleteCollection: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.DeleteCollectionRequest, _facedb_pb2.DeleteCollectionResponse]
     """Removes the collection with all its subjects and faces."""
     Enroll: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.EnrollRequest, _facedb_pb2.EnrollResponse]
-    """Adds faces to a subject, creating the subject when it is new. One image is enough. Either every image is
-    enrolled or none is: an unusable image fails the call with INVALID_ARGUMENT naming the image and the reason.
+    """Adds faces to a subject, creating the subject when it is new. One photo is enough. Each photo gets its own
+    outcome (EnrollResponse.photos). By default either every photo is enrolled or none is: an unusable photo fails
+    the call with INVALID_ARGUMENT naming every refused photo and why; ENROLL_WHAT_PASSES enrolls the others.
+    A photo already enrolled for the subject (the same bytes) is not stored again: a retried call is harmless.
     """
     Verify: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.VerifyRequest, _facedb_pb2.VerifyResponse]
     """1:1: is the face in this photo the subject with this ID?"""
@@ -55,6 +57,15 @@ class FaceDatabaseServiceStub:
     """1:1 between two photos, with no database."""
     Identify: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.IdentifyRequest, _facedb_pb2.IdentifyResponse]
     """1:K: who is each face in this photo? "unknown" when nobody in the collection is close enough."""
+    ConfirmDecision: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.ConfirmDecisionRequest, _facedb_pb2.ConfirmDecisionResponse]
+    """Feedback on a Verify or Identify answer (enroll scope): the probe was this subject. Its face joins the
+    subject's template when it passes the enrollment quality gate and adds information.
+    """
+    RejectDecision: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.RejectDecisionRequest, _facedb_pb2.RejectDecisionResponse]
+    """Feedback on a Verify or Identify answer (enroll scope): the probe was not this subject. It is kept as an
+    impostor example of the subject: a later probe matches the subject only when it is closer to the subject's
+    template than to every impostor example of it.
+    """
     GetSubject: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.GetSubjectRequest, _facedb_pb2.Subject]
     ListSubjects: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.ListSubjectsRequest, _facedb_pb2.ListSubjectsResponse]
     DeleteFace: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.DeleteFaceRequest, _facedb_pb2.DeleteFaceResponse]
@@ -82,8 +93,10 @@ class FaceDatabaseServiceAsyncStub(FaceDatabaseServiceStub):
     DeleteCollection: _aio.UnaryUnaryMultiCallable[_facedb_pb2.DeleteCollectionRequest, _facedb_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
     """Removes the collection with all its subjects and faces."""
     Enroll: _aio.UnaryUnaryMultiCallable[_facedb_pb2.EnrollRequest, _facedb_pb2.EnrollResponse]  # type: ignore[assignment]
-    """Adds faces to a subject, creating the subject when it is new. One image is enough. Either every image is
-    enrolled or none is: an unusable image fails the call with INVALID_ARGUMENT naming the image and the reason.
+    """Adds faces to a subject, creating the subject when it is new. One photo is enough. Each photo gets its own
+    outcome (EnrollResponse.photos). By default either every photo is enrolled or none is: an unusable photo fails
+    the call with INVALID_ARGUMENT naming every refused photo and why; ENROLL_WHAT_PASSES enrolls the others.
+    A photo already enrolled for the subject (the same bytes) is not stored again: a retried call is harmless.
     """
     Verify: _aio.UnaryUnaryMultiCallable[_facedb_pb2.VerifyRequest, _facedb_pb2.VerifyResponse]  # type: ignore[assignment]
     """1:1: is the face in this photo the subject with this ID?"""
@@ -91,6 +104,15 @@ class FaceDatabaseServiceAsyncStub(FaceDatabaseServiceStub):
     """1:1 between two photos, with no database."""
     Identify: _aio.UnaryUnaryMultiCallable[_facedb_pb2.IdentifyRequest, _facedb_pb2.IdentifyResponse]  # type: ignore[assignment]
     """1:K: who is each face in this photo? "unknown" when nobody in the collection is close enough."""
+    ConfirmDecision: _aio.UnaryUnaryMultiCallable[_facedb_pb2.ConfirmDecisionRequest, _facedb_pb2.ConfirmDecisionResponse]  # type: ignore[assignment]
+    """Feedback on a Verify or Identify answer (enroll scope): the probe was this subject. Its face joins the
+    subject's template when it passes the enrollment quality gate and adds information.
+    """
+    RejectDecision: _aio.UnaryUnaryMultiCallable[_facedb_pb2.RejectDecisionRequest, _facedb_pb2.RejectDecisionResponse]  # type: ignore[assignment]
+    """Feedback on a Verify or Identify answer (enroll scope): the probe was not this subject. It is kept as an
+    impostor example of the subject: a later probe matches the subject only when it is closer to the subject's
+    template than to every impostor example of it.
+    """
     GetSubject: _aio.UnaryUnaryMultiCallable[_facedb_pb2.GetSubjectRequest, _facedb_pb2.Subject]  # type: ignore[assignment]
     ListSubjects: _aio.UnaryUnaryMultiCallable[_facedb_pb2.ListSubjectsRequest, _facedb_pb2.ListSubjectsResponse]  # type: ignore[assignment]
     DeleteFace: _aio.UnaryUnaryMultiCallable[_facedb_pb2.DeleteFaceRequest, _facedb_pb2.DeleteFaceResponse]  # type: ignore[assignment]
@@ -163,8 +185,10 @@ class FaceDatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _facedb_pb2.EnrollRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_facedb_pb2.EnrollResponse, _abc.Awaitable[_facedb_pb2.EnrollResponse]]:
-        """Adds faces to a subject, creating the subject when it is new. One image is enough. Either every image is
-        enrolled or none is: an unusable image fails the call with INVALID_ARGUMENT naming the image and the reason.
+        """Adds faces to a subject, creating the subject when it is new. One photo is enough. Each photo gets its own
+        outcome (EnrollResponse.photos). By default either every photo is enrolled or none is: an unusable photo fails
+        the call with INVALID_ARGUMENT naming every refused photo and why; ENROLL_WHAT_PASSES enrolls the others.
+        A photo already enrolled for the subject (the same bytes) is not stored again: a retried call is harmless.
         """
 
     @_abc_1.abstractmethod
@@ -190,6 +214,27 @@ class FaceDatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_facedb_pb2.IdentifyResponse, _abc.Awaitable[_facedb_pb2.IdentifyResponse]]:
         """1:K: who is each face in this photo? "unknown" when nobody in the collection is close enough."""
+
+    @_abc_1.abstractmethod
+    def ConfirmDecision(
+        self,
+        request: _facedb_pb2.ConfirmDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facedb_pb2.ConfirmDecisionResponse, _abc.Awaitable[_facedb_pb2.ConfirmDecisionResponse]]:
+        """Feedback on a Verify or Identify answer (enroll scope): the probe was this subject. Its face joins the
+        subject's template when it passes the enrollment quality gate and adds information.
+        """
+
+    @_abc_1.abstractmethod
+    def RejectDecision(
+        self,
+        request: _facedb_pb2.RejectDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facedb_pb2.RejectDecisionResponse, _abc.Awaitable[_facedb_pb2.RejectDecisionResponse]]:
+        """Feedback on a Verify or Identify answer (enroll scope): the probe was not this subject. It is kept as an
+        impostor example of the subject: a later probe matches the subject only when it is closer to the subject's
+        template than to every impostor example of it.
+        """
 
     @_abc_1.abstractmethod
     def GetSubject(
