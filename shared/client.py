@@ -658,7 +658,7 @@ class Argus:
 
     # The everyday calls, at the top level.
     def enroll(
-        self, collection: str, subject_id: str, images: Sequence[ImageSource], **options: Any
+        self, collection: str, subject_id: str, images: Sequence[ImageSource | Photo], **options: Any
     ) -> facedb_pb2.EnrollResponse:
         return self.faces.enroll(collection, subject_id, images, **options)
 
@@ -670,6 +670,16 @@ class Argus:
 
     def compare(self, image_a: ImageSource, image_b: ImageSource) -> facedb_pb2.CompareResponse:
         return self.faces.compare(image_a, image_b)
+
+    def confirm_decision(
+        self, collection: str, decision_id: str, subject_id: str = ""
+    ) -> facedb_pb2.ConfirmDecisionResponse:
+        return self.faces.confirm_decision(collection, decision_id, subject_id)
+
+    def reject_decision(
+        self, collection: str, decision_id: str, subject_id: str = ""
+    ) -> facedb_pb2.RejectDecisionResponse:
+        return self.faces.reject_decision(collection, decision_id, subject_id)
 
     def detect(self, images: Sequence[ImageSource], **options: Any) -> detector_pb2.DetectObjectsResponse:
         return self.detector.detect_objects(images, **options)

@@ -23,7 +23,7 @@ from argus.proto.jobs.v1 import jobs_pb2
 WRITES = {
     "argus.facedb.v1.FaceDatabaseService": {
         "CreateCollection", "ChangeProfile", "UpdateCollection", "DeleteCollection", "Enroll", "DeleteFace",
-        "DeleteSubject", "PruneAuditEvents",
+        "DeleteSubject", "PruneAuditEvents", "ConfirmDecision", "RejectDecision",
     },
     "argus.jobs.v1.JobsService": {"SubmitJob", "CancelJob"},
 }  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from datetime import UTC
 from pathlib import Path
@@ -601,3 +602,40 @@ def test_reembedding_can_be_cancelled_and_needs_every_crop(db: FaceStore) -> Non
     with pytest.raises(InvalidInput, match="1 face\\(s\\) of collection 'staff' were enrolled without a stored crop"):
         db.start_reembedding("staff", "dlib")
     assert db.get_collection("staff").pending_profile is None
+
+
+def test_decisions_expire_die_with_their_subject_and_a_refused_one_is_dropped(db: FaceStore) -> None:
+    """The feedback writer never retries a decision the database refuses (its subject went meanwhile), and a
+    decision is only found within its retention and while its subject exists."""
+    from datetime import timedelta
+
+    from argus.services.facedb.storage.models import utcnow
+    from argus.services.facedb.storage.records import NewDecision
+    from argus.services.facedb.storage.repository import decision_row
+
+    rng = np.random.default_rng(9)
+    collection = db.create_collection("staff", None, PROFILE)
+    db.add_faces("staff", "ann", "", {}, [new_face(unit(rng, 1)[0])])
+    ann = db.subject_template("staff", "ann")
+    writer = db.decision_writer(wait_s=1.0, backlog=10)
+
+    def decision(subject_row_id: int | None, seconds: float) -> NewDecision:
+        return NewDecision(
+            secrets.token_hex(16), "verify", collection.row_id, subject_row_id, True, unit(rng, 1)[0], PROFILE,
+            MODELS, (0.0, 0.0, 10.0, 10.0), 0.9, 100.0, 40.0, "", utcnow() + timedelta(seconds=seconds),
+        )  # fmt: skip
+
+    kept, expired, orphan = decision(ann.row_id, 3600), decision(ann.row_id, -1), decision(ann.row_id + 999, 3600)
+    for row in (kept, expired, orphan):
+        writer.write(decision_row(row))
+    assert writer.pending == 0  # the orphan was refused by its foreign key and dropped, not kept to retry
+    found = db.decision("staff", kept.decision_id)
+    assert found.subject == "ann" and np.allclose(found.embedding, kept.embedding, atol=1e-6)
+    for gone in (expired, orphan):
+        with pytest.raises(NotFound):
+            db.decision("staff", gone.decision_id)
+    assert db.prune_decisions() == 1
+    db.delete_subject("staff", "ann")
+    with pytest.raises(NotFound):
+        db.decision("staff", kept.decision_id)
+    writer.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 from sqlalchemy import Engine, Table, insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from argus.errors import DependencyUnavailable
 
@@ -29,11 +29,27 @@ _FLUSH_ROWS = 500
 
 
 class BoundedWriter:
+    """`kind` names the rows in the log; `gauge`, if any, shows the backlog. With `drop_rejected`, a row the database
+    refuses outright (a constraint: what it names was deleted meanwhile) is dropped and logged, never retried: for
+    rows that are a convenience (decisions kept for feedback), not a record that must be kept."""
+
     def __init__(
-        self, engine: Engine, table: Table, *, wait_s: float, backlog: int, default_busy_timeout_s: float
+        self,
+        engine: Engine,
+        table: Table,
+        *,
+        wait_s: float,
+        backlog: int,
+        default_busy_timeout_s: float,
+        kind: str = "audit event",
+        gauge: Gauge | None = BACKLOG,
+        drop_rejected: bool = False,
     ) -> None:
         self.engine = engine
         self.table = table
+        self.kind = kind
+        self.gauge = gauge
+        self.drop_rejected = drop_rejected
         self.wait_s = wait_s
         self.backlog = backlog
         self.default_busy_timeout_s = default_busy_timeout_s
@@ -52,20 +68,26 @@ class BoundedWriter:
             try:
                 self._insert([row], self.wait_s)
                 return
+            except IntegrityError as error:
+                if self.drop_rejected:
+                    log.warning("%s dropped: the database refused it (%s)", self.kind, _cause(error))
+                    return
+                log.warning("%s refused (%s); kept to write later", self.kind, _cause(error))
             except SQLAlchemyError as error:
                 log.warning(
-                    "audit event not written within %.1f s (%s); kept to write later", self.wait_s, _cause(error)
+                    "%s not written within %.1f s (%s); kept to write later", self.kind, self.wait_s, _cause(error)
                 )
         with self._lock:
             if len(self._pending) >= self.backlog:
                 raise DependencyUnavailable(
-                    f"the audit trail cannot be written and {self.backlog} events already wait for the database; "
-                    "decisions are refused until it accepts writes again"
+                    f"{self.kind}s cannot be written and {self.backlog} already wait for the database; "
+                    "they are refused until it accepts writes again"
                 )
             self._pending.append(row)
-            BACKLOG.set(len(self._pending))
+            self._show()
             if self._flusher is None:
-                self._flusher = threading.Thread(target=self._flush_loop, name="audit-writer", daemon=True)
+                name = f"{self.kind.replace(' ', '-')}-writer"
+                self._flusher = threading.Thread(target=self._flush_loop, name=name, daemon=True)
                 self._flusher.start()
         self._wake.set()
 
@@ -83,16 +105,31 @@ class BoundedWriter:
                 return True
             try:
                 self._insert(rows, self.wait_s if wait_s is None else wait_s)
+            except IntegrityError as error:
+                if not self.drop_rejected:
+                    log.warning("%d %ss still wait for the database: %s", self.pending, self.kind, _cause(error))
+                    return False
+                rows = rows[:1]  # one at a time until the refused one is found and dropped
+                try:
+                    self._insert(rows, self.wait_s if wait_s is None else wait_s)
+                except IntegrityError as refused:
+                    log.warning("%s dropped: the database refused it (%s)", self.kind, _cause(refused))
+                except SQLAlchemyError:
+                    return False
             except SQLAlchemyError as error:
-                log.warning("%d audit events still wait for the database: %s", self.pending, _cause(error))
+                log.warning("%d %ss still wait for the database: %s", self.pending, self.kind, _cause(error))
                 return False
             with self._lock:
                 for _ in rows:
                     self._pending.popleft()
-                BACKLOG.set(len(self._pending))
+                self._show()
                 left = len(self._pending)
             if not left:
-                log.info("the audit backlog is written")
+                log.info("the %s backlog is written", self.kind)
+
+    def _show(self) -> None:
+        if self.gauge is not None:
+            self.gauge.set(len(self._pending))
 
     def close(self) -> None:
         """Stops the background writer after one last attempt, and says what could not be written."""
@@ -101,7 +138,7 @@ class BoundedWriter:
         if self._flusher is not None:
             self._flusher.join(timeout=30)
         if not self.flush(wait_s=self.default_busy_timeout_s):
-            log.error("%d audit events could not be written before shutdown and are lost", self.pending)
+            log.error("%d %ss could not be written before shutdown and are lost", self.pending, self.kind)
 
     def _flush_loop(self) -> None:
         while not self._closed.is_set():

@@ -48,6 +48,7 @@ from argus.services.facedb.storage import (
 )
 from argus.services.facedb.storage.models import FEEDBACK, utcnow
 from argus.services.facedb.storage.records import DecisionRecord, NewDecision, SubjectTemplate
+from argus.services.facedb.storage.repository import decision_row
 from argus.services.facedb.templates import adds_information, impostor_veto, most_redundant, template_vector
 
 log = logging.getLogger(__name__)
@@ -337,6 +338,8 @@ class FaceDatabase:
         self._lock = _Locks()
         self._stale: set[str] = set()  # collections whose index may lack a change the database got
         self._next_prune = 0.0  # monotonic time of the next deletion of expired decisions
+        self._pruning = threading.Lock()
+        self.decisions = store.decision_writer(wait_s=settings.audit_wait_s, backlog=settings.audit_backlog)
         self.reembedding_wanted = threading.Event()  # set when a collection starts moving to another profile
 
     def _usable_profile(self, name: str) -> str:
@@ -727,22 +730,37 @@ class FaceDatabase:
             return None
         return assess(face.box, face.score, face.landmarks, face.sharpness, QUALITY_LEVELS[level or "auto"])
 
-    def _keep(self, collection: str, decisions: list[NewDecision]) -> None:
-        """Keeps the answers' probe faces for feedback. Best effort: an answer is never refused because its
-        feedback record could not be written (a later ConfirmDecision then finds nothing, and says so)."""
-        if not decisions:
-            return
+    def _keep(self, decisions: list[NewDecision]) -> None:
+        """Keeps the answers' probe faces for feedback, through a writer that never makes an answer wait on a busy
+        database. Best effort: an answer is never refused because its feedback record could not be kept (a later
+        ConfirmDecision then finds nothing, and says so). Expired ones are deleted now and then, off the call."""
+        for decision in decisions:
+            try:
+                self.decisions.write(decision_row(decision))
+            except DependencyUnavailable as exc:
+                log.warning("decision %s not kept for feedback: %s", decision.decision_id, exc)
+        now = time.monotonic()
+        if decisions and now >= self._next_prune and self._pruning.acquire(blocking=False):
+            self._next_prune = now + PRUNE_EVERY_S
+            threading.Thread(target=self._prune_decisions, name="decision-pruner", daemon=True).start()
+
+    def _prune_decisions(self) -> None:
         try:
-            self.store.save_decisions(collection, decisions)
-            now = time.monotonic()
-            if now >= self._next_prune:
-                self._next_prune = now + PRUNE_EVERY_S
-                self.store.prune_decisions()
+            self.store.prune_decisions()
         except (ArgusError, SQLAlchemyError) as exc:
-            log.warning("decisions not kept for feedback (%s): %s", exc, [d.decision_id for d in decisions])
+            log.warning("expired decisions not deleted this time: %s", exc)
+        finally:
+            self._pruning.release()
 
     def _decision_record(
-        self, action: str, subject: str, matched: bool, face: AnalyzedFace, profile: str, actor: Actor
+        self,
+        action: str,
+        record: CollectionRecord,
+        subject: SubjectTemplate | None,
+        matched: bool,
+        face: AnalyzedFace,
+        profile: str,
+        actor: Actor,
     ) -> tuple[str, NewDecision | None]:
         """A new decision id, and what the answer keeps for feedback (None when feedback is off)."""
         decision_id = secrets.token_hex(16)
@@ -751,7 +769,8 @@ class FaceDatabase:
         return decision_id, NewDecision(
             decision_id=decision_id,
             action=action,
-            subject=subject,
+            collection_row_id=record.row_id,
+            subject_row_id=subject.row_id if subject is not None else None,
             matched=matched,
             embedding=face.parts,
             profile=profile,
@@ -802,7 +821,9 @@ class FaceDatabase:
         decision = replace(decision, liveness_threshold=bar.threshold)
         kept = None
         if probe.face is not None and not decision.spoof and not decision.low_quality:
-            decision_id, kept = self._decision_record("verify", subject_id, decision.match, probe.face, profile, actor)
+            decision_id, kept = self._decision_record(
+                "verify", record, template, decision.match, probe.face, profile, actor
+            )
             decision = replace(decision, decision_id=decision_id)
         verdict_word = (
             "no_face"
@@ -816,7 +837,7 @@ class FaceDatabase:
             else "no_match"
         )
         compared = decision.face_found and not decision.spoof and not decision.low_quality
-        self._keep(collection, [kept] if kept else [])
+        self._keep([kept] if kept else [])
         self.audit.record(
             audit.VERIFY,
             collection,
@@ -911,12 +932,12 @@ class FaceDatabase:
             found = replace(found, candidates=candidates[:top_k])
             best = found.candidates[0] if found.candidates and not found.unknown else None
             decision_id, record_kept = self._decision_record(
-                "identify", best.subject_id if best else "", best is not None, face, profile, actor
+                "identify", record, subjects[best.subject_id] if best else None, best is not None, face, profile, actor
             )
             if record_kept:
                 kept.append(record_kept)
             results.append(replace(found, decision_id=decision_id))
-        self._keep(collection, kept)
+        self._keep(kept)
         for found in results:
             best = found.candidates[0] if found.candidates else None
             self.audit.record(

@@ -37,7 +37,7 @@ def start_facedb_server(
     binding = ServiceBinding(
         SERVICE_NAME,
         register,
-        on_stop=[reembedder.stop, database.stop, database.audit.close, store.close],
+        on_stop=[reembedder.stop, database.stop, database.audit.close, database.decisions.close, store.close],
         on_denials=[database.audit.record_denials],
     )
     running = start_server(settings, [binding], settings.facedb_port if port is None else port)

@@ -22,6 +22,7 @@ class CollectionRecord:
     pending_profile: str | None = None  # being re-embedded for this profile
     reembedded: int = 0  # faces already re-embedded for it
     require_liveness: bool = False  # what its requests require when they do not say
+    row_id: int = 0  # its database id: what rows written on its behalf later refer to
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class SubjectTemplate:
     stored: np.ndarray  # (n, d) the faces' per-model vectors, concatenated
     origins: tuple[str, ...]
     impostors: np.ndarray  # (m, d) rejected probes' per-model vectors; (0, d) or (0, 0) when none
+    row_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ class NewDecision:
 
     decision_id: str
     action: str  # verify, identify
-    subject: str  # external id of the subject the answer named; "" for none
+    collection_row_id: int
+    subject_row_id: int | None  # of the subject the answer named; None for none
     matched: bool
     embedding: np.ndarray  # the probe's per-model vectors, concatenated
     profile: str

@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from argus.errors import AlreadyExists, InvalidInput, NotFound, shown
 from argus.paging import MAX_PAGE_SIZE
+from argus.services.facedb.audit_writer import BoundedWriter
 from argus.services.facedb.storage.engine import (
     CHANGE_LOCK_KEY,
     CHANGES_CHANNEL,
+    SQLITE_BUSY_TIMEOUT_S,
     create_store_engine,
     migrate,
     normalize_url,
@@ -41,6 +43,7 @@ from argus.services.facedb.storage.models import (
     MAX_DISPLAY_NAME,
     MAX_EXTERNAL_ID,
     MAX_PROFILE_NAME,
+    Base,
     Change,
     Collection,
     Decision,
@@ -115,6 +118,32 @@ def _face_values(face: NewFace, encoded: tuple[bytes, int], subject_id: int, col
     }
 
 
+def decision_row(decision: NewDecision) -> dict[str, Any]:
+    """A decision's row in the decisions table, as its writer inserts it."""
+    blob, dimension = _embedding_bytes(decision.embedding)
+    return {
+        "id": decision.decision_id,
+        "collection_id": decision.collection_row_id,
+        "subject_id": decision.subject_row_id,
+        "action": decision.action,
+        "matched": decision.matched,
+        "embedding": blob,
+        "dimension": dimension,
+        "profile": decision.profile,
+        "models": ",".join(decision.models),
+        "x1": decision.box[0],
+        "y1": decision.box[1],
+        "x2": decision.box[2],
+        "y2": decision.box[3],
+        "detection_score": decision.detection_score,
+        "face_size": decision.face_size,
+        "sharpness": decision.sharpness,
+        "key_id": decision.key_id,
+        "created_at": utcnow(),
+        "expires_at": decision.expires_at,
+    }
+
+
 def _collection_record(collection: Collection) -> CollectionRecord:
     """The collection with its counts as its own row keeps them: no row of another table is counted."""
     reembedded = collection.face_count - collection.pending_count if collection.pending_profile is not None else 0
@@ -128,6 +157,7 @@ def _collection_record(collection: Collection) -> CollectionRecord:
         collection.pending_profile,
         reembedded,
         collection.require_liveness,
+        collection.id,
     )
 
 
@@ -951,6 +981,7 @@ class FaceStore:
                 stored=stored,
                 origins=tuple(origin for *_, origin in own),
                 impostors=_stack(impostors[subject.id])[1],
+                row_id=subject.id,
             )
         return templates
 
@@ -979,47 +1010,19 @@ class FaceStore:
             templates = self._templates(session, found.profile, subjects)
             return {face: templates[by_row[owner].external_id] for face, owner in owner_of.items()}
 
-    def save_decisions(self, collection: str, decisions: Sequence[NewDecision]) -> None:
-        """Keeps what these answers need for feedback, until they expire."""
-        if not decisions:
-            return
-        with self.transaction() as session:
-            found = self._collection(session, collection)
-            named = sorted({d.subject for d in decisions if d.subject})
-            subject_rows: dict[str, int] = {}
-            if named:
-                found_rows = session.execute(
-                    select(Subject.external_id, Subject.id).where(
-                        Subject.collection_id == found.id, Subject.external_id.in_(named)
-                    )
-                )
-                subject_rows = {str(external_id): int(row_id) for external_id, row_id in found_rows}
-            rows = []
-            for decision in decisions:
-                blob, dimension = _embedding_bytes(decision.embedding)
-                rows.append(
-                    {
-                        "id": decision.decision_id,
-                        "collection_id": found.id,
-                        "subject_id": subject_rows.get(decision.subject),
-                        "action": decision.action,
-                        "matched": decision.matched,
-                        "embedding": blob,
-                        "dimension": dimension,
-                        "profile": decision.profile,
-                        "models": ",".join(decision.models),
-                        "x1": decision.box[0],
-                        "y1": decision.box[1],
-                        "x2": decision.box[2],
-                        "y2": decision.box[3],
-                        "detection_score": decision.detection_score,
-                        "face_size": decision.face_size,
-                        "sharpness": decision.sharpness,
-                        "key_id": decision.key_id,
-                        "expires_at": decision.expires_at,
-                    }
-                )
-            session.execute(insert(Decision), rows)
+    def decision_writer(self, *, wait_s: float, backlog: int) -> BoundedWriter:
+        """Writes decisions kept for feedback (decision_row) without making an answer wait on a busy database, as
+        the audit trail's writer does; a decision whose subject was deleted before it was written is dropped."""
+        return BoundedWriter(
+            self.engine,
+            Base.metadata.tables[Decision.__tablename__],
+            wait_s=wait_s,
+            backlog=backlog,
+            default_busy_timeout_s=SQLITE_BUSY_TIMEOUT_S,
+            kind="feedback decision",
+            gauge=None,
+            drop_rejected=True,
+        )
 
     def decision(self, collection: str, decision_id: str) -> DecisionRecord:
         """A decision of this collection kept for feedback and not expired; NotFound otherwise."""
