@@ -275,9 +275,11 @@ def _plain(value: object) -> Any:
 class Report:
     """One run's figures: tables and notes for people, the same rows (and the run's facts) as JSON for tools."""
 
-    def __init__(self, bench: str, seconds: float, facts: Sequence[str], settings: Mapping[str, object]) -> None:
+    def __init__(self, bench: str, seconds: float | None, facts: Sequence[str], settings: Mapping[str, object]) -> None:
+        """`seconds`: each timed row's duration; None for a bench whose rows are a fixed amount of work."""
+        per_row = [] if seconds is None else [f"{seconds:g} s per row"]
         self.lines = [
-            f"Argus {bench} bench: {seconds:g} s per row, {', '.join([*facts, f'{cpu_count()} CPUs'])}",
+            f"Argus {bench} bench: {', '.join([*per_row, *facts, f'{cpu_count()} CPUs'])}",
             "settings: " + " ".join(f"{name}={value}" for name, value in settings.items()),
         ]
         self.data: dict[str, Any] = {"seconds_per_row": seconds, "cpus": cpu_count(), "settings": dict(settings)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import grpc
 
+from argus import importer
 from argus.config import DEFAULT_ADDRESSES, Settings
 from argus.messages import PHOTO_OUTCOMES_KEY, landmarks_message
 from argus.proto.common.v1 import common_pb2
@@ -52,6 +54,20 @@ def quality_filter(name: str | None) -> facedb_pb2.QualityFilter:
 
 
 Box = tuple[float, float, float, float]
+
+# An import's Enroll worth another try after a pause (the server restarting or busy, another call creating the same
+# subject), and the answers wrong for every photo alike (the key, the collection): those stop it.
+IMPORT_RETRIES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
+IMPORT_STOPS = frozenset(
+    {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND}
+)
 
 # The photo statuses that say a photo was refused (not enrolled for a reason of its own).
 REFUSED_STATUSES = frozenset(
@@ -479,6 +495,55 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
             quality_filter=quality_filter(quality),
         )
         return self.stub.Identify(request, timeout=self.timeout_s)
+
+    def import_photos(
+        self,
+        collection: str,
+        items: Iterable[importer.ImportItem],
+        *,
+        journal: importer.Journal | None = None,
+        concurrency: int = 4,
+        take_largest_face: bool = False,
+        max_bytes: int = 20 * 1024 * 1024,
+        progress: Callable[[importer.PhotoResult | None], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> importer.ImportSummary:
+        """Bulk import (argus.importer): one Enroll per photo (ENROLL_WHAT_PASSES), `concurrency` in flight,
+        resumable from the journal, never storing a photo twice. A photo of several faces is refused with their
+        boxes unless take_largest_face (the largest is sometimes a bystander). A wrong collection or key stops it
+        before any photo (ImportStopped)."""
+        try:
+            self.get_collection(collection)
+        except grpc.RpcError as error:
+            raise importer.ImportStopped(f"{error.code().name}: {error.details()}") from None
+
+        def enroll(item: importer.ImportItem, data: bytes) -> facedb_pb2.EnrollResponse:
+            try:
+                return self.enroll(
+                    collection,
+                    item.subject,
+                    [data],
+                    display_name=item.display_name,
+                    take_largest_face=take_largest_face,
+                    what_passes=True,
+                )
+            except grpc.RpcError as error:
+                code, details = error.code(), error.details()
+                if code in IMPORT_STOPS:
+                    raise importer.ImportStopped(f"{code.name}: {details}") from None
+                if code in IMPORT_RETRIES:
+                    raise importer.Transient(code.name) from None
+                raise importer.PhotoRefused(f"{code.name.lower()}: {details}") from None
+
+        return importer.import_photos(
+            enroll,
+            items,
+            journal=journal,
+            concurrency=concurrency,
+            max_bytes=max_bytes,
+            progress=progress,
+            stop=stop,
+        )
 
     def confirm_decision(
         self, collection: str, decision_id: str, subject_id: str = ""

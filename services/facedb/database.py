@@ -34,7 +34,7 @@ from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelU
 from argus.profiles import PROFILES, EmbeddingProfile, get_profile
 from argus.services.facedb import audit
 from argus.services.facedb.audit import NO_KEY, Actor, AuditLog
-from argus.services.facedb.calibration import Calibration, Calibrations
+from argus.services.facedb.calibration import TEMPLATE_SIZES, Calibration, Calibrations
 from argus.services.facedb.index import FaceIndex, IndexKinds, IndexRegistry
 from argus.services.facedb.quality import QUALITY_LEVELS, QualityVerdict, assess
 from argus.services.facedb.replication import Follower, snapshot_folder
@@ -60,6 +60,11 @@ NEAR_DUPLICATE = 0.95
 FACE_BOX_IOU = 0.5
 # Subjects a new face is compared with for the duplicate-person warning: the owners of its nearest faces.
 WARNING_DEPTH = 32
+# A template scores above its best face only when its faces surround the probe: over every LFW photo against every
+# template of 2 and 3 faces (first photos of each person) the centroid's cosine exceeded the best face's by at most
+# 0.117 (0.111 for 2 faces), also where it reached 0.3. A subject whose faces are all further below the lowest
+# threshold than this margin does not reach it as a template.
+WARNING_MARGIN = 0.15
 PRUNE_EVERY_S = 60.0  # expired decisions are deleted at most this often
 
 # Longest a change waits for this replica's follower to apply it before it is answered anyway (it is committed); the
@@ -683,8 +688,17 @@ class FaceDatabase:
         if index.size == 0 or index.profile not in (None, record.profile):
             return []
         fused = self._fused(record.profile, np.stack([face.parts for _, face in taken]))
-        _, ids = index.search(fused, min(index.size, WARNING_DEPTH))
-        templates = self.store.templates_of_faces(collection, [int(i) for i in ids.ravel() if i >= 0])
+        similarities, ids = index.search(fused, min(index.size, WARNING_DEPTH))
+        # Only subjects with a face near the bar can reach it as a template: the rest need no reading.
+        lowest = min(self.threshold_of(record, record.profile, faces) for faces in (1, *TEMPLATE_SIZES))
+        near = [
+            int(i)
+            for i, score in zip(ids.ravel(), similarities.ravel(), strict=True)
+            if i >= 0 and score >= lowest - WARNING_MARGIN
+        ]
+        if not near:
+            return []
+        templates = self.store.templates_of_faces(collection, near)
         warnings = []
         for (photo, _), probe, row in zip(taken, fused, ids, strict=True):
             others = {t.external_id: t for i in row if (t := templates.get(int(i))) and t.external_id != subject_id}

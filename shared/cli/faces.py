@@ -18,7 +18,8 @@ from argus.profiles import PROFILES
 from argus.proto.facedb.v1 import facedb_pb2
 
 
-def _client(args: argparse.Namespace) -> FaceDbClient:
+def facedb_client(args: argparse.Namespace) -> FaceDbClient:
+    """A client of the face database at --address (default ARGUS_FACEDB_ADDRESS), with the settings' key and TLS."""
     settings = get_settings()
     return FaceDbClient(args.address or settings.facedb_address, args.timeout, **client_options(settings))
 
@@ -28,7 +29,7 @@ def _outcome(value: int) -> str:
 
 
 def cmd_collections_create(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         collection = client.create_collection(
             args.name, args.threshold, args.profile or "", require_liveness=args.require_live
         )
@@ -40,7 +41,7 @@ def cmd_collections_create(args: argparse.Namespace) -> int:
 
 
 def cmd_collections_update(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         collection = client.update_collection(args.name, require_liveness=args.require_live)
     if args.json:
         print_json(collection)
@@ -50,7 +51,7 @@ def cmd_collections_update(args: argparse.Namespace) -> int:
 
 
 def cmd_collections_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         collections = client.list_collections()
     if args.json:
         print_json([as_dict(collection) for collection in collections])
@@ -68,7 +69,7 @@ def _moving(collection: facedb_pb2.Collection) -> str:
 
 def cmd_collections_profile(args: argparse.Namespace) -> int:
     """Starts moving a collection to another profile; with --wait, shows the progress until it has switched."""
-    with _client(args) as client:
+    with facedb_client(args) as client:
         collection = client.change_profile(args.name, args.profile)
         if not collection.pending_profile:
             print(f"{collection.name} uses profile {collection.profile}; nothing to re-embed")
@@ -89,7 +90,7 @@ def cmd_collections_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         profiles = client.list_profiles()
     if args.json:
         print_json([as_dict(profile) for profile in profiles])
@@ -108,7 +109,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def cmd_collections_delete(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         result = client.delete_collection(args.name)
     print(f"deleted {args.name}: {result.deleted_subjects} subjects, {result.deleted_faces} faces")
     return 0
@@ -139,7 +140,7 @@ def _print_photos(photos: Iterable[facedb_pb2.PhotoOutcome], names: list[str]) -
 def cmd_enroll(args: argparse.Namespace) -> int:
     metadata = json.loads(args.metadata) if args.metadata else None
     names = [str(photo.image) for photo in args.images]
-    with _client(args) as client:
+    with facedb_client(args) as client:
         try:
             response = client.enroll(
                 args.collection,
@@ -194,7 +195,7 @@ def _decision(response: facedb_pb2.VerifyResponse | facedb_pb2.CompareResponse, 
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         response = client.verify(
             args.collection, args.subject_id, args.image, require_live=args.require_live, quality=args.quality
         )
@@ -202,12 +203,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         return _decision(client.compare(args.image_a, args.image_b, args.threshold), args.json)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         response = client.identify(
             args.collection,
             args.image,
@@ -246,7 +247,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_decisions_confirm(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         response = client.confirm_decision(args.collection, args.decision_id, args.subject or "")
     if args.json:
         print_json(response)
@@ -259,7 +260,7 @@ def cmd_decisions_confirm(args: argparse.Namespace) -> int:
 
 
 def cmd_decisions_reject(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         response = client.reject_decision(args.collection, args.decision_id, args.subject or "")
     if args.json:
         print_json(response)
@@ -269,7 +270,7 @@ def cmd_decisions_reject(args: argparse.Namespace) -> int:
 
 
 def cmd_subjects_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         subjects = list(client.iter_subjects(args.collection))
     if args.json:
         print_json([as_dict(subject) for subject in subjects])
@@ -280,7 +281,7 @@ def cmd_subjects_list(args: argparse.Namespace) -> int:
 
 
 def cmd_subjects_get(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         subject = client.get_subject(args.collection, args.subject_id)
     if args.json:
         print_json(subject)
@@ -292,14 +293,14 @@ def cmd_subjects_get(args: argparse.Namespace) -> int:
 
 
 def cmd_subjects_delete(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         deleted = client.delete_subject(args.collection, args.subject_id)
     print(f"deleted {args.subject_id} and {deleted} face(s)")
     return 0
 
 
 def cmd_subjects_delete_face(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         client.delete_face(args.collection, args.face_id)
     print(f"deleted face {args.face_id}")
     return 0
@@ -307,7 +308,7 @@ def cmd_subjects_delete_face(args: argparse.Namespace) -> int:
 
 def cmd_audit_list(args: argparse.Namespace) -> int:
     since = time.time() - args.hours * 3600 if args.hours else None
-    with _client(args) as client:
+    with facedb_client(args) as client:
         response = client.audit_events(collection=args.collection or "", since_s=since, page_size=args.limit)
     if args.json:
         print_json([as_dict(event) for event in response.events])
@@ -329,7 +330,7 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_prune(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with facedb_client(args) as client:
         deleted = client.prune_audit_events(args.older_than_days)
     print(f"deleted {deleted} audit events older than {args.older_than_days} days")
     return 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from argus.cli import evaluation, faces, jobs, keys
+from argus.cli import evaluation, faces, imports, jobs, keys
 from argus.cli.output import print_json, table
 from argus.client import DetectorClient, client_options, open_channel
 from argus.config import get_settings
@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_health)
 
     faces.register(commands)
+    imports.register(commands)
     jobs.register(commands)
     keys.register(commands)
 
