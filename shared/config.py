@@ -150,10 +150,11 @@ class Settings(BaseSettings):
         15.0, ge=0, description="Enrollment refuses faces blurrier than this (variance of the Laplacian)."
     )
     feedback_retention_s: float = Field(
-        86_400.0,
+        3600.0,
         ge=0,
         description="How long a Verify or Identify answer keeps its probe face's embedding (and box and quality, "
-        "never the photo) for ConfirmDecision / RejectDecision; 0 keeps nothing and turns feedback off.",
+        "never the photo) for ConfirmDecision / RejectDecision, about 1.5 KB a decision; 0 keeps nothing and turns "
+        "feedback off.",
     )
     feedback_max_faces: int = Field(
         10,

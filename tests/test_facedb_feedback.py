@@ -15,6 +15,7 @@ import pytest
 from argus.client import FaceDbClient, Photo, refused_photos
 from argus.config import Settings
 from argus.keys import KeyRing
+from argus.proto.common.v1 import common_pb2
 from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.server import RunningServer
 from argus.services.facedb.calibration import load_calibration
@@ -228,3 +229,15 @@ def test_the_quality_filter_reports_filtered_faces_as_such(
     with pytest.raises(ValueError):
         admin.verify(ROOM, "q", blurred, quality="fancy")
     admin.delete_subject(ROOM, "q")
+
+
+def test_unknown_enums_are_refused(admin: FaceDbClient, images_dir: Path) -> None:
+    """A value of a newer client's enum this server does not know is INVALID_ARGUMENT, never a guess."""
+    image = common_pb2.Image(data=face(images_dir, "obama").read_bytes())
+    for call, request in (
+        (admin.stub.Enroll, pb.EnrollRequest(collection=ROOM, subject_id="x", images=[image], mode=7)),
+        (admin.stub.Verify, pb.VerifyRequest(collection=ROOM, subject_id="obama", image=image, quality_filter=42)),
+        (admin.stub.Identify, pb.IdentifyRequest(collection=ROOM, image=image, quality_filter=42)),
+    ):
+        error = refused(call, request, timeout=60)
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and "unknown" in error.details()
