@@ -1026,21 +1026,7 @@ class FaceDatabase:
                 else:
                     retire = int(template.face_ids[feedback_rows[redundant]])
             if not feedback.detail:
-                face_id = self.store.add_feedback_face(
-                    collection,
-                    subject,
-                    NewFace(
-                        embedding=kept.embedding,
-                        profile=kept.profile,
-                        models=kept.models,
-                        box=kept.box,
-                        detection_score=kept.detection_score,
-                        face_size=kept.face_size,
-                        sharpness=kept.sharpness,
-                        origin=FEEDBACK,
-                    ),
-                    retire,
-                )
+                face_id = self.store.add_feedback_face(collection, subject, kept.face(FEEDBACK), retire)
                 feedback = replace(feedback, added=True, face_id=face_id, retired_face_id=retire or 0)
         if feedback.added:
             self._applied(collection)

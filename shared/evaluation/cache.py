@@ -75,6 +75,36 @@ def closest_to_centre(faces: Sequence[DetectedFace], height: int, width: int) ->
     return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
 
 
+def detection_key_parts(analyzer: LocalFaceAnalyzer, retry_score_threshold: float) -> tuple[str, ...]:
+    """What decides which face of an image is found and where: the detector, its options and every face_* setting
+    (so a new detector knob invalidates old caches without anyone remembering to), and the centre-face rule."""
+    detector = analyzer.detector
+    options = detector.defaults
+    face_settings = sorted((k, v) for k, v in analyzer.settings.model_dump().items() if k.startswith("face_"))
+    return (
+        detector.model.spec.ref,
+        f"score={options.score_threshold}",
+        f"nms={options.iou_threshold}",
+        f"retry={retry_score_threshold}",
+        f"max_side={detector.max_side}",
+        f"settings={face_settings}",
+        "choice=centre",
+    )
+
+
+def files_key(image_root: Path, names: Sequence[str]) -> str:
+    """The images by name and size: a cache made for other files, or files since changed, has another key."""
+    lines = []
+    for name in names:
+        path = image_root / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise FileNotFoundError(f"LFW image {name} is missing under {image_root}") from None
+        lines.append(f"{name}\t{size}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
 class EmbeddingCache:
     """Embeds LFW images with the product pipeline and keeps the result in an .npz under DATA_DIR/cache.
 
@@ -102,21 +132,11 @@ class EmbeddingCache:
     @property
     def pipeline_key(self) -> str:
         """Everything besides the file list that decides the embeddings."""
-        detector, embedder = self.analyzer.detector, self.analyzer.embedder
-        options = detector.defaults
-        # Every face_* setting, so a new detector knob invalidates old caches without anyone remembering to.
-        face_settings = sorted((k, v) for k, v in self.analyzer.settings.model_dump().items() if k.startswith("face_"))
         parts = (
             f"v{CACHE_VERSION}",
             ",".join(self.refs),
-            f"flip={embedder.flip}",
-            detector.model.spec.ref,
-            f"score={options.score_threshold}",
-            f"nms={options.iou_threshold}",
-            f"retry={self.retry_score_threshold}",
-            f"max_side={detector.max_side}",
-            f"settings={face_settings}",
-            "choice=centre",
+            f"flip={self.analyzer.embedder.flip}",
+            *detection_key_parts(self.analyzer, self.retry_score_threshold),
         )
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
@@ -125,18 +145,7 @@ class EmbeddingCache:
         return f"lfw-{models}-flip{int(self.analyzer.embedder.flip)}-{self.pipeline_key}"
 
     def cache_path(self, names: Sequence[str]) -> Path:
-        return self.cache_dir / f"{self._prefix()}-{self._files_key(sorted(set(names)))}.npz"
-
-    def _files_key(self, names: Sequence[str]) -> str:
-        lines = []
-        for name in names:
-            path = self.image_root / name
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                raise FileNotFoundError(f"LFW image {name} is missing under {self.image_root}") from None
-            lines.append(f"{name}\t{size}")
-        return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+        return self.cache_dir / f"{self._prefix()}-{files_key(self.image_root, sorted(set(names)))}.npz"
 
     def embeddings(self, names: Sequence[str], progress: ProgressCallback | None = None) -> FaceEmbeddings:
         """Embeddings of these images (relative to image_root), sorted by name, from the cache when possible."""

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from argus.evaluation.cache import RETRY_SCORE_THRESHOLD, ProgressCallback, closest_to_centre
+from argus.evaluation.cache import (
+    RETRY_SCORE_THRESHOLD,
+    ProgressCallback,
+    closest_to_centre,
+    detection_key_parts,
+    files_key,
+)
 from argus.evaluation.images import chunks, read_image
 from argus.evaluation.lfw import IMAGES_SUBDIR, Pair, lfw_embeddings, pair_images, read_pairs, score_pairs, select_pairs
 from argus.evaluation.local_analysis import LocalFaceAnalyzer
@@ -75,31 +81,11 @@ class QualityCache:
     @property
     def pipeline_key(self) -> str:
         """Everything besides the file list that decides the measures: the detector and its settings."""
-        detector = self.analyzer.detector
-        options = detector.defaults
-        face_settings = sorted((k, v) for k, v in self.analyzer.settings.model_dump().items() if k.startswith("face_"))
-        parts = (
-            f"v{QUALITY_CACHE_VERSION}",
-            detector.model.spec.ref,
-            f"score={options.score_threshold}",
-            f"nms={options.iou_threshold}",
-            f"retry={self.retry_score_threshold}",
-            f"max_side={detector.max_side}",
-            f"settings={face_settings}",
-            "choice=centre",
-        )
+        parts = (f"v{QUALITY_CACHE_VERSION}", *detection_key_parts(self.analyzer, self.retry_score_threshold))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
     def cache_path(self, names: Sequence[str]) -> Path:
-        lines = []
-        for name in names:
-            path = self.image_root / name
-            try:
-                lines.append(f"{name}\t{path.stat().st_size}")
-            except FileNotFoundError:
-                raise FileNotFoundError(f"LFW image {name} is missing under {self.image_root}") from None
-        files_key = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
-        return self.cache_dir / f"lfw-quality-{self.pipeline_key}-{files_key}.npz"
+        return self.cache_dir / f"lfw-quality-{self.pipeline_key}-{files_key(self.image_root, names)}.npz"
 
     def measures(self, names: Sequence[str], progress: ProgressCallback | None = None) -> ImageMeasures:
         """The measures of these images (relative to image_root), sorted by name, from the cache when possible."""

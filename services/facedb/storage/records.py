@@ -138,6 +138,19 @@ class DecisionRecord:
     face_size: float
     sharpness: float
 
+    def face(self, origin: str) -> NewFace:
+        """Its probe face as a face to add to a template (with no crop: a decision keeps none)."""
+        return NewFace(
+            embedding=self.embedding,
+            profile=self.profile,
+            models=self.models,
+            box=self.box,
+            detection_score=self.detection_score,
+            face_size=self.face_size,
+            sharpness=self.sharpness,
+            origin=origin,
+        )
+
 
 @dataclass(frozen=True)
 class AuditRecord:

@@ -94,12 +94,10 @@ def _embedding_bytes(vector: np.ndarray) -> tuple[bytes, int]:
     return array.astype(EMBEDDING_DTYPE, copy=False).tobytes(), int(array.size)
 
 
-def _face_values(face: NewFace, encoded: tuple[bytes, int], subject_id: int, collection_id: int) -> dict[str, Any]:
-    """A new face's row, by the mapped attributes' names: for Face(...) and for bulk inserts alike."""
+def _measured(face: NewFace | NewDecision, encoded: tuple[bytes, int]) -> dict[str, Any]:
+    """The columns a face and a decision share: its embedding, what made it, its box and quality."""
     blob, dimension = encoded
     return {
-        "subject_id": subject_id,
-        "collection_id": collection_id,
         "embedding": blob,
         "dimension": dimension,
         "profile": face.profile,
@@ -111,6 +109,15 @@ def _face_values(face: NewFace, encoded: tuple[bytes, int], subject_id: int, col
         "detection_score": face.detection_score,
         "face_size": face.face_size,
         "sharpness": face.sharpness,
+    }
+
+
+def _face_values(face: NewFace, encoded: tuple[bytes, int], subject_id: int, collection_id: int) -> dict[str, Any]:
+    """A new face's row, by the mapped attributes' names: for Face(...) and for bulk inserts alike."""
+    return {
+        "subject_id": subject_id,
+        "collection_id": collection_id,
+        **_measured(face, encoded),
         "face_crop": face.crop,
         "crop_landmarks": None if face.crop_landmarks is None else np.asarray(face.crop_landmarks).tolist(),
         "origin": face.origin,
@@ -120,24 +127,13 @@ def _face_values(face: NewFace, encoded: tuple[bytes, int], subject_id: int, col
 
 def decision_row(decision: NewDecision) -> dict[str, Any]:
     """A decision's row in the decisions table, as its writer inserts it."""
-    blob, dimension = _embedding_bytes(decision.embedding)
     return {
         "id": decision.decision_id,
         "collection_id": decision.collection_row_id,
         "subject_id": decision.subject_row_id,
         "action": decision.action,
         "matched": decision.matched,
-        "embedding": blob,
-        "dimension": dimension,
-        "profile": decision.profile,
-        "models": ",".join(decision.models),
-        "x1": decision.box[0],
-        "y1": decision.box[1],
-        "x2": decision.box[2],
-        "y2": decision.box[3],
-        "detection_score": decision.detection_score,
-        "face_size": decision.face_size,
-        "sharpness": decision.sharpness,
+        **_measured(decision, _embedding_bytes(decision.embedding)),
         "key_id": decision.key_id,
         "created_at": utcnow(),
         "expires_at": decision.expires_at,
