@@ -40,11 +40,7 @@ from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.models.manifest import DLIB_RESNET, MOBILEFACENET, YOLOX_NANO, YUNET
 from argus.models.store import ModelStore
 from argus.proto.facedb.v1 import facedb_pb2
-from argus.server import RunningServer
-from argus.services.detector.server import start_detector_server
-from argus.services.embedder.server import start_embedder_server
 from argus.services.facedb.database import FaceDatabase
-from argus.services.facedb.server import start_facedb_server
 from argus.services.facedb.storage import FaceStore, NewFace
 
 CONCURRENCIES = (1, 8)
@@ -106,30 +102,16 @@ def facedb_bound(settings: Settings) -> int:
 def run_service(
     settings: Settings, store: ModelStore, photos: dict[str, bytes], seconds: float
 ) -> tuple[list[ServiceResult], dict[str, str]]:
-    # The bench talks to 127.0.0.1 and needs no /metrics endpoint.
-    serving = settings.model_copy(update={"host": "127.0.0.1", "metrics_port": 0, "auth": "off"})  # loopback only
-    running: list[RunningServer] = []
     clients: list[FaceDbClient] = []
-    with tempfile.TemporaryDirectory(prefix="argus-facedb-bench-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="argus-facedb-bench-") as scratch,
+        harness.face_services(settings, store, Path(scratch), facedb_bound(settings)) as services,
+    ):
         try:
-            detector = start_detector_server(serving, store, port=0)
-            running.append(detector)
-            embedder = start_embedder_server(serving, store, port=0)
-            running.append(embedder)
-            facedb_settings = serving.model_copy(
-                update={
-                    "detector_address": detector.address,
-                    "embedder_address": embedder.address,
-                    "database_url": f"sqlite:///{Path(scratch) / 'facedb.sqlite3'}",
-                    "max_concurrent_calls": facedb_bound(settings),
-                }
-            )
-            facedb = start_facedb_server(facedb_settings, port=0)
-            running.append(facedb)
-            where = {"detector": detector.address, "embedder": embedder.address, "facedb": facedb.address}
+            where = {"detector": services.detector, "embedder": services.embedder, "facedb": services.facedb}
 
             def client() -> FaceDbClient:
-                made = FaceDbClient(facedb.address, timeout_s=CALL_TIMEOUT_S)
+                made = FaceDbClient(services.facedb, timeout_s=CALL_TIMEOUT_S)
                 clients.append(made)
                 return made
 
@@ -178,8 +160,6 @@ def run_service(
         finally:
             for made in clients:
                 made.close()
-            for server in reversed(running):
-                server.stop()
     return results, where
 
 

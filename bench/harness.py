@@ -49,6 +49,47 @@ def scratch_postgres(server: str) -> Iterator[str]:
         admin.dispose()
 
 
+@dataclass(frozen=True)
+class FaceServices:
+    """The detector, embedder and face database a bench started in this process, and where they listen."""
+
+    detector: str
+    embedder: str
+    facedb: str
+
+
+@contextmanager
+def face_services(settings: Settings, store: Any, scratch: Path, facedb_calls: int) -> Iterator[FaceServices]:
+    """Starts the three on free loopback ports, auth off, no /metrics, the face database on a SQLite file in
+    `scratch` admitting `facedb_calls` at once (a bench measures throughput, not the overload bound); stops them
+    after. `store` is the ModelStore the models come from."""
+    from argus.services.detector.server import start_detector_server
+    from argus.services.embedder.server import start_embedder_server
+    from argus.services.facedb.server import start_facedb_server
+
+    serving = settings.model_copy(update={"host": "127.0.0.1", "metrics_port": 0, "auth": "off"})
+    running = []
+    try:
+        detector = start_detector_server(serving, store, port=0)
+        running.append(detector)
+        embedder = start_embedder_server(serving, store, port=0)
+        running.append(embedder)
+        facedb_settings = serving.model_copy(
+            update={
+                "detector_address": detector.address,
+                "embedder_address": embedder.address,
+                "database_url": f"sqlite:///{scratch / 'facedb.sqlite3'}",
+                "max_concurrent_calls": facedb_calls,
+            }
+        )
+        facedb = start_facedb_server(facedb_settings, port=0)
+        running.append(facedb)
+        yield FaceServices(detector.address, embedder.address, facedb.address)
+    finally:
+        for server in reversed(running):
+            server.stop()
+
+
 def cpu_count() -> int:
     """The CPUs this process may run on, which is what the figures depend on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

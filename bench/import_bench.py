@@ -35,10 +35,6 @@ from argus.importer import ImportItem, ImportSummary, Journal
 from argus.models.manifest import DLIB_RESNET, MOBILEFACENET, YUNET
 from argus.models.store import ModelStore
 from argus.profiles import get_profile
-from argus.server import RunningServer
-from argus.services.detector.server import start_detector_server
-from argus.services.embedder.server import start_embedder_server
-from argus.services.facedb.server import start_facedb_server
 
 T = TypeVar("T")
 COLLECTION = "import-bench"
@@ -88,69 +84,48 @@ def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:
     store = ModelStore.from_settings(settings)
     store.pull_all([YUNET, MOBILEFACENET, DLIB_RESNET])
     models = get_profile(settings.profile).models
-    serving = settings.model_copy(update={"host": "127.0.0.1", "metrics_port": 0, "auth": "off"})
-    running: list[RunningServer] = []
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="argus-import-bench-") as scratch:
-        try:
-            detector = start_detector_server(serving, store, port=0)
-            running.append(detector)
-            embedder = start_embedder_server(serving, store, port=0)
-            running.append(embedder)
-            facedb = start_facedb_server(
-                serving.model_copy(
-                    update={
-                        "detector_address": detector.address,
-                        "embedder_address": embedder.address,
-                        "database_url": f"sqlite:///{Path(scratch) / 'facedb.sqlite3'}",
-                        # Throughput is measured here, not the overload bound: admit as many calls as are sent.
-                        "max_concurrent_calls": max(settings.concurrent_calls("facedb"), args.concurrency),
-                    }
-                ),
-                port=0,
+    facedb_calls = max(settings.concurrent_calls("facedb"), args.concurrency)
+    with (
+        tempfile.TemporaryDirectory(prefix="argus-import-bench-") as scratch,
+        harness.face_services(settings, store, Path(scratch), facedb_calls) as services,
+        DetectorClient(services.detector, CALL_TIMEOUT_S) as detect,
+        EmbedderClient(services.embedder, CALL_TIMEOUT_S) as embed,
+        FaceDbClient(services.facedb, CALL_TIMEOUT_S) as faces,
+    ):
+
+        def raw_one(path: Path) -> int:
+            data = path.read_bytes()
+            found = detect.detect_faces([data]).results[0].faces
+            if found:
+                inputs = [photo_face(0, face.landmarks) for face in found]
+                embed.embed(inputs, models=models, return_face_crop=True, photos=[data])
+            return len(found)
+
+        def raw() -> int:
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                return sum(pool.map(raw_one, [path for _, path in photos]))
+
+        raw_one(photos[0][1])  # warm the sessions up
+        faces.create_collection(COLLECTION)
+        items = [ImportItem(name, "", path) for name, path in photos]
+        journal = Journal(Path(scratch) / "journal.jsonl", COLLECTION)
+
+        def run_import(with_journal: Journal | None) -> ImportSummary:
+            return faces.import_photos(
+                COLLECTION, items, journal=with_journal, concurrency=args.concurrency, take_largest_face=True
             )
-            running.append(facedb)
-            with (
-                DetectorClient(detector.address, CALL_TIMEOUT_S) as detect,
-                EmbedderClient(embedder.address, CALL_TIMEOUT_S) as embed,
-                FaceDbClient(facedb.address, CALL_TIMEOUT_S) as faces,
-            ):
 
-                def raw_one(path: Path) -> int:
-                    data = path.read_bytes()
-                    found = detect.detect_faces([data]).results[0].faces
-                    if found:
-                        inputs = [photo_face(0, face.landmarks) for face in found]
-                        embed.embed(inputs, models=models, return_face_crop=True, photos=[data])
-                    return len(found)
-
-                def raw() -> int:
-                    with ThreadPoolExecutor(args.concurrency) as pool:
-                        return sum(pool.map(raw_one, [path for _, path in photos]))
-
-                raw_one(photos[0][1])  # warm the sessions up
-                faces.create_collection(COLLECTION)
-                items = [ImportItem(name, "", path) for name, path in photos]
-                journal = Journal(Path(scratch) / "journal.jsonl", COLLECTION)
-
-                def run_import(with_journal: Journal | None) -> ImportSummary:
-                    return faces.import_photos(
-                        COLLECTION, items, journal=with_journal, concurrency=args.concurrency, take_largest_face=True
-                    )
-
-                seconds, found = timed(raw)
-                rows.append(Row("raw: DetectFaces + Embed", len(photos), seconds, found, "the models' own work"))
-                seconds, summary = timed(lambda: run_import(journal))
-                journal.close()
-                rows.append(Row("import", len(photos), seconds, note=_summary(summary)))
-                seconds, summary = timed(lambda: run_import(journal))
-                journal.close()
-                rows.append(Row("import again, with the journal", len(photos), seconds, note=_summary(summary)))
-                seconds, summary = timed(lambda: run_import(Journal(Path(scratch) / "other.jsonl", COLLECTION)))
-                rows.append(Row("import again, no journal", len(photos), seconds, note=_summary(summary)))
-        finally:
-            for server in reversed(running):
-                server.stop()
+        seconds, found = timed(raw)
+        rows.append(Row("raw: DetectFaces + Embed", len(photos), seconds, found, "the models' own work"))
+        seconds, summary = timed(lambda: run_import(journal))
+        journal.close()
+        rows.append(Row("import", len(photos), seconds, note=_summary(summary)))
+        seconds, summary = timed(lambda: run_import(journal))
+        journal.close()
+        rows.append(Row("import again, with the journal", len(photos), seconds, note=_summary(summary)))
+        seconds, summary = timed(lambda: run_import(Journal(Path(scratch) / "other.jsonl", COLLECTION)))
+        rows.append(Row("import again, no journal", len(photos), seconds, note=_summary(summary)))
     report = harness.Report(
         "import",
         None,
