@@ -40,3 +40,6 @@ def landmarks_array(message: common_pb2.FaceLandmarks) -> np.ndarray:
 # Trailing metadata of an all-or-nothing Enroll refused for its photos: an EnrollResponse holding every photo's
 # outcome, so that a client can tell which photo failed and why without parsing the message.
 PHOTO_OUTCOMES_KEY = "argus-photo-outcomes-bin"
+# Trailers share gRPC's metadata limit (8 KiB by default, with the status message): outcomes over this many bytes go
+# without their candidate boxes, then without their words, and never over it.
+MAX_OUTCOMES_BYTES = 4096

@@ -241,3 +241,20 @@ def test_unknown_enums_are_refused(admin: FaceDbClient, images_dir: Path) -> Non
     ):
         error = refused(call, request, timeout=60)
         assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and "unknown" in error.details()
+
+
+def test_theoutcomes_trailer_stays_within_the_metadata_limit() -> None:
+    """32 photos of a crowd each refused with 64 candidate boxes would be 50 KB: over gRPC's 8 KiB metadata limit
+    the client would get INTERNAL instead of the refusal. The boxes go first, then the words, never the statuses."""
+    from argus.messages import MAX_OUTCOMES_BYTES
+    from argus.services.facedb.database import PhotoOutcome, PhotoStatus
+    from argus.services.facedb.servicer import outcomes_trailer
+
+    boxes = tuple((float(i), 2.0, float(i) + 40.5, 60.25) for i in range(64))
+    crowd = [PhotoOutcome(i, PhotoStatus.SEVERAL_FACES, detail="x" * 120, candidates=boxes) for i in range(32)]
+    trailer = outcomes_trailer(crowd)
+    assert 0 < len(trailer) <= MAX_OUTCOMES_BYTES
+    decoded = pb.EnrollResponse.FromString(trailer).photos
+    assert [p.status for p in decoded] == [pb.PHOTO_SEVERAL_FACES] * 32 and not decoded[0].candidate_boxes
+    few = outcomes_trailer(crowd[:1])
+    assert len(pb.EnrollResponse.FromString(few).photos[0].candidate_boxes) == 64  # kept whenever they fit

@@ -10,7 +10,7 @@ import grpc
 
 from argus.auth import current_key, visible_collections
 from argus.errors import InvalidInput
-from argus.messages import PHOTO_OUTCOMES_KEY, box_message
+from argus.messages import MAX_OUTCOMES_BYTES, PHOTO_OUTCOMES_KEY, box_message
 from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.proto.facedb.v1 import facedb_pb2_grpc
 from argus.services.facedb import requests
@@ -201,6 +201,20 @@ def _identified(face: IdentifiedFace) -> pb.IdentifiedFace:
     )
 
 
+def outcomes_trailer(photos: list[PhotoOutcome]) -> bytes:
+    """Every photo's outcome as the trailer of a refused Enroll, within MAX_OUTCOMES_BYTES: the candidate boxes and
+    then the words go first when they do not fit; nothing when even the statuses do not."""
+    outcomes = pb.EnrollResponse(photos=[_photo(outcome) for outcome in photos])
+    for shorten in ("candidate_boxes", "detail"):
+        encoded = outcomes.SerializeToString()
+        if len(encoded) <= MAX_OUTCOMES_BYTES:
+            return encoded
+        for outcome in outcomes.photos:
+            outcome.ClearField(shorten)
+    encoded = outcomes.SerializeToString()
+    return encoded if len(encoded) <= MAX_OUTCOMES_BYTES else b""
+
+
 def _photos(request: pb.EnrollRequest, limit: int) -> list[EnrollPhoto]:
     """`images` (the call's choice of face) then `photos` (each with its own)."""
     photos = [EnrollPhoto(image.data) for image in request.images]
@@ -279,8 +293,9 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
                 actor=_actor(),
             )
         except EnrollRefused as refused:
-            outcomes = pb.EnrollResponse(photos=[_photo(outcome) for outcome in refused.photos])
-            context.set_trailing_metadata(((PHOTO_OUTCOMES_KEY, outcomes.SerializeToString()),))
+            trailer = outcomes_trailer(refused.photos)
+            if trailer:
+                context.set_trailing_metadata(((PHOTO_OUTCOMES_KEY, trailer),))
             raise
         return pb.EnrollResponse(
             subject=_subject(enrollment.subject, request.collection) if enrollment.subject else None,
