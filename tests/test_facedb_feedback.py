@@ -258,3 +258,27 @@ def test_theoutcomes_trailer_stays_within_the_metadata_limit() -> None:
     assert [p.status for p in decoded] == [pb.PHOTO_SEVERAL_FACES] * 32 and not decoded[0].candidate_boxes
     few = outcomes_trailer(crowd[:1])
     assert len(pb.EnrollResponse.FromString(few).photos[0].candidate_boxes) == 64  # kept whenever they fit
+
+
+def test_with_feedback_off_nothing_is_kept(
+    analyzer: object, settings: Settings, tmp_path: Path, images_dir: Path
+) -> None:
+    """ARGUS_FEEDBACK_RETENTION_S=0: answers still carry a decision id for the audit trail, nothing of the probe is
+    kept, and feedback says why it cannot be had."""
+    from argus.errors import InvalidInput
+    from argus.services.facedb.database import FaceDatabase
+    from argus.services.facedb.storage import FaceStore
+
+    store = FaceStore(f"sqlite:///{tmp_path / 'facedb.sqlite3'}")
+    database = FaceDatabase(store, analyzer, settings.model_copy(update={"feedback_retention_s": 0}))  # type: ignore[arg-type]
+    database.start()
+    database.create_collection("off")
+    database.enroll("off", "bo", [face(images_dir, "obama").read_bytes()])
+    decision = database.verify("off", "bo", face(images_dir, "obama2").read_bytes())
+    assert decision.match and len(decision.decision_id) == 32
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM decisions").scalar() == 0
+    with pytest.raises(InvalidInput, match="feedback is off"):
+        database.confirm_decision("off", decision.decision_id)
+    database.stop()
+    store.close()
