@@ -627,7 +627,6 @@ class FaceDatabase:
                 )
             if not taken:
                 return Enrollment(self._subject_or_none(collection, subject_id), [], False, outcomes)
-            warnings = self._duplicate_warnings(collection, record, subject_id, taken)
             new_faces = [
                 NewFace(
                     embedding=face.parts,
@@ -653,6 +652,15 @@ class FaceDatabase:
                     # database before it is next searched, so it agrees with whatever the database now holds.
                     self._stale.add(collection)
                     raise
+            # The follower applies the new faces while the warnings are searched (they concern other subjects,
+            # whom the new faces do not change); then the answer waits for it as every change does. The faces are
+            # stored by now, so a warning that cannot be searched is logged, never a failed call to retry.
+            self.follower.wake()
+            try:
+                warnings = self._duplicate_warnings(collection, record, subject_id, taken)
+            except ArgusError as exc:
+                log.warning("no duplicate-person warnings for %s in %s: %s", subject_id, collection, exc)
+                warnings = []
             self._applied(collection)
             stored = {
                 index: (face_id, duplicate)
