@@ -308,6 +308,20 @@ class EmbeddedFaces:
     found: int
 
 
+def _measures(face: AnalyzedFace, profile: str) -> dict[str, Any]:
+    """What a stored face and a kept decision record of an analysed face alike: its vectors, what made them, its
+    box and quality."""
+    return {
+        "embedding": face.parts,
+        "profile": profile,
+        "models": face.models,
+        "box": face.box,
+        "detection_score": face.score,
+        "face_size": face.face_size,
+        "sharpness": face.sharpness,
+    }
+
+
 def quality_detail(verdict: QualityVerdict) -> str:
     """Why a probe face was not decided on, in words."""
     return (
@@ -629,13 +643,7 @@ class FaceDatabase:
                 return Enrollment(self._subject_or_none(collection, subject_id), [], False, outcomes)
             new_faces = [
                 NewFace(
-                    embedding=face.parts,
-                    profile=profile,
-                    models=face.models,
-                    box=face.box,
-                    detection_score=face.score,
-                    face_size=face.face_size,
-                    sharpness=face.sharpness,
+                    **_measures(face, profile),
                     crop=face.crop_png or None,
                     crop_landmarks=face.crop_landmarks if face.crop_png else None,
                     source_sha256=digests[index],
@@ -794,13 +802,7 @@ class FaceDatabase:
             collection_row_id=record.row_id,
             subject_row_id=subject.row_id if subject is not None else None,
             matched=matched,
-            embedding=face.parts,
-            profile=profile,
-            models=face.models,
-            box=face.box,
-            detection_score=face.score,
-            face_size=face.face_size,
-            sharpness=face.sharpness,
+            **_measures(face, profile),
             key_id=actor.key_id,
             expires_at=utcnow() + timedelta(seconds=self.settings.feedback_retention_s),
         )
