@@ -54,7 +54,8 @@ from argus.services.facedb.templates import adds_information, impostor_veto, mos
 log = logging.getLogger(__name__)
 
 # A face confirmed by feedback adds nothing when a face of the template is this close to it already (fused cosine):
-# the same photo, or frames of one moment. Different photos of one person score well below it on LFW.
+# the same photo, or frames of one moment. Of the 9,215 pairs of LFW photos of one person, 3 reach it (99.9% are
+# below 0.93), and all three are the same scene a moment apart.
 NEAR_DUPLICATE = 0.95
 # A photo's face is the one the caller's box marks when their intersection over union is at least this.
 FACE_BOX_IOU = 0.5
