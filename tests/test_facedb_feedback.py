@@ -282,3 +282,17 @@ def test_with_feedback_off_nothing_is_kept(
         database.confirm_decision("off", decision.decision_id)
     database.stop()
     store.close()
+
+
+def test_a_collection_that_requires_liveness_is_not_taught_by_an_unchecked_probe(
+    admin: FaceDbClient, images_dir: Path
+) -> None:
+    """Enroll there refuses a face not found live; a confirmed decision must not be a way around it."""
+    admin.create_collection("door", require_liveness=True)
+    admin.enroll("door", "bo", [face(images_dir, "obama")], require_live=False)  # waived for the test photo
+    unchecked = admin.verify("door", "bo", face(images_dir, "obama2"), require_live=False)
+    assert unchecked.match and unchecked.decision_id
+    confirmed = admin.confirm_decision("door", unchecked.decision_id)
+    assert not confirmed.added and "requires a live face" in confirmed.detail
+    assert len(admin.get_subject("door", "bo").faces) == 1
+    admin.delete_collection("door")

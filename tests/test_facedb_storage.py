@@ -622,7 +622,7 @@ def test_decisions_expire_die_with_their_subject_and_a_refused_one_is_dropped(db
     def decision(subject_row_id: int | None, seconds: float) -> NewDecision:
         return NewDecision(
             secrets.token_hex(16), "verify", collection.row_id, subject_row_id, True, unit(rng, 1)[0], PROFILE,
-            MODELS, (0.0, 0.0, 10.0, 10.0), 0.9, 100.0, 40.0, "", utcnow() + timedelta(seconds=seconds),
+            MODELS, (0.0, 0.0, 10.0, 10.0), 0.9, 100.0, 40.0, None, "", utcnow() + timedelta(seconds=seconds),
         )  # fmt: skip
 
     kept, expired, orphan = decision(ann.row_id, 3600), decision(ann.row_id, -1), decision(ann.row_id + 999, 3600)

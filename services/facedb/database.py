@@ -804,6 +804,7 @@ class FaceDatabase:
             subject_row_id=subject.row_id if subject is not None else None,
             matched=matched,
             **_measures(face, profile),
+            liveness=face.liveness,
             key_id=actor.key_id,
             expires_at=utcnow() + timedelta(seconds=self.settings.feedback_retention_s),
         )
@@ -1019,7 +1020,15 @@ class FaceDatabase:
             probe = self._fused(record.profile, kept.embedding[None, :])[0]
             feedback_rows = [row for row, origin in enumerate(template.origins) if origin == FEEDBACK]
             retire: int | None = None
-            if kept.face_size < self.settings.min_face_size or kept.sharpness < self.settings.min_sharpness:
+            live = self.liveness_of(record, None)
+            if live.required and (kept.liveness is None or kept.liveness < live.threshold):
+                # The collection requires a live face to enroll: a probe not scored, or scored a spoof, is not one.
+                feedback = replace(
+                    feedback,
+                    detail="the collection requires a live face and this decision's probe was not found live "
+                    "(its liveness was not required, or was below the bar)",
+                )
+            elif kept.face_size < self.settings.min_face_size or kept.sharpness < self.settings.min_sharpness:
                 feedback = replace(
                     feedback,
                     detail=f"the probe face ({kept.face_size:.0f} px, sharpness {kept.sharpness:.1f}) is below the "

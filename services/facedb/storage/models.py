@@ -202,6 +202,8 @@ class Decision(Base):
     detection_score: Mapped[float] = mapped_column(Float)
     face_size: Mapped[float] = mapped_column(Float)
     sharpness: Mapped[float] = mapped_column(Float)
+    # P(live face) where the decision required liveness; None where it was not scored.
+    liveness: Mapped[float | None] = mapped_column(Float)
     key_id: Mapped[str] = mapped_column(String(16), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

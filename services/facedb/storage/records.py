@@ -120,6 +120,7 @@ class NewDecision:
     detection_score: float
     face_size: float
     sharpness: float
+    liveness: float | None  # where it was scored
     key_id: str
     expires_at: datetime
 
@@ -137,6 +138,7 @@ class DecisionRecord:
     detection_score: float
     face_size: float
     sharpness: float
+    liveness: float | None = None  # P(live face), where the decision scored it
 
     def face(self, origin: str) -> NewFace:
         """Its probe face as a face to add to a template (with no crop: a decision keeps none)."""

@@ -134,6 +134,7 @@ def decision_row(decision: NewDecision) -> dict[str, Any]:
         "action": decision.action,
         "matched": decision.matched,
         **_measured(decision, _embedding_bytes(decision.embedding)),
+        "liveness": decision.liveness,
         "key_id": decision.key_id,
         "created_at": utcnow(),
         "expires_at": decision.expires_at,
@@ -1048,6 +1049,7 @@ class FaceStore:
                 detection_score=kept.detection_score,
                 face_size=kept.face_size,
                 sharpness=kept.sharpness,
+                liveness=kept.liveness,
             )
 
     def prune_decisions(self) -> int:

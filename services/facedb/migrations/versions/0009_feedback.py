@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("detection_score", sa.Float(), nullable=False),
         sa.Column("face_size", sa.Float(), nullable=False),
         sa.Column("sharpness", sa.Float(), nullable=False),
+        sa.Column("liveness", sa.Float(), nullable=True),
         sa.Column("key_id", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
