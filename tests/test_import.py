@@ -171,3 +171,31 @@ def test_the_journal_ignores_a_torn_line(tmp_path: Path) -> None:
     journal.close()
     assert journal.done() == {"a", "z"}  # the torn line was cut, not glued to the new one
     assert path.read_text().count("\n") == 4
+
+
+def test_stopping_finishes_what_is_in_flight_and_says_so(tmp_path: Path) -> None:
+    """The SDK's stop event: the calls in flight end and are journaled, no new one starts, summary.stopped."""
+    import threading
+
+    from argus.importer import import_photos
+    from argus.proto.facedb.v1 import facedb_pb2
+
+    photos = []
+    for number in range(10):
+        photo = tmp_path / f"p{number}.jpg"
+        photo.write_bytes(bytes([number]) * 10)
+        photos.append(ImportItem(f"s{number}", "", photo))
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def enroll(item: ImportItem, data: bytes) -> facedb_pb2.EnrollResponse:
+        sent.append(item.subject)
+        stop.set()  # the first call asks to stop
+        outcome = facedb_pb2.PhotoOutcome(index=0, status=facedb_pb2.PHOTO_ENROLLED, face_id=len(sent))
+        return facedb_pb2.EnrollResponse(photos=[outcome])
+
+    journal = Journal(tmp_path / "journal.jsonl", "c")
+    summary = import_photos(enroll, photos, journal=journal, concurrency=2, stop=stop)
+    journal.close()
+    assert summary.stopped and 1 <= summary.enrolled == len(sent) <= 2
+    assert len(journal.done()) == len(sent)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import threading
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,7 +25,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"argus: {exc}", file=sys.stderr)
         return 2
     journal = Journal(args.journal or journal_path(args.source), args.collection)
-    stop = threading.Event()
     bar = tqdm(total=len(items), unit="photo", desc=f"import {args.collection}", file=sys.stderr)
     try:
         with facedb_client(args) as client:
@@ -38,10 +36,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 max_bytes=settings.max_image_bytes,
                 take_largest_face=args.largest,
                 progress=lambda _result: bar.update(),
-                stop=stop,
             )
     except KeyboardInterrupt:
-        stop.set()
         bar.close()
         journal.close()
         print(
