@@ -225,9 +225,9 @@ def fill(database: FaceDatabase, collection: str, size: int, photos: dict[str, b
     store = database.store
     database.create_collection(collection)
     (face_id,) = database.enroll(collection, "obama", [photos["obama"]]).face_ids
-    profile, _, stored = store.subject_faces(collection, "obama")
+    obama = store.subject_template(collection, "obama")
     models = store.get_subject(collection, "obama").faces[0].models
-    template = NewFace(stored[0], profile, models, (0.0, 0.0, 100.0, 100.0), 0.9, 100.0, 50.0)
+    template = NewFace(obama.stored[0], obama.profile, models, (0.0, 0.0, 100.0, 100.0), 0.9, 100.0, 50.0)
     t0 = time.perf_counter()
     store.add_subjects_bulk(collection, synthetic_subjects(template, size - 1, seed + size))
     fill_s = time.perf_counter() - t0

@@ -434,18 +434,18 @@ class FaceDbClient(ServiceClient[facedb_pb2_grpc.FaceDatabaseServiceStub]):
         """Adds one or more photos of one person (a `Photo` says which face to take where it shows several). Each
         photo gets its own outcome in the answer; by default all are enrolled or, if any is refused, none (the call
         fails with INVALID_ARGUMENT); `what_passes` enrolls those that pass and answers why the others did not."""
+        # With any Photo, all go as `photos`, so the answer numbers them in the order given.
+        chosen = any(isinstance(image, Photo) for image in images)
         request = facedb_pb2.EnrollRequest(
             collection=collection,
             subject_id=subject_id,
-            images=[image_message(image) for image in images if not isinstance(image, Photo)],
-            photos=[image.message() for image in images if isinstance(image, Photo)],
+            images=[] if chosen else [image_message(image) for image in images if not isinstance(image, Photo)],
+            photos=[(i if isinstance(i, Photo) else Photo(i)).message() for i in images] if chosen else [],
             display_name=display_name,
             take_largest_face=take_largest_face,
             liveness=liveness_requirement(require_live),
             mode=facedb_pb2.ENROLL_WHAT_PASSES if what_passes else facedb_pb2.ENROLL_ALL_OR_NOTHING,
         )
-        if any(isinstance(image, Photo) for image in images) and not all(isinstance(i, Photo) for i in images):
-            raise ValueError("give every image as a Photo, or none: the answer numbers them in the order given")
         if metadata:
             request.metadata.update(metadata)
         return self.stub.Enroll(request, timeout=self.timeout_s)

@@ -274,8 +274,6 @@ def import_photos(
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:
                     interrupted = True
-                    if stop is not None:
-                        stop.set()
                     finished, _ = wait(pending)  # the calls in flight end, and are journaled, before it goes up
                 for future in finished:
                     key = pending.pop(future)

@@ -333,9 +333,10 @@ def test_a_face_belongs_to_one_collection(db: FaceStore) -> None:
     _, ids, _ = db.add_faces("a", "alice", "", {}, [new_face(unit(rng, 1)[0])])
     with pytest.raises(NotFound):
         db.delete_face("b", ids[0])
-    assert db.face_owners("b", ids) == {}
+    assert db.templates_of_faces("b", ids) == {}
     db.add_faces("b", "alice", "Other Alice", {}, [new_face(unit(rng, 1)[0])])  # same external ID, other collection
-    assert db.face_owners("a", ids) == {ids[0]: ("alice", "")}
+    owners = db.templates_of_faces("a", ids)
+    assert list(owners) == ids and (owners[ids[0]].external_id, owners[ids[0]].display_name) == ("alice", "")
 
 
 def test_pagination_walks_every_subject_once(db: FaceStore) -> None:
@@ -397,11 +398,17 @@ def test_embeddings_round_trip_bit_exact(db: FaceStore) -> None:
     assert ids.tolist() == alice_ids + bob_ids
     assert vectors.tobytes() == np.concatenate([alice, bob]).tobytes()
 
-    profile, ids, vectors = db.subject_faces("staff", "bob")
-    assert profile == PROFILE and ids.tolist() == bob_ids and vectors.tobytes() == bob.tobytes()
+    template = db.subject_template("staff", "bob")
+    assert template.profile == PROFILE and template.face_ids.tolist() == bob_ids
+    assert template.stored.tobytes() == bob.tobytes() and template.origins == ("enroll", "enroll")
 
-    owners = db.face_owners("staff", [*alice_ids[:1], *bob_ids, 999_999])
-    assert owners == {alice_ids[0]: ("alice", "Alice"), bob_ids[0]: ("bob", "Bob"), bob_ids[1]: ("bob", "Bob")}
+    owners = db.templates_of_faces("staff", [*alice_ids[:1], *bob_ids, 999_999])
+    assert {face: (t.external_id, t.display_name) for face, t in owners.items()} == {
+        alice_ids[0]: ("alice", "Alice"),
+        bob_ids[0]: ("bob", "Bob"),
+        bob_ids[1]: ("bob", "Bob"),
+    }
+    assert owners[alice_ids[0]].face_ids.tolist() == alice_ids  # the whole template of the subject hit
 
 
 def test_face_ids_are_never_reused(db: FaceStore) -> None:

@@ -49,14 +49,16 @@ from argus.services.facedb.storage import (
 from argus.services.facedb.storage.models import FEEDBACK, utcnow
 from argus.services.facedb.storage.records import DecisionRecord, NewDecision, SubjectTemplate
 from argus.services.facedb.storage.repository import decision_row
-from argus.services.facedb.templates import adds_information, impostor_veto, most_redundant, template_vector
+from argus.services.facedb.templates import (
+    NEAR_DUPLICATE,
+    adds_information,
+    impostor_veto,
+    most_redundant,
+    template_vector,
+)
 
 log = logging.getLogger(__name__)
 
-# A face confirmed by feedback adds nothing when a face of the template is this close to it already (fused cosine):
-# the same photo, or frames of one moment. Of the 9,215 pairs of LFW photos of one person, 3 reach it (99.9% are
-# below 0.93), and all three are the same scene a moment apart.
-NEAR_DUPLICATE = 0.95
 # A photo's face is the one the caller's box marks when their intersection over union is at least this.
 FACE_BOX_IOU = 0.5
 # Subjects a new face is compared with for the duplicate-person warning: the owners of its nearest faces.
@@ -269,6 +271,17 @@ class Feedback:
     retired_face_id: int = 0
     detail: str = ""
     impostor_examples: int = 0
+
+
+@dataclass(frozen=True)
+class PreparedTemplate:
+    """A subject's template as the profile fuses it: its faces, their centroid and its impostor examples, made once
+    per call however many probes are scored against it."""
+
+    template: SubjectTemplate
+    vectors: np.ndarray  # (n, d) fused
+    centre: np.ndarray  # (d,) the template vector
+    impostors: np.ndarray  # (m, d) fused; (0, 0) when none
 
 
 @dataclass(frozen=True)
@@ -717,10 +730,11 @@ class FaceDatabase:
             return []
         templates = self.store.templates_of_faces(collection, near)
         warnings = []
-        for (photo, _), probe, row in zip(taken, fused, ids, strict=True):
-            others = {t.external_id: t for i in row if (t := templates.get(int(i))) and t.external_id != subject_id}
-            for template in others.values():
-                score = self._template_score(record.profile, template, probe)
+        scored = self._scored_subjects(record.profile, templates, ids, fused)
+        for (photo, _), subjects in zip(taken, scored, strict=True):
+            for template, score in subjects:
+                if template.external_id == subject_id:
+                    continue
                 threshold = self.threshold_of(record, record.profile, score.faces)
                 if score.similarity >= threshold:
                     warnings.append(
@@ -742,18 +756,37 @@ class FaceDatabase:
         cosines = self.calibrations.fusion(profile).model_cosines(a, b)
         return float(self.calibrations[profile].probability(cosines, faces))
 
-    def _template_score(self, profile: str, template: SubjectTemplate, probe: np.ndarray) -> TemplateScore:
-        """A probe against a subject's template (templates.py): similarity to its centroid, the calibrated
-        probability for its size, its nearest face, and whether a rejected impostor of it is closer."""
+    def _prepare(self, profile: str, template: SubjectTemplate) -> PreparedTemplate:
         vectors = self._fused(profile, template.stored)
         centre = template_vector(self.calibrations.fusion(profile), vectors)
-        similarity = float(centre @ probe)
-        nearest = int(template.face_ids[int(np.argmax(vectors @ probe))])
-        faces = len(template.face_ids)
-        vetoed = template.impostors.size > 0 and impostor_veto(
-            similarity, probe, self._fused(profile, template.impostors)
-        )
-        return TemplateScore(similarity, self._probability(profile, centre, probe, faces), nearest, faces, vetoed)
+        impostors = self._fused(profile, template.impostors) if template.impostors.size else template.impostors
+        return PreparedTemplate(template, vectors, centre, impostors)
+
+    def _template_score(self, profile: str, prepared: PreparedTemplate, probe: np.ndarray) -> TemplateScore:
+        """A probe against a subject's template (templates.py): similarity to its centroid, the calibrated
+        probability for its size, its nearest face, and whether a rejected impostor of it is closer."""
+        similarity = float(prepared.centre @ probe)
+        nearest = int(prepared.template.face_ids[int(np.argmax(prepared.vectors @ probe))])
+        faces = len(prepared.template.face_ids)
+        vetoed = prepared.impostors.size > 0 and impostor_veto(similarity, probe, prepared.impostors)
+        probability = self._probability(profile, prepared.centre, probe, faces)
+        return TemplateScore(similarity, probability, nearest, faces, vetoed)
+
+    def _scored_subjects(
+        self, profile: str, templates: dict[int, SubjectTemplate], ids: np.ndarray, probes: np.ndarray
+    ) -> list[list[tuple[SubjectTemplate, TemplateScore]]]:
+        """For each probe, the subjects owning its search hits (in hit order, each once; a face deleted since the
+        search is left out) with the probe scored against each one's template. Every template is fused and
+        averaged once per call, however many of the photo's faces hit it."""
+        prepared: dict[str, PreparedTemplate] = {}
+        scored = []
+        for probe, row in zip(probes, ids, strict=True):
+            subjects = {t.external_id: t for i in row if (t := templates.get(int(i))) is not None}
+            for name, template in subjects.items():
+                if name not in prepared:
+                    prepared[name] = self._prepare(profile, template)
+            scored.append([(t, self._template_score(profile, prepared[name], probe)) for name, t in subjects.items()])
+        return scored
 
     @staticmethod
     def _quality(face: AnalyzedFace | None, level: str) -> QualityVerdict | None:
@@ -836,7 +869,7 @@ class FaceDatabase:
         elif decision.low_quality or embedding is None or faces == 0:
             pass
         else:
-            score = self._template_score(profile, template, embedding)
+            score = self._template_score(profile, self._prepare(profile, template), embedding)
             decision = replace(
                 decision,
                 similarity=score.similarity,
@@ -930,16 +963,15 @@ class FaceDatabase:
         templates = self.store.templates_of_faces(collection, [int(i) for i in ids.ravel() if i >= 0])
         results = []
         kept: list[NewDecision] = []
-        for face, probe, row_ids in zip(faces, embedded.vectors, ids, strict=True):
+        scored = self._scored_subjects(profile, templates, ids, embedded.vectors)
+        for face, subjects in zip(faces, scored, strict=True):
             verdict = self._quality(face, quality)
             found = IdentifiedFace(face, [], base_threshold, spoof=bar.spoof(face), quality=verdict)
             if not found.searched:
                 results.append(found)
                 continue
-            subjects = {t.external_id: t for i in row_ids if (t := templates.get(int(i))) is not None}
             candidates = []
-            for template in subjects.values():
-                score = self._template_score(profile, template, probe)
+            for template, score in subjects:
                 if score.vetoed:
                     continue  # taken for the impostor a reviewer rejected, not for this subject
                 bar_of = threshold or self.identify_threshold_of(record, profile, score.faces)
@@ -957,8 +989,9 @@ class FaceDatabase:
             candidates.sort(key=lambda c: (not c.accepted, -c.similarity))
             found = replace(found, candidates=candidates[:top_k])
             best = found.candidates[0] if found.candidates and not found.unknown else None
+            named = next((t for t, _ in subjects if best and t.external_id == best.subject_id), None)
             decision_id, record_kept = self._decision_record(
-                "identify", record, subjects[best.subject_id] if best else None, best is not None, face, profile, actor
+                "identify", record, named, best is not None, face, profile, actor
             )
             if record_kept:
                 kept.append(record_kept)

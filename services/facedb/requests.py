@@ -186,6 +186,17 @@ def face_box(x1: float, y1: float, x2: float, y2: float) -> Box:
     return (x1, y1, x2, y2)
 
 
+# EnrollMode's values (facedb.proto) -> whether a refused photo refuses the whole call.
+_ALL_OR_NOTHING = {0: True, 1: False}
+
+
+def all_or_nothing(mode: int) -> bool:
+    """A request's EnrollMode; InvalidInput for a value this server does not know."""
+    if mode not in _ALL_OR_NOTHING:
+        raise InvalidInput(f"unknown enrollment mode {mode}")
+    return _ALL_OR_NOTHING[mode]
+
+
 def enroll_photos(photos: list[EnrollPhoto], *, limit: int) -> list[EnrollPhoto]:
     """The photos of one enrollment (`images`, then `photos`)."""
     if not photos:

@@ -9,8 +9,7 @@ from typing import cast
 import grpc
 
 from argus.auth import current_key, visible_collections
-from argus.errors import InvalidInput
-from argus.messages import MAX_OUTCOMES_BYTES, PHOTO_OUTCOMES_KEY, box_message
+from argus.messages import MAX_OUTCOMES_BYTES, PHOTO_OUTCOMES_KEY, box_message, box_tuple
 from argus.proto.facedb.v1 import facedb_pb2 as pb
 from argus.proto.facedb.v1 import facedb_pb2_grpc
 from argus.services.facedb import requests
@@ -219,8 +218,7 @@ def _photos(request: pb.EnrollRequest, limit: int) -> list[EnrollPhoto]:
     """`images` (the call's choice of face) then `photos` (each with its own)."""
     photos = [EnrollPhoto(image.data) for image in request.images]
     for photo in request.photos:
-        box = photo.face_box
-        chosen = requests.face_box(box.x1, box.y1, box.x2, box.y2) if photo.HasField("face_box") else None
+        chosen = requests.face_box(*box_tuple(photo.face_box)) if photo.HasField("face_box") else None
         photos.append(EnrollPhoto(photo.image.data, chosen, photo.take_largest_face))
     return requests.enroll_photos(photos, limit=limit)
 
@@ -278,8 +276,6 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
             max_bytes=settings.max_metadata_bytes,
             max_depth=settings.max_metadata_depth,
         )
-        if request.mode not in (pb.ENROLL_ALL_OR_NOTHING, pb.ENROLL_WHAT_PASSES):
-            raise InvalidInput(f"unknown enrollment mode {request.mode}")
         try:
             enrollment = self.db.enroll(
                 request.collection,
@@ -289,7 +285,7 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
                 metadata=metadata,
                 take_largest_face=request.take_largest_face,
                 liveness=requests.liveness(request.liveness),
-                all_or_nothing=request.mode == pb.ENROLL_ALL_OR_NOTHING,
+                all_or_nothing=requests.all_or_nothing(request.mode),
                 actor=_actor(),
             )
         except EnrollRefused as refused:

@@ -19,6 +19,11 @@ import numpy as np
 
 from argus.profiles import Fusion
 
+# A face confirmed by feedback adds nothing when a face of the template is this close to it already (fused cosine):
+# the same photo, or frames of one moment. Of the 9,215 pairs of LFW photos of one person, 3 reach it (99.9% are
+# below 0.93), and all three are the same scene a moment apart.
+NEAR_DUPLICATE = 0.95
+
 
 def template_vector(fusion: Fusion, faces: np.ndarray) -> np.ndarray:
     """One subject's faces (n, d) as the fused vector of its template: per model, the mean of the faces' parts

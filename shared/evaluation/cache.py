@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -103,6 +103,38 @@ def files_key(image_root: Path, names: Sequence[str]) -> str:
             raise FileNotFoundError(f"LFW image {name} is missing under {image_root}") from None
         lines.append(f"{name}\t{size}")
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CentreFaces:
+    """One chunk of images with the face each is taken for (None where even the lenient look found none)."""
+
+    names: Sequence[str]
+    images: list[np.ndarray]
+    faces: list[DetectedFace | None]
+    status: list[int]  # FOUND, RETRIED or MISSED
+
+
+def centre_faces(
+    analyzer: LocalFaceAnalyzer, image_root: Path, names: Sequence[str], retry_score_threshold: float
+) -> Iterator[CentreFaces]:
+    """The images a chunk at a time, each with its face closest to the centre, a missed one looked for again
+    leniently: the detector calls every LFW cache makes, so all of them take the same face."""
+    detector = analyzer.detector
+    lenient = replace(detector.defaults, score_threshold=retry_score_threshold)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for chunk in chunks(names, _CHUNK):
+            images = list(pool.map(read_image, [image_root / name for name in chunk]))
+            found = detector.detect(images, detector.defaults)
+            chosen = [closest_to_centre(faces, *im.shape[:2]) for faces, im in zip(found, images, strict=True)]
+            status = [FOUND if face else MISSED for face in chosen]
+            misses = [i for i, face in enumerate(chosen) if face is None]
+            if misses:
+                again = detector.detect([images[i] for i in misses], lenient)
+                for i, faces in zip(misses, again, strict=True):
+                    chosen[i] = closest_to_centre(faces, *images[i].shape[:2])
+                    status[i] = RETRIED if chosen[i] else MISSED
+            yield CentreFaces(chunk, images, chosen, status)
 
 
 class EmbeddingCache:
@@ -201,35 +233,22 @@ class EmbeddingCache:
         These are the detector and embedder calls of LocalFaceAnalyzer.analyze_image, but only the chosen face is
         embedded and a missed face gets a second, lenient look.
         """
-        detector, embedder = self.analyzer.detector, self.analyzer.embedder
-        defaults = detector.defaults
-        lenient = replace(defaults, score_threshold=self.retry_score_threshold)
+        embedder = self.analyzer.embedder
         dimension = sum(embedder.dimensions(self.models))
         results: dict[str, tuple[np.ndarray, int]] = {}
         done = 0
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for chunk in chunks(names, _CHUNK):
-                images = list(pool.map(read_image, [self.image_root / name for name in chunk]))
-                found = detector.detect(images, defaults)
-                chosen = [closest_to_centre(faces, *im.shape[:2]) for faces, im in zip(found, images, strict=True)]
-                status = [FOUND if face else MISSED for face in chosen]
-                misses = [i for i, face in enumerate(chosen) if face is None]
-                if misses:
-                    again = detector.detect([images[i] for i in misses], lenient)
-                    for i, faces in zip(misses, again, strict=True):
-                        chosen[i] = closest_to_centre(faces, *images[i].shape[:2])
-                        status[i] = RETRIED if chosen[i] else MISSED
-                hits = [(i, face) for i, face in enumerate(chosen) if face is not None]
-                vectors = embedder.embed(
-                    [images[i] for i, _ in hits],
-                    [np.asarray(face.landmarks, dtype=np.float64) for _, face in hits],
-                    self.models,
-                )
-                by_index = {i: embedding.concatenated() for (i, _), embedding in zip(hits, vectors, strict=True)}
-                for i, name in enumerate(chunk):
-                    vector = by_index.get(i, np.zeros(dimension, dtype=np.float32))
-                    results[name] = (vector.astype(np.float32), status[i])
-                done += len(chunk)
-                if progress:
-                    progress(done, len(names))
+        for chunk in centre_faces(self.analyzer, self.image_root, names, self.retry_score_threshold):
+            hits = [(i, face) for i, face in enumerate(chunk.faces) if face is not None]
+            vectors = embedder.embed(
+                [chunk.images[i] for i, _ in hits],
+                [np.asarray(face.landmarks, dtype=np.float64) for _, face in hits],
+                self.models,
+            )
+            by_index = {i: embedding.concatenated() for (i, _), embedding in zip(hits, vectors, strict=True)}
+            for i, name in enumerate(chunk.names):
+                vector = by_index.get(i, np.zeros(dimension, dtype=np.float32))
+                results[name] = (vector.astype(np.float32), chunk.status[i])
+            done += len(chunk.names)
+            if progress:
+                progress(done, len(names))
         return results

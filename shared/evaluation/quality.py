@@ -13,8 +13,7 @@ import hashlib
 import io
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,10 @@ import numpy as np
 from argus.evaluation.cache import (
     RETRY_SCORE_THRESHOLD,
     ProgressCallback,
-    closest_to_centre,
+    centre_faces,
     detection_key_parts,
     files_key,
 )
-from argus.evaluation.images import chunks, read_image
 from argus.evaluation.lfw import IMAGES_SUBDIR, Pair, lfw_embeddings, pair_images, read_pairs, score_pairs, select_pairs
 from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.files import atomic_write
@@ -37,7 +35,6 @@ from argus.services.facedb.quality import MEASURES, QUALITY_LEVELS, QualityBars,
 
 # Bump when the way an image becomes its measures changes, so stale caches are not reused.
 QUALITY_CACHE_VERSION = 1
-_CHUNK = 64  # images decoded and in flight at once
 QUANTILES = (0.005, 0.01, 0.05, 0.1, 0.5, 0.9, 0.95, 0.99, 0.995)  # of each measure over a split's images
 
 
@@ -124,32 +121,21 @@ class QualityCache:
     def _compute(self, names: Sequence[str], progress: ProgressCallback | None) -> ImageMeasures:
         """The detector calls of EmbeddingCache._compute (the same face is chosen), and the sharpness the embedder
         computes from the face crop, without embedding."""
-        detector = self.analyzer.detector
-        lenient = replace(detector.defaults, score_threshold=self.retry_score_threshold)
         count = len(names)
         boxes, scores = np.full((count, 4), np.nan), np.full(count, np.nan)
         landmarks, sharp = np.full((count, 5, 2), np.nan), np.full(count, np.nan)
         done = 0
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for chunk in chunks(names, _CHUNK):
-                images = list(pool.map(read_image, [self.image_root / name for name in chunk]))
-                found = detector.detect(images, detector.defaults)
-                chosen = [closest_to_centre(faces, *im.shape[:2]) for faces, im in zip(found, images, strict=True)]
-                misses = [i for i, face in enumerate(chosen) if face is None]
-                if misses:
-                    again = detector.detect([images[i] for i in misses], lenient)
-                    for i, faces in zip(misses, again, strict=True):
-                        chosen[i] = closest_to_centre(faces, *images[i].shape[:2])
-                for i, face in enumerate(chosen):
-                    if face is None:
-                        continue
-                    row, points = done + i, np.asarray(face.landmarks, dtype=np.float64)
-                    crop = face_crop(images[i], points)
-                    boxes[row], scores[row], landmarks[row] = face.box, face.score, points
-                    sharp[row] = sharpness(align_face(crop.image, crop.landmarks))
-                done += len(chunk)
-                if progress:
-                    progress(done, count)
+        for chunk in centre_faces(self.analyzer, self.image_root, names, self.retry_score_threshold):
+            for i, face in enumerate(chunk.faces):
+                if face is None:
+                    continue
+                row, points = done + i, np.asarray(face.landmarks, dtype=np.float64)
+                crop = face_crop(chunk.images[i], points)
+                boxes[row], scores[row], landmarks[row] = face.box, face.score, points
+                sharp[row] = sharpness(align_face(crop.image, crop.landmarks))
+            done += len(chunk.names)
+            if progress:
+                progress(done, count)
         return ImageMeasures(tuple(names), boxes, scores, landmarks, sharp)
 
 

@@ -15,17 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from argus.config import Settings
 from argus.evaluation.cache import MISSED, FaceEmbeddings, ProgressCallback
 from argus.evaluation.identification import IdentityLists, list_identities, open_set_threshold
 from argus.evaluation.lfw import read_pairs
 from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.profiles import Fusion
 from argus.services.facedb.calibration import TEMPLATE_SIZES, TemplateCalibration, fit_template
-from argus.services.facedb.templates import adds_information, most_redundant, template_vector
+from argus.services.facedb.templates import NEAR_DUPLICATE, adds_information, most_redundant, template_vector
 
 SHOTS = (1, 2, 3)
 STRANGERS = 1000  # never-enrolled people of the test side, one photo each
 FAR_TARGET = 0.01
+DEFAULT_FEEDBACK_FACES: int = Settings.model_fields["feedback_max_faces"].default  # the service's cap
 
 
 def development_identities(lfw_dir: Path, pairs_file: str | Path = "pairsDevTest.txt") -> set[str]:
@@ -225,8 +227,8 @@ def feedback_runs(
     *,
     later_from: int = 3,
     strangers: int = STRANGERS,
-    max_feedback: int = 10,
-    near_duplicate: float = 0.95,
+    max_feedback: int = DEFAULT_FEEDBACK_FACES,
+    near_duplicate: float = NEAR_DUPLICATE,
 ) -> tuple[FeedbackRow, ...]:
     """One-shot enrollment, then probes arrive in time order (photos 2 and 3 of each person, and people never
     enrolled, some of whom come back later) and the ground truth confirms or rejects each answer as an operator

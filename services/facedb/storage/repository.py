@@ -729,7 +729,7 @@ class FaceStore:
         with self.transaction() as session:
             for start in range(0, len(face_ids), _IN_CHUNK):
                 chunk = list(face_ids[start : start + _IN_CHUNK])
-                found = session.execute(  # by primary key alone, as face_owners says why
+                found = session.execute(  # by primary key alone, as templates_of_faces says why
                     select(Face.id, Face.embedding, Face.dimension, Face.collection_id, Face.profile)
                     .where(Face.id.in_(chunk))
                     .order_by(Face.id)
@@ -748,17 +748,6 @@ class FaceStore:
             newest = self._position(session)
             result = session.execute(delete(Change).where(Change.created_at < before, Change.id < newest))
             return cast("CursorResult[Any]", result).rowcount or 0
-
-    def subject_faces(self, collection: str, external_id: str) -> tuple[str, np.ndarray, np.ndarray]:
-        """One subject's faces as 1:1 verification compares against them: the collection's profile, which every
-        stored embedding follows, the face ids and the stored embeddings."""
-        with self.transaction() as session:
-            found = self._collection(session, collection)
-            subject = self._subject(session, found, external_id)
-            rows = session.execute(
-                select(Face.id, Face.embedding, Face.dimension).where(Face.subject_id == subject.id).order_by(Face.id)
-            )
-            return (found.profile, *_stack(rows.all()))
 
     # Re-embedding a collection for another profile, from the stored face crops.
 
@@ -919,27 +908,6 @@ class FaceStore:
             ).all()
             return [(name, pending) for name, pending in rows if pending is not None]
 
-    def face_owners(self, collection: str, face_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        """face id -> (external id, display name) for the ids that are in the collection; others are left out."""
-        wanted = sorted({int(face_id) for face_id in face_ids})
-        owners: dict[int, tuple[str, str]] = {}
-        with self.transaction() as session:
-            found = self._collection(session, collection)
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
-                # By primary key alone, the collection checked here: with the collection in the WHERE clause,
-                # PostgreSQL may AND in the collection's index (on statistics not yet updated after a bulk load),
-                # a scan that grows with the collection: measured 80 ms at 1M faces, against well under 1 ms.
-                rows = session.execute(
-                    select(Face.id, Face.collection_id, Subject.external_id, Subject.display_name)
-                    .join(Subject, Subject.id == Face.subject_id)
-                    .where(Face.id.in_(chunk))
-                )
-                for face_id, collection_id, external_id, display_name in rows:
-                    if collection_id == found.id:
-                        owners[int(face_id)] = (external_id, display_name)
-        return owners
-
     # Templates and feedback.
 
     @staticmethod
@@ -998,9 +966,10 @@ class FaceStore:
             owner_of: dict[int, int] = {}
             for start in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[start : start + _IN_CHUNK]
-                rows = session.execute(  # by primary key alone, as face_owners says why
-                    select(Face.id, Face.collection_id, Face.subject_id).where(Face.id.in_(chunk))
-                )
+                # By primary key alone, the collection checked here: with the collection in the WHERE clause,
+                # PostgreSQL may AND in the collection's index (on statistics not yet updated after a bulk load),
+                # a scan that grows with the collection: measured 80 ms at 1M faces, against well under 1 ms.
+                rows = session.execute(select(Face.id, Face.collection_id, Face.subject_id).where(Face.id.in_(chunk)))
                 owner_of.update({int(f): int(s) for f, c, s in rows if c == found.id})
             subjects = session.scalars(select(Subject).where(Subject.id.in_(sorted(set(owner_of.values()))))).all()
             by_row = {subject.id: subject for subject in subjects}
@@ -1064,8 +1033,9 @@ class FaceStore:
         with self.transaction() as session:
             found = self._collection(session, collection)
             subject = self._subject(session, found, external_id)
-            self._check_embeddings(session, found, [face], [_embedding_bytes(face.embedding)])
-            row = Face(**_face_values(face, _embedding_bytes(face.embedding), subject.id, found.id))
+            encoded = _embedding_bytes(face.embedding)
+            self._check_embeddings(session, found, [face], [encoded])
+            row = Face(**_face_values(face, encoded, subject.id, found.id))
             session.add(row)
             session.flush()
             retired = 0
