@@ -166,6 +166,17 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+def thumbnail_jpeg(image: bytes, max_side: int, quality: int = 85) -> bytes:
+    """A stored image (one of ours, a face crop) shrunk to fit max_side, as JPEG: a console's thumbnail. Never
+    enlarged."""
+    with Image.open(io.BytesIO(image)) as opened:
+        small = opened.convert("RGB")
+    small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    encoded = io.BytesIO()
+    small.save(encoded, format="JPEG", quality=quality)
+    return encoded.getvalue()
+
+
 def return_large_buffers_to_the_os() -> None:
     """Makes glibc serve every allocation of MMAP_THRESHOLD_BYTES or more from its own mapping, unmapped when freed.
     By default glibc raises that threshold as buffers are freed, after which a decoded image's blocks come from

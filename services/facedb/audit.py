@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, select, true
+from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, true
 
 from argus.keys import Denials
 from argus.paging import DEFAULT_PAGE_SIZE
@@ -155,11 +155,17 @@ class AuditLog:
         *,
         collections: Sequence[str] | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        key: str = "",
+        decision: str = "",
+        action: str = "",
         page_size: int = DEFAULT_PAGE_SIZE,
         before: int | None = None,
     ) -> tuple[list[AuditRecord], int | None]:
         """Newest first, those with an id below `before` (None: from the newest); collections None: every event,
-        including those of no collection (denials). Also returns where the next page starts, None on the last."""
+        including those of no collection (denials). Each filter given narrows the list: occurred at or after since
+        and before until, the key's id or name, the decision, the action. Also returns where the next page starts,
+        None on the last."""
         if collections is not None:  # no collection name holds NUL (PostgreSQL would refuse the query)
             collections = [name for name in collections if "\x00" not in name]
         query = (
@@ -169,6 +175,14 @@ class AuditLog:
             query = query.where(AuditEvent.id < before)
         if since is not None:
             query = query.where(AuditEvent.occurred_at >= since)
+        if until is not None:
+            query = query.where(AuditEvent.occurred_at < until)
+        if key:
+            query = query.where(or_(AuditEvent.key_id == key, AuditEvent.key_name == key))
+        if decision:
+            query = query.where(AuditEvent.decision == decision)
+        if action:
+            query = query.where(AuditEvent.action == action)
         with self.store.transaction() as session:
             rows = session.scalars(query).all()
             records = [

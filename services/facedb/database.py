@@ -31,6 +31,7 @@ from argus.analysis import AnalyzedFace, FaceAnalyzer
 from argus.boxes import Box, iou_matrix
 from argus.config import Settings
 from argus.errors import ArgusError, DependencyUnavailable, InvalidInput, ModelUnavailable, NotFound, Overloaded
+from argus.imaging import thumbnail_jpeg
 from argus.profiles import PROFILES, EmbeddingProfile, get_profile
 from argus.services.facedb import audit
 from argus.services.facedb.audit import NO_KEY, Actor, AuditLog
@@ -1119,10 +1120,15 @@ class FaceDatabase:
     def get_subject(self, collection: str, subject_id: str) -> SubjectRecord:
         return self.store.get_subject(collection, subject_id)
 
-    def list_subjects(self, collection: str, page_size: int, after: int = 0) -> SubjectPage:
-        """The page of subjects after the position `after`, no larger than a reply may carry."""
+    def list_subjects(self, collection: str, page_size: int, after: int = 0, query: str = "") -> SubjectPage:
+        """The page of subjects after the position `after` (those matching the query, if any), no larger than a
+        reply may carry."""
         # Half the message limit leaves room for the encoding's overhead on top of the rows' own size.
-        return self.store.list_subjects(collection, page_size, after, self.settings.max_message_bytes // 2)
+        return self.store.list_subjects(collection, page_size, after, self.settings.max_message_bytes // 2, query)
+
+    def face_crop(self, collection: str, face_id: int, max_side: int) -> bytes:
+        """A stored face's crop as a JPEG of at most max_side pixels a side."""
+        return thumbnail_jpeg(self.store.face_crop(collection, face_id), max_side)
 
     def delete_face(self, collection: str, face_id: int, *, actor: Actor = NO_KEY) -> FaceRecord:
         record = self.store.delete_face(collection, face_id)

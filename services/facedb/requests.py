@@ -141,14 +141,54 @@ def audit_token(before: int | None) -> str:
     return "" if before is None else encode_page_token(AUDIT_PAGE, before)
 
 
-def since(stamp: timestamp_pb2.Timestamp | None) -> datetime | None:
+def moment(field: str, stamp: timestamp_pb2.Timestamp | None) -> datetime | None:
     if stamp is None:
         return None
     try:
-        moment: datetime = stamp.ToDatetime(tzinfo=UTC)
+        when: datetime = stamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as error:  # nanos or seconds out of the Timestamp's range
-        raise InvalidInput(f"since is not a valid timestamp: {error}") from None
-    return moment
+        raise InvalidInput(f"{field} is not a valid timestamp: {error}") from None
+    return when
+
+
+def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput(f"until ({until.isoformat()}) must be after since ({since.isoformat()})")
+    return since, until
+
+
+# Longest value an audit filter may hold: the longest field it is compared with (a key's name).
+MAX_AUDIT_FILTER = 128
+
+
+def audit_filter(field: str, value: str) -> str:
+    """A filter of the audit trail; one longer than any stored value could match nothing and is refused."""
+    if len(value) > MAX_AUDIT_FILTER:
+        raise InvalidInput(f"{field} is {len(value)} characters; the limit is {MAX_AUDIT_FILTER}")
+    return _storable(field, value)
+
+
+def subjects_query(value: str) -> str:
+    """What ListSubjects searches the IDs and display names for."""
+    if len(value) > MAX_DISPLAY_NAME:
+        raise InvalidInput(f"query is {len(value)} characters; the limit is {MAX_DISPLAY_NAME}")
+    return _storable("query", value.strip())
+
+
+FACE_CROP_SIDES = range(16, 257)
+DEFAULT_FACE_CROP_SIDE = 128
+
+
+def face_crop_side(value: int) -> int:
+    """The longest side of a face crop to send: 0 means DEFAULT_FACE_CROP_SIDE."""
+    if value == 0:
+        return DEFAULT_FACE_CROP_SIDE
+    if value not in FACE_CROP_SIDES:
+        raise InvalidInput(
+            f"max_side {value} is out of range: {FACE_CROP_SIDES.start} to {FACE_CROP_SIDES.stop - 1} px, "
+            f"or 0 for {DEFAULT_FACE_CROP_SIDE}"
+        )
+    return value
 
 
 def older_than_days(days: int) -> int:

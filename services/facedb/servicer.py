@@ -402,12 +402,17 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
 
     def ListSubjects(self, request: pb.ListSubjectsRequest, context: grpc.ServicerContext) -> pb.ListSubjectsResponse:
         page_size, after = requests.subjects_page(request.page_size, request.page_token)
-        page = self.db.list_subjects(request.collection, page_size, after)
+        page = self.db.list_subjects(request.collection, page_size, after, requests.subjects_query(request.query))
         return pb.ListSubjectsResponse(
             subjects=[_subject(s, request.collection) for s in page.subjects],
             next_page_token=requests.subjects_token(page.after),
             total=page.total,
         )
+
+    def GetFaceCrop(self, request: pb.GetFaceCropRequest, context: grpc.ServicerContext) -> pb.FaceCrop:
+        max_side = requests.face_crop_side(request.max_side)
+        image = self.db.face_crop(request.collection, request.face_id, max_side)
+        return pb.FaceCrop(face_id=request.face_id, image=image, mime_type="image/jpeg")
 
     def DeleteFace(self, request: pb.DeleteFaceRequest, context: grpc.ServicerContext) -> pb.DeleteFaceResponse:
         self.db.delete_face(request.collection, request.face_id, actor=_actor())
@@ -425,11 +430,21 @@ class FaceDatabaseServicer(facedb_pb2_grpc.FaceDatabaseServiceServicer):
         self, request: pb.ListAuditEventsRequest, context: grpc.ServicerContext
     ) -> pb.ListAuditEventsResponse:
         page_size, before = requests.audit_page(request.page_size, request.page_token)
-        since = requests.since(request.since if request.HasField("since") else None)
+        since, until = requests.time_range(
+            requests.moment("since", request.since if request.HasField("since") else None),
+            requests.moment("until", request.until if request.HasField("until") else None),
+        )
         # A named collection has passed the key's collection limit; none named means every one the key may see.
         collections = [request.collection] if request.collection else visible_collections()
         events, next_before = self.db.audit.list(
-            collections=collections, since=since, page_size=page_size, before=before
+            collections=collections,
+            since=since,
+            until=until,
+            key=requests.audit_filter("key", request.key),
+            decision=requests.audit_filter("decision", request.decision),
+            action=requests.audit_filter("action", request.action),
+            page_size=page_size,
+            before=before,
         )
         return pb.ListAuditEventsResponse(
             events=[_audit_event(event) for event in events], next_page_token=requests.audit_token(next_before)

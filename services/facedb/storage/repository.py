@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import case, delete, func, insert, select, text, update
+from sqlalchemy import case, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import URL, CursorResult
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -576,10 +576,13 @@ class FaceStore:
             faces = session.scalars(select(Face).where(Face.subject_id == subject.id).order_by(Face.id)).all()
             return _subject_record(found.name, subject, faces)
 
-    def list_subjects(self, collection: str, page_size: int, after: int = 0, max_bytes: int = 1 << 24) -> SubjectPage:
+    def list_subjects(
+        self, collection: str, page_size: int, after: int = 0, max_bytes: int = 1 << 24, query: str = ""
+    ) -> SubjectPage:
         """One page of subjects (with their faces) in creation order, those after the position `after` (0: from the
         first), with the position the next page starts after. Keyset pagination: pages stay correct while subjects
-        come and go.
+        come and go. A query keeps the subjects whose ID or display name contains it, ignoring case (and the total
+        counts those).
 
         A page also ends early once its subjects add up to about max_bytes (what a reply may carry), so a page fits
         in one message whatever the rows hold; it always holds at least one subject.
@@ -587,9 +590,18 @@ class FaceStore:
         assert 1 <= page_size <= MAX_PAGE_SIZE, "checked by argus.paging.page_size"
         with self.transaction() as session:
             found = self._collection(session, collection)
+            matching = [Subject.collection_id == found.id]
+            if query:
+                # LIKE's wildcards in the query are matched as themselves (autoescape).
+                matching.append(
+                    or_(
+                        func.lower(Subject.external_id).contains(query.lower(), autoescape=True),
+                        func.lower(Subject.display_name).contains(query.lower(), autoescape=True),
+                    )
+                )
             subjects = session.scalars(
                 select(Subject)
-                .where(Subject.collection_id == found.id, Subject.id > after)
+                .where(*matching, Subject.id > after)
                 .order_by(Subject.id)
                 .limit(page_size + 1)
                 .options(selectinload(Subject.faces))
@@ -605,7 +617,23 @@ class FaceStore:
                     break
                 records.append(_subject_record(found.name, subject, subject.faces))
             after_last = subjects[len(records) - 1].id if more and records else None
-            return SubjectPage(records, after_last, found.subject_count)
+            total = found.subject_count
+            if query:
+                total = session.scalar(select(func.count(Subject.id)).where(*matching)) or 0
+            return SubjectPage(records, after_last, total)
+
+    def face_crop(self, collection: str, face_id: int) -> bytes:
+        """The stored crop (PNG) of one face of the collection."""
+        with self.transaction() as session:
+            found = self._collection(session, collection)
+            row = session.execute(
+                select(Face.face_crop).where(Face.id == face_id, Face.collection_id == found.id)
+            ).first()
+            if row is None:
+                raise NotFound(f"face {face_id} does not exist in collection {found.name!r}")
+            if row.face_crop is None:
+                raise NotFound(f"face {face_id} has no stored crop (faces enrolled with ARGUS_KEEP_FACE_CROPS off)")
+            return bytes(row.face_crop)
 
     def delete_face(self, collection: str, face_id: int) -> FaceRecord:
         """Removes one face; its subject stays, even with no faces left."""

@@ -530,14 +530,16 @@ class GetSubjectRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., subject_id: _Optional[str] = ...) -> None: ...
 
 class ListSubjectsRequest(_message.Message):
-    __slots__ = ("collection", "page_size", "page_token")
+    __slots__ = ("collection", "page_size", "page_token", "query")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     collection: str
     page_size: int
     page_token: str
-    def __init__(self, collection: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    query: str
+    def __init__(self, collection: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., query: _Optional[str] = ...) -> None: ...
 
 class ListSubjectsResponse(_message.Message):
     __slots__ = ("subjects", "next_page_token", "total")
@@ -548,6 +550,26 @@ class ListSubjectsResponse(_message.Message):
     next_page_token: str
     total: int
     def __init__(self, subjects: _Optional[_Iterable[_Union[Subject, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
+
+class GetFaceCropRequest(_message.Message):
+    __slots__ = ("collection", "face_id", "max_side")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIDE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    face_id: int
+    max_side: int
+    def __init__(self, collection: _Optional[str] = ..., face_id: _Optional[int] = ..., max_side: _Optional[int] = ...) -> None: ...
+
+class FaceCrop(_message.Message):
+    __slots__ = ("face_id", "image", "mime_type")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    face_id: int
+    image: bytes
+    mime_type: str
+    def __init__(self, face_id: _Optional[int] = ..., image: _Optional[bytes] = ..., mime_type: _Optional[str] = ...) -> None: ...
 
 class DeleteFaceRequest(_message.Message):
     __slots__ = ("collection", "face_id")
@@ -606,16 +628,24 @@ class AuditEvent(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action: _Optional[str] = ..., key_name: _Optional[str] = ..., collection: _Optional[str] = ..., subject_id: _Optional[str] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., decision: _Optional[str] = ..., detail: _Optional[str] = ..., key_id: _Optional[str] = ..., count: _Optional[int] = ..., decision_id: _Optional[str] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
-    __slots__ = ("collection", "since", "page_size", "page_token")
+    __slots__ = ("collection", "since", "page_size", "page_token", "until", "key", "decision", "action")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     collection: str
     since: _timestamp_pb2.Timestamp
     page_size: int
     page_token: str
-    def __init__(self, collection: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    until: _timestamp_pb2.Timestamp
+    key: str
+    decision: str
+    action: str
+    def __init__(self, collection: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key: _Optional[str] = ..., decision: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
 
 class ListAuditEventsResponse(_message.Message):
     __slots__ = ("events", "next_page_token")

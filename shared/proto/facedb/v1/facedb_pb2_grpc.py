@@ -109,6 +109,11 @@ class FaceDatabaseServiceStub:
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListSubjectsRequest.SerializeToString,
                 response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListSubjectsResponse.FromString,
                 _registered_method=True)
+        self.GetFaceCrop = channel.unary_unary(
+                '/argus.facedb.v1.FaceDatabaseService/GetFaceCrop',
+                request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.GetFaceCropRequest.SerializeToString,
+                response_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.FaceCrop.FromString,
+                _registered_method=True)
         self.DeleteFace = channel.unary_unary(
                 '/argus.facedb.v1.FaceDatabaseService/DeleteFace',
                 request_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.DeleteFaceRequest.SerializeToString,
@@ -242,6 +247,14 @@ class FaceDatabaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFaceCrop(self, request, context):
+        """A stored face's crop as a small JPEG, for a console's thumbnails (enroll scope: a verify key at a door has no
+        need of the gallery's faces).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteFace(self, request, context):
         """Deletes take effect in the index and the database together: a deleted face can never match again.
         """
@@ -345,6 +358,11 @@ def add_FaceDatabaseServiceServicer_to_server(servicer, server):
                     servicer.ListSubjects,
                     request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListSubjectsRequest.FromString,
                     response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.ListSubjectsResponse.SerializeToString,
+            ),
+            'GetFaceCrop': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFaceCrop,
+                    request_deserializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.GetFaceCropRequest.FromString,
+                    response_serializer=argus_dot_facedb_dot_v1_dot_facedb__pb2.FaceCrop.SerializeToString,
             ),
             'DeleteFace': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteFace,
@@ -772,6 +790,33 @@ class FaceDatabaseService:
             '/argus.facedb.v1.FaceDatabaseService/ListSubjects',
             argus_dot_facedb_dot_v1_dot_facedb__pb2.ListSubjectsRequest.SerializeToString,
             argus_dot_facedb_dot_v1_dot_facedb__pb2.ListSubjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFaceCrop(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.facedb.v1.FaceDatabaseService/GetFaceCrop',
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.GetFaceCropRequest.SerializeToString,
+            argus_dot_facedb_dot_v1_dot_facedb__pb2.FaceCrop.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,10 @@ class FaceDatabaseServiceStub:
     """
     GetSubject: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.GetSubjectRequest, _facedb_pb2.Subject]
     ListSubjects: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.ListSubjectsRequest, _facedb_pb2.ListSubjectsResponse]
+    GetFaceCrop: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.GetFaceCropRequest, _facedb_pb2.FaceCrop]
+    """A stored face's crop as a small JPEG, for a console's thumbnails (enroll scope: a verify key at a door has no
+    need of the gallery's faces).
+    """
     DeleteFace: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.DeleteFaceRequest, _facedb_pb2.DeleteFaceResponse]
     """Deletes take effect in the index and the database together: a deleted face can never match again."""
     DeleteSubject: _grpc.UnaryUnaryMultiCallable[_facedb_pb2.DeleteSubjectRequest, _facedb_pb2.DeleteSubjectResponse]
@@ -115,6 +119,10 @@ class FaceDatabaseServiceAsyncStub(FaceDatabaseServiceStub):
     """
     GetSubject: _aio.UnaryUnaryMultiCallable[_facedb_pb2.GetSubjectRequest, _facedb_pb2.Subject]  # type: ignore[assignment]
     ListSubjects: _aio.UnaryUnaryMultiCallable[_facedb_pb2.ListSubjectsRequest, _facedb_pb2.ListSubjectsResponse]  # type: ignore[assignment]
+    GetFaceCrop: _aio.UnaryUnaryMultiCallable[_facedb_pb2.GetFaceCropRequest, _facedb_pb2.FaceCrop]  # type: ignore[assignment]
+    """A stored face's crop as a small JPEG, for a console's thumbnails (enroll scope: a verify key at a door has no
+    need of the gallery's faces).
+    """
     DeleteFace: _aio.UnaryUnaryMultiCallable[_facedb_pb2.DeleteFaceRequest, _facedb_pb2.DeleteFaceResponse]  # type: ignore[assignment]
     """Deletes take effect in the index and the database together: a deleted face can never match again."""
     DeleteSubject: _aio.UnaryUnaryMultiCallable[_facedb_pb2.DeleteSubjectRequest, _facedb_pb2.DeleteSubjectResponse]  # type: ignore[assignment]
@@ -249,6 +257,16 @@ class FaceDatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _facedb_pb2.ListSubjectsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_facedb_pb2.ListSubjectsResponse, _abc.Awaitable[_facedb_pb2.ListSubjectsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetFaceCrop(
+        self,
+        request: _facedb_pb2.GetFaceCropRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facedb_pb2.FaceCrop, _abc.Awaitable[_facedb_pb2.FaceCrop]]:
+        """A stored face's crop as a small JPEG, for a console's thumbnails (enroll scope: a verify key at a door has no
+        need of the gallery's faces).
+        """
 
     @_abc_1.abstractmethod
     def DeleteFace(
