@@ -57,12 +57,17 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "ListCollections": frozenset({ENROLL, VERIFY}),
     "GetCollection": frozenset({ENROLL, VERIFY}),
     "ListProfiles": frozenset({ENROLL, VERIFY}),
+    # The gallery's faces themselves: for who keeps the gallery, not for a door that only asks who is there.
+    "GetFaceCrop": frozenset({ENROLL}),
     "SubmitJob": frozenset({JOBS}),
     "GetJob": frozenset({JOBS}),
     "WatchJob": frozenset({JOBS}),
     "CancelJob": frozenset({JOBS}),
     "ListJobs": frozenset({JOBS}),
     "ListStyles": frozenset({JOBS}),
+    # What a server runs (its models, their execution providers, its version): for any key, to see the stack.
+    "GetServerStatus": frozenset(SCOPES),
+    "GetStackStatus": frozenset(SCOPES),
 }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol, cast
 
 import grpc
@@ -23,6 +24,7 @@ from argus.deadlines import serving_until
 from argus.errors import ArgusError, DeadlineExceeded, Overloaded
 from argus.grpc_status import status_message, status_of
 from argus.keys import DenialLog, DenialSink, KeyRing
+from argus.proto.common.v1 import status_pb2, status_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +272,35 @@ class RunningServer:
         self._finished.wait()
 
 
+class StatusServicer(status_pb2_grpc.StatusServiceServicer):
+    """What this process serves and runs on, as the console's status page and an operator's checks read it."""
+
+    def __init__(self, bindings: list[ServiceBinding], auth: str) -> None:
+        self.status = status_pb2.ServerStatus(
+            services=[binding.full_name for binding in bindings],
+            models=[
+                status_pb2.LoadedModel(ref=ref, provider=provider)
+                for binding in bindings
+                for ref, provider in binding.models.items()
+            ],
+            auth=auth,
+            version=release(),
+        )
+
+    def GetServerStatus(  # noqa: N802 (the proto's name)
+        self, request: status_pb2.GetServerStatusRequest, context: grpc.ServicerContext
+    ) -> status_pb2.ServerStatus:
+        return self.status
+
+
+def release() -> str:
+    """The Argus release installed."""
+    try:
+        return version("argus")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 _metrics_started: set[int] = set()
 
 
@@ -331,8 +362,11 @@ def start_server(settings: Settings, bindings: list[ServiceBinding], port: int) 
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for binding in bindings:
         binding.register(server)
+    status_service = status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusServicer(bindings, settings.auth), server)
     reflection.enable_server_reflection(
-        [binding.full_name for binding in bindings] + [health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [binding.full_name for binding in bindings] + [status_service, health.SERVICE_NAME, reflection.SERVICE_NAME],
+        server,
     )
     bound = add_port(server, settings, port)
     if bound == 0:
