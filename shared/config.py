@@ -28,12 +28,14 @@ def _default_data_dir() -> Path:
 # deadlines pass, one near it refuses the excess at once (RESOURCE_EXHAUSTED) and keeps goodput at capacity. Set
 # from bench/overload_bench.py on 2 cores: the detector and embedder need enough concurrent calls to fill a batch
 # (max_batch_size 8) while another runs; a Verify holds one facedb slot for its detector and embedder calls.
-DEFAULT_CONCURRENT_CALLS = {"detector": 16, "embedder": 16, "facedb": 4, "jobs": 16}
+# The HTTP gateway only forwards (each service bounds its own work), so its bound is on requests it holds in memory.
+DEFAULT_CONCURRENT_CALLS = {"detector": 16, "embedder": 16, "facedb": 4, "jobs": 16, "gateway": 64}
 
 # Where each gRPC service listens unless settings say otherwise, and so where clients look for it by default.
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORTS = {"detector": 50051, "embedder": 50052, "facedb": 50053, "jobs": 50054}
 DEFAULT_ADDRESSES = {service: f"{LOOPBACK}:{port}" for service, port in DEFAULT_PORTS.items()}
+DEFAULT_GATEWAY_PORT = 8080
 
 
 class Settings(BaseSettings):
@@ -272,6 +274,18 @@ class Settings(BaseSettings):
     embedder_port: int = Field(DEFAULT_PORTS["embedder"], description="Embedder gRPC port.")
     facedb_port: int = Field(DEFAULT_PORTS["facedb"], description="Face database gRPC port.")
     jobs_port: int = Field(DEFAULT_PORTS["jobs"], description="Jobs API gRPC port.")
+    gateway_port: int = Field(
+        DEFAULT_GATEWAY_PORT, description="HTTP port of the gateway: the Connect protocol (HTTP/JSON) and the console."
+    )
+    gateway_body_bytes_in_flight: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Request bodies the gateway holds at once, in bytes; a request that does not fit waits briefly, "
+        "then gets 503. Each body is also within ARGUS_MAX_MESSAGE_BYTES.",
+    )
+    gateway_body_timeout_s: float = Field(
+        30.0, gt=0, description="How long the gateway waits for a request's whole body; a slower one gets 408."
+    )
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 turns the HTTP endpoint off.")
     health_port: int = Field(
         0, ge=0, description="A plaintext port serving only gRPC health, for probes that cannot do TLS; 0: none."
@@ -286,7 +300,7 @@ class Settings(BaseSettings):
     jobs_address: str = Field(DEFAULT_ADDRESSES["jobs"], description="Where clients reach the jobs API.")
 
     def concurrent_calls(self, service: str) -> int:
-        """The unary call bound of this service ("detector", "embedder", "facedb", "jobs")."""
+        """The unary call bound of this service ("detector", "embedder", "facedb", "jobs", "gateway")."""
         return self.max_concurrent_calls or DEFAULT_CONCURRENT_CALLS[service]
 
     @model_validator(mode="after")

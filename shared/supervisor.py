@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -36,7 +37,8 @@ LOOPBACK_HOSTS = (LOOPBACK, "localhost", "::1")
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
-    port_setting: str | None  # the gRPC port's setting; None for a worker without a port
+    port_setting: str | None  # the port's setting; None for a worker without a port
+    http: bool = False  # serves HTTP (ready once its port accepts connections), not gRPC (ready on health)
 
 
 SERVICES = (
@@ -44,6 +46,7 @@ SERVICES = (
     ServiceSpec("embedder", "embedder_port"),
     ServiceSpec("facedb", "facedb_port"),
     ServiceSpec("jobs", "jobs_port"),
+    ServiceSpec("gateway", "gateway_port", http=True),
     ServiceSpec("stylizer", None),
     ServiceSpec("detection-worker", None),
 )
@@ -107,6 +110,9 @@ class Supervisor:
         for child in self.children:
             if child.address is None:
                 continue
+            if child.spec.http:
+                wait_until_listening(LOOPBACK, child.port or 0, child.spec.name, deadline, child.alive)
+                continue
             with open_channel(child.address, **client_options(self.settings)) as channel:
                 wait_until_serving(channel, child.spec.name, deadline, child.alive)
 
@@ -148,6 +154,28 @@ class Supervisor:
                 log.warning("%s did not stop in %.0f s; killing it", child.spec.name, grace_s)
                 child.process.kill()
                 child.process.wait()
+
+
+def wait_until_listening(
+    host: str, port: int, name: str, deadline: float, alive: Callable[[], bool], poll_s: float = 0.1
+) -> None:
+    """Until something accepts connections on the port; an HTTP server is ready once it does."""
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            pass
+        if not alive():
+            raise RuntimeError(f"{name} exited before it was listening on port {port}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} was not listening on port {port} in time")
+        time.sleep(poll_s)
+
+
+def console_url(settings: Settings) -> str:
+    scheme = "https" if settings.tls_cert_file else "http"
+    return f"{scheme}://{LOOPBACK}:{settings.gateway_port}/"
 
 
 def quickstart_auth(settings: Settings) -> str | None:
@@ -207,8 +235,8 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
             log.error("no Redis configured (ARGUS_REDIS_URL) and none could be embedded: %s", exc)
             return 1
         log.info("embedded redis-server on %s (data in %s)", redis_server.url, redis_server.data_dir)
-    env["ARGUS_DETECTOR_ADDRESS"] = f"{LOOPBACK}:{settings.detector_port}"  # facedb calls these two
-    env["ARGUS_EMBEDDER_ADDRESS"] = f"{LOOPBACK}:{settings.embedder_port}"
+    for name in ("detector", "embedder", "facedb", "jobs"):  # facedb calls the first two, the gateway all of them
+        env[f"ARGUS_{name.upper()}_ADDRESS"] = f"{LOOPBACK}:{getattr(settings, f'{name}_port')}"
     supervisor = Supervisor(settings, env)
 
     stop = threading.Event()
@@ -228,6 +256,7 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
             supervisor.say(f"  {child.spec.name:<17} {where}")
         if redis_server is not None:
             supervisor.say(f"  {'redis':<17} {redis_server.url}")
+        supervisor.say(f"  {'console':<17} {console_url(settings)}")
         supervisor.say("Press Ctrl-C to stop.")
         watcher.start()
         stop.wait()

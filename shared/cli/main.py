@@ -121,6 +121,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.service in workers:
         run_worker(make_worker(workers[args.service], settings, _store()))
         return 0
+    if args.service == "gateway":
+        from argus.services.gateway.server import serve_gateway
+
+        port = settings.gateway_port if args.port is None else args.port
+        log.info(
+            "gateway serving HTTP on %s:%d, forwarding to facedb %s, detector %s, jobs %s",
+            settings.host,
+            port,
+            settings.facedb_address,
+            settings.detector_address,
+            settings.jobs_address,
+        )
+        serve_gateway(settings, port)
+        return 0
     starters: dict[str, Callable[[], Any]] = {
         "detector": lambda: start_detector_server(settings, _store(), args.port),
         "embedder": lambda: start_embedder_server(settings, _store(), args.port),
@@ -214,8 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run a service until Ctrl-C")
     serve.add_argument(
         "service",
-        choices=["detector", "embedder", "facedb", "jobs", "stylizer", "detection-worker"],
-        help="a gRPC service, or a worker: stylizer (stylization jobs), detection-worker (detection jobs)",
+        choices=["detector", "embedder", "facedb", "jobs", "gateway", "stylizer", "detection-worker"],
+        help="a gRPC service, the HTTP gateway (Connect, JSON and the console), or a worker: stylizer (stylization "
+        "jobs), detection-worker (detection jobs)",
     )
     serve.add_argument("--port", type=int, default=None, help="override the configured port (0: any free port)")
     serve.set_defaults(func=cmd_serve)
