@@ -347,6 +347,8 @@ def test_the_console_is_served_with_a_strict_policy(client: Http) -> None:
         assert status == 404, escape
     status, _headers, body = client.request("/healthz", method="GET")
     assert status == 200 and body == b"ok\n"
+    status, _headers, body = client.request("/openapi.json", method="GET")
+    assert status == 200 and f"{FACEDB}/Verify" in json.loads(body)["paths"]
 
 
 def test_face_crops_are_for_keys_that_keep_the_gallery(client: Http, lobby: dict[str, str]) -> None:

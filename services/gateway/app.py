@@ -35,6 +35,8 @@ Send = Callable[[Message], Awaitable[None]]
 CONSOLE_DIR = Path(__file__).resolve().parent / "console" / "dist"
 BUDGET_WAIT_S = 10.0  # how long a request waits for room in the body budget before it is refused
 HEALTH_PATH = "/healthz"
+OPENAPI_PATH = "/openapi.json"
+OPENAPI_DOCUMENT = Path(__file__).resolve().parent / "openapi.json"  # generated from the protos (openapi.py)
 
 # The console loads nothing from elsewhere and may not be framed; API answers are never sniffed as another type.
 SECURITY_HEADERS = [
@@ -150,6 +152,8 @@ class GatewayApp:
                 raise RequestRefused(HTTPStatus.NOT_FOUND, "not_found", f"no RPC at {scope['path']!r}")
             elif scope["path"] == HEALTH_PATH:
                 await self._respond(send, HTTPStatus.OK, b"ok\n", b"text/plain; charset=utf-8")
+            elif scope["path"] == OPENAPI_PATH:
+                await self._respond(send, HTTPStatus.OK, OPENAPI_DOCUMENT.read_bytes(), b"application/json")
             else:
                 await self._console(scope, send)
         except RequestRefused as refused:
