@@ -16,7 +16,9 @@ from argus.supervisor import SERVICES
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_TOP_LEVEL = {"version", "name", "services", "networks", "volumes", "configs", "secrets", "include"}
 DEFAULTS = Settings()
-GRPC_SERVICES = {spec.name: getattr(DEFAULTS, spec.port_setting) for spec in SERVICES if spec.port_setting}
+GRPC_SERVICES = {
+    spec.name: getattr(DEFAULTS, spec.port_setting) for spec in SERVICES if spec.port_setting and not spec.http
+}
 INFERENCE = {"detector", "embedder", "stylizer", "detection-worker"}
 HEALTH_PORT = 8086
 SCALED_IN_COMPOSE = {"facedb"}  # `docker compose up --scale facedb=2`
@@ -196,7 +198,10 @@ def test_kubernetes_manifests_cover_the_stack_with_grpc_probes_and_scaling() -> 
         assert {"name": "grpc", "containerPort": port} in container["ports"], name
         assert _selects(deployments[name]["spec"]["selector"]["matchLabels"], deployments[name])
     services = {item["metadata"]["name"].removeprefix("argus-") for item in objects if item["kind"] == "Service"}
-    assert services == set(GRPC_SERVICES) | {f"{name}-headless" for name in GRPC_SERVICES}
+    assert services == set(GRPC_SERVICES) | {f"{name}-headless" for name in GRPC_SERVICES} | {"gateway"}
+    (gateway,) = deployments["gateway"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "http", "containerPort": DEFAULTS.gateway_port} in gateway["ports"]
+    assert gateway["readinessProbe"]["tcpSocket"]["port"] == "http"
     scaled = {
         item["spec"]["scaleTargetRef"]["name"].removeprefix("argus-")
         for item in objects

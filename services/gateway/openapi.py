@@ -24,7 +24,6 @@ from argus.services.gateway.app import OPENAPI_DOCUMENT
 from argus.services.gateway.forwarding import FORWARDED
 from argus.services.gateway.stack import GATEWAY_SERVICE
 
-
 SCALARS: dict[int, dict[str, Any]] = {
     Field.TYPE_DOUBLE: {"type": "number"},
     Field.TYPE_FLOAT: {"type": "number"},
