@@ -18,9 +18,12 @@ asserts a speed: it prints what it measured. See bench/README.md for how to read
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import sys
 import tempfile
 import time
+from base64 import b64encode
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ import faiss
 import harness
 import numpy as np
 import sqlalchemy as sa
+from google.protobuf import json_format
 
 from argus.client import FaceDbClient
 from argus.config import Settings
@@ -42,6 +46,7 @@ from argus.models.store import ModelStore
 from argus.proto.facedb.v1 import facedb_pb2
 from argus.services.facedb.database import FaceDatabase
 from argus.services.facedb.storage import FaceStore, NewFace
+from argus.services.gateway.server import RunningGateway, start_gateway
 
 CONCURRENCIES = (1, 8)
 CALL_TIMEOUT_S = 60.0  # a hung server fails the run instead of hanging it
@@ -75,6 +80,8 @@ class ServiceResult:
     p99_ms: float
     grpc_calls: int  # gRPC calls one request makes in all: itself plus its detector and embedder calls
     answer: str
+    transport: str = "gRPC"  # or "HTTP/JSON": the same call through the gateway (Connect protocol, JSON)
+    p50_vs_grpc: float | None = None  # HTTP/JSON rows: p50 over the gRPC row's of the same RPC and concurrency
 
 
 # --- part 1: the face database over gRPC ----------------------------------------------------------------------
@@ -103,6 +110,7 @@ def run_service(
     settings: Settings, store: ModelStore, photos: dict[str, bytes], seconds: float
 ) -> tuple[list[ServiceResult], dict[str, str]]:
     clients: list[FaceDbClient] = []
+    gateways: list[RunningGateway] = []
     with (
         tempfile.TemporaryDirectory(prefix="argus-facedb-bench-") as scratch,
         harness.face_services(settings, store, Path(scratch), facedb_bound(settings)) as services,
@@ -132,11 +140,28 @@ def run_service(
                 compare = client().compare
                 return lambda: compare(photos["obama"], photos[PROBE])
 
+            gateway = start_gateway(settings.model_copy(update={"auth": "off", "facedb_address": services.facedb}), 0)
+            gateways.append(gateway)
+            where["gateway"] = gateway.url
+
+            def http_verify_caller() -> Callable[[], Answer]:
+                return http_json_call(
+                    gateway.port,
+                    "/argus.facedb.v1.FaceDatabaseService/Verify",
+                    {
+                        "collection": COLLECTION,
+                        "subjectId": "obama",
+                        "image": {"data": b64encode(photos[PROBE]).decode()},
+                    },
+                    facedb_pb2.VerifyResponse,
+                )
+
             results = []
-            for rpc, probe, grpc_calls, make_call in (
-                ("Verify", f"{PROBE}.jpg vs subject obama", 3, verify_caller),
-                ("Identify", f"{PROBE}.jpg top_k {TOP_K}", 3, identify_caller),
-                ("Compare", f"obama.jpg vs {PROBE}.jpg", 5, compare_caller),
+            for rpc, probe, grpc_calls, make_call, transport in (
+                ("Verify", f"{PROBE}.jpg vs subject obama", 3, verify_caller, "gRPC"),
+                ("Verify", f"{PROBE}.jpg vs subject obama", 3, http_verify_caller, "HTTP/JSON"),
+                ("Identify", f"{PROBE}.jpg top_k {TOP_K}", 3, identify_caller, "gRPC"),
+                ("Compare", f"obama.jpg vs {PROBE}.jpg", 5, compare_caller, "gRPC"),
             ):
                 answer = _answer(make_call()())  # warm-up call, untimed; also what the probe yields
                 for concurrency in CONCURRENCIES:
@@ -155,12 +180,36 @@ def run_service(
                             p99_ms=latency.p99,
                             grpc_calls=grpc_calls,
                             answer=answer,
+                            transport=transport,
                         )
                     )
         finally:
             for made in clients:
                 made.close()
+            for running in gateways:
+                running.stop()
+    by_call = {(r.rpc, r.concurrency): r.p50_ms for r in results if r.transport == "gRPC"}
+    for result in results:
+        if result.transport != "gRPC":
+            result.p50_vs_grpc = result.p50_ms / by_call[(result.rpc, result.concurrency)]
     return results, where
+
+
+def http_json_call(port: int, path: str, message: dict[str, object], answer: type[Answer]) -> Callable[[], Answer]:
+    """One caller's HTTP/JSON calls through the gateway, on a kept-alive connection as an HTTP client library
+    keeps it; the JSON answer parsed into its message, as a client would read it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CALL_TIMEOUT_S)
+    body = json.dumps(message).encode()
+
+    def call() -> Answer:
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path}: HTTP {response.status}: {data[:200]!r}")
+        return json_format.Parse(data, answer())
+
+    return call
 
 
 # --- part 2: a request's cost against the collection's size --------------------------------------------------
@@ -342,6 +391,7 @@ def run_cost(
 
 SERVICE_COLUMNS: list[harness.Column[ServiceResult]] = [
     harness.Column("rpc", "rpc"),
+    harness.Column("transport", "transport"),
     harness.Column("probe", "probe"),
     harness.Column("concurrency", "concurrency"),
     harness.Column("calls/s", "calls_per_s", ".1f"),
@@ -349,6 +399,7 @@ SERVICE_COLUMNS: list[harness.Column[ServiceResult]] = [
     harness.Column("p99 ms", "p99_ms", ".2f"),
     harness.Column("calls", "calls"),
     harness.Column("grpc", "grpc_calls"),
+    harness.Column("p50 x gRPC", "p50_vs_grpc", ".2f"),
     harness.Column("answer", "answer"),
 ]
 COST_COLUMNS: list[harness.Column[CostResult]] = [
@@ -401,6 +452,8 @@ def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:
             f"embedder {where['embedder']}; all in this process; {len(ENROLLED)} faces enrolled)",
             "A Verify or Identify includes detection + embedding: two more gRPC hops (facedb -> detector, facedb -> "
             "embedder) inside every call; a Compare makes four (two photos).",
+            f"HTTP/JSON: the same Verify as a JSON POST to the gateway ({where['gateway']}, in this process), which "
+            "forwards it to facedb over gRPC; p50 x gRPC: its p50 over the gRPC row's at the same concurrency.",
         ],
         service,
         SERVICE_COLUMNS,

@@ -15,14 +15,19 @@ def test_facedb_bench_reports_every_row(run_bench: Callable[..., subprocess.Comp
     assert "search" not in report  # the index search alone is bench/facedb_scale_bench.py's
 
     service = report["service"]
-    assert sorted((row["rpc"], row["probe"], row["concurrency"]) for row in service) == [
-        ("Compare", "obama.jpg vs obama2.jpg", 1),
-        ("Compare", "obama.jpg vs obama2.jpg", 8),
-        ("Identify", "obama2.jpg top_k 5", 1),
-        ("Identify", "obama2.jpg top_k 5", 8),
-        ("Verify", "obama2.jpg vs subject obama", 1),
-        ("Verify", "obama2.jpg vs subject obama", 8),
+    assert sorted((row["rpc"], row["transport"], row["probe"], row["concurrency"]) for row in service) == [
+        ("Compare", "gRPC", "obama.jpg vs obama2.jpg", 1),
+        ("Compare", "gRPC", "obama.jpg vs obama2.jpg", 8),
+        ("Identify", "gRPC", "obama2.jpg top_k 5", 1),
+        ("Identify", "gRPC", "obama2.jpg top_k 5", 8),
+        ("Verify", "HTTP/JSON", "obama2.jpg vs subject obama", 1),
+        ("Verify", "HTTP/JSON", "obama2.jpg vs subject obama", 8),
+        ("Verify", "gRPC", "obama2.jpg vs subject obama", 1),
+        ("Verify", "gRPC", "obama2.jpg vs subject obama", 8),
     ]
+    # the HTTP path, side by side with gRPC: the same answer, and its cost as a ratio measured in this run
+    http_rows = [row for row in service if row["transport"] == "HTTP/JSON"]
+    assert all(row["p50_vs_grpc"] > 0 and row["answer"].startswith("MATCH") for row in http_rows)
     # Detection and embedding are inside every call: two more gRPC hops per photo.
     assert {row["rpc"]: row["grpc_calls"] for row in service} == {"Verify": 3, "Identify": 3, "Compare": 5}
     for row in service:

@@ -415,3 +415,19 @@ def test_the_audit_trail_is_filtered_by_key_decision_action_and_time(
     assert status == 400 and "until" in refused["message"]
     status, refused = client.call(f"{FACEDB}/ListAuditEvents", {"collection": "lobby"}, lobby["door"])
     assert status == 403
+
+
+def test_grpc_web_is_served_from_the_same_handlers(client: Http, lobby: dict[str, str]) -> None:
+    from argus.proto.facedb.v1 import facedb_pb2
+
+    request = facedb_pb2.GetCollectionRequest(name="lobby").SerializeToString()
+    status, headers, body = client.request(
+        f"{FACEDB}/GetCollection",
+        struct.pack(">BI", 0, len(request)) + request,
+        key=lobby["door"],
+        content_type="application/grpc-web+proto",
+    )
+    assert status == 200 and headers["content-type"].startswith("application/grpc-web")
+    flags, size = struct.unpack(">BI", body[:5])
+    assert flags == 0 and facedb_pb2.Collection.FromString(body[5 : 5 + size]).name == "lobby"
+    assert b"grpc-status:0" in body[5 + size :].replace(b" ", b"")  # the trailers frame
