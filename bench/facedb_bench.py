@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +48,7 @@ from argus.models.store import ModelStore
 from argus.proto.facedb.v1 import facedb_pb2
 from argus.services.facedb.database import FaceDatabase
 from argus.services.facedb.storage import FaceStore, NewFace
-from argus.services.gateway.server import RunningGateway, start_gateway
+from argus.supervisor import wait_until_listening
 
 CONCURRENCIES = (1, 8)
 CALL_TIMEOUT_S = 60.0  # a hung server fails the run instead of hanging it
@@ -110,7 +112,7 @@ def run_service(
     settings: Settings, store: ModelStore, photos: dict[str, bytes], seconds: float
 ) -> tuple[list[ServiceResult], dict[str, str]]:
     clients: list[FaceDbClient] = []
-    gateways: list[RunningGateway] = []
+    gateways: list[subprocess.Popen[bytes]] = []
     with (
         tempfile.TemporaryDirectory(prefix="argus-facedb-bench-") as scratch,
         harness.face_services(settings, store, Path(scratch), facedb_bound(settings)) as services,
@@ -140,13 +142,13 @@ def run_service(
                 compare = client().compare
                 return lambda: compare(photos["obama"], photos[PROBE])
 
-            gateway = start_gateway(settings.model_copy(update={"auth": "off", "facedb_address": services.facedb}), 0)
-            gateways.append(gateway)
-            where["gateway"] = gateway.url
+            gateway_port = harness.free_port()
+            gateways.append(gateway_process(services.facedb, gateway_port))
+            where["gateway"] = f"127.0.0.1:{gateway_port}"
 
             def http_verify_caller() -> Callable[[], Answer]:
                 return http_json_call(
-                    gateway.port,
+                    gateway_port,
                     "/argus.facedb.v1.FaceDatabaseService/Verify",
                     {
                         "collection": COLLECTION,
@@ -183,16 +185,36 @@ def run_service(
                             transport=transport,
                         )
                     )
+            # Back-to-back rows feel the machine's other load unevenly; one call of each in turn does not.
+            paired = interleaved({"gRPC": verify_caller(), "HTTP/JSON": http_verify_caller()}, seconds)
+            where["interleaved"] = (
+                f"interleaved at concurrency 1 (one Verify of each in turn, {paired['gRPC'].count} pairs): gRPC p50 "
+                f"{paired['gRPC'].p50:.1f} ms, HTTP/JSON p50 {paired['HTTP/JSON'].p50:.1f} ms, "
+                f"x {paired['HTTP/JSON'].p50 / paired['gRPC'].p50:.2f}"
+            )
         finally:
             for made in clients:
                 made.close()
-            for running in gateways:
-                running.stop()
+            for process in gateways:
+                process.terminate()
+                process.wait(timeout=30)
     by_call = {(r.rpc, r.concurrency): r.p50_ms for r in results if r.transport == "gRPC"}
     for result in results:
         if result.transport != "gRPC":
             result.p50_vs_grpc = result.p50_ms / by_call[(result.rpc, result.concurrency)]
     return results, where
+
+
+def gateway_process(facedb: str, port: int) -> subprocess.Popen[bytes]:
+    """`argus serve gateway` in a process of its own, as `argus up` runs it (in this one it would share the GIL
+    with the three services), forwarding to the bench's face database."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ARGUS_")}
+    env |= {"ARGUS_AUTH": "off", "ARGUS_FACEDB_ADDRESS": facedb, "ARGUS_GATEWAY_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "argus.cli.main", "serve", "gateway"], env=env, stderr=subprocess.DEVNULL
+    )
+    wait_until_listening("127.0.0.1", port, "gateway", time.monotonic() + 60, lambda: process.poll() is None)
+    return process
 
 
 def http_json_call(port: int, path: str, message: dict[str, object], answer: type[Answer]) -> Callable[[], Answer]:
@@ -452,8 +474,10 @@ def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:
             f"embedder {where['embedder']}; all in this process; {len(ENROLLED)} faces enrolled)",
             "A Verify or Identify includes detection + embedding: two more gRPC hops (facedb -> detector, facedb -> "
             "embedder) inside every call; a Compare makes four (two photos).",
-            f"HTTP/JSON: the same Verify as a JSON POST to the gateway ({where['gateway']}, in this process), which "
-            "forwards it to facedb over gRPC; p50 x gRPC: its p50 over the gRPC row's at the same concurrency.",
+            f"HTTP/JSON: the same Verify as a JSON POST to the gateway ({where['gateway']}, `argus serve gateway` in a "
+            "process of its own), which forwards it to facedb over gRPC; p50 x gRPC: its p50 over the gRPC row's at "
+            "the same concurrency.",
+            where["interleaved"],
         ],
         service,
         SERVICE_COLUMNS,

@@ -10,6 +10,7 @@ import argparse
 import itertools
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -88,6 +89,14 @@ def face_services(settings: Settings, store: Any, scratch: Path, facedb_calls: i
     finally:
         for server in reversed(running):
             server.stop()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now, for a server the bench starts as a process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def cpu_count() -> int:

@@ -75,7 +75,7 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path, models_dir: Path) -> Iterator[tuple[Stack, dict[str, str]]]:
     ports = {}
-    for name in ("detector", "embedder", "facedb", "jobs"):
+    for name in ("detector", "embedder", "facedb", "jobs", "gateway"):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             ports[name] = str(sock.getsockname()[1])
@@ -97,6 +97,7 @@ def test_the_whole_story(stack: tuple[Stack, dict[str, str]], images_dir: Path) 
     up, ports = stack
     up.wait_for("Press Ctrl-C to stop.", timeout_s=120)
     assert any("Argus is up in" in line for line in up.seen)
+    assert f"  console           http://127.0.0.1:{ports.pop('gateway')}/" in up.seen
     faces = images_dir / "faces"
     addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     with Argus(**addresses, timeout_s=60) as argus:

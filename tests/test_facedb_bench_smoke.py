@@ -28,6 +28,7 @@ def test_facedb_bench_reports_every_row(run_bench: Callable[..., subprocess.Comp
     # the HTTP path, side by side with gRPC: the same answer, and its cost as a ratio measured in this run
     http_rows = [row for row in service if row["transport"] == "HTTP/JSON"]
     assert all(row["p50_vs_grpc"] > 0 and row["answer"].startswith("MATCH") for row in http_rows)
+    assert "interleaved at concurrency 1" in done.stderr
     # Detection and embedding are inside every call: two more gRPC hops per photo.
     assert {row["rpc"]: row["grpc_calls"] for row in service} == {"Verify": 3, "Identify": 3, "Compare": 5}
     for row in service:
