@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck format bench protos lock
+.PHONY: install console run test lint typecheck format bench protos lock
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,17 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-install: $(VENV)/.installed
+# The web console: npm packages from its lock file, protobuf code generated from protos/, built into dist/ (which the
+# gateway serves); rebuilt when a source, a proto or the lock changes.
+CONSOLE := services/gateway/console
+CONSOLE_SOURCES := $(CONSOLE)/package-lock.json $(CONSOLE)/index.html $(CONSOLE)/vite.config.ts $(CONSOLE)/tsconfig.json \
+	$(shell find $(CONSOLE)/src $(CONSOLE)/scripts -type f -not -path '*/gen/*' 2>/dev/null) $(wildcard protos/argus/*/v1/*.proto)
+$(CONSOLE)/dist/index.html: $(VENV)/.installed $(CONSOLE_SOURCES)
+	cd $(CONSOLE) && npm ci --no-audit --no-fund --loglevel=error && PYTHON=$(abspath $(BIN))/python npm run build
+
+console: $(CONSOLE)/dist/index.html
+
+install: $(VENV)/.installed $(CONSOLE)/dist/index.html
 
 run: install
 	$(BIN)/argus up
@@ -48,6 +58,7 @@ bench: install
 
 protos: install
 	$(BIN)/python -m argus.protogen
+	$(BIN)/python -m argus.services.gateway.openapi
 
 lock: install
 	$(BIN)/pip install --quiet uv
