@@ -314,3 +314,55 @@ def test_tls_and_mutual_tls(jobs_settings: Settings, pki: dict[str, Path]) -> No
             assert {style.name for style in client.styles()} >= {"candy", "mosaic"}
     finally:
         mutual.stop()
+
+
+def test_the_gateway_serves_tls_and_calls_the_services_over_tls(jobs_settings: Settings, pki: dict[str, Path]) -> None:
+    """The gateway's HTTPS takes the services' own TLS settings, mutual TLS included, and it reaches a TLS-only
+    service with the client settings."""
+    import http.client
+    import ssl
+
+    from argus.services.gateway.server import start_gateway
+    from argus.services.jobs.server import start_jobs_server
+
+    tls_settings = jobs_settings.model_copy(
+        update={
+            "tls_cert_file": pki["server_cert"],
+            "tls_key_file": pki["server_key"],
+            "tls_client_ca_file": pki["ca"],
+            "tls_ca_file": pki["ca"],
+            "tls_client_cert_file": pki["client_cert"],
+            "tls_client_key_file": pki["client_key"],
+        }
+    )
+    jobs = start_jobs_server(tls_settings, port=0)
+    gateway = start_gateway(tls_settings.model_copy(update={"jobs_address": jobs.address}), 0)
+    try:
+        assert gateway.url.startswith("https://")
+
+        def post(context: ssl.SSLContext | None) -> tuple[int, bytes]:
+            connection = (
+                http.client.HTTPSConnection("127.0.0.1", gateway.port, context=context, timeout=10)
+                if context
+                else http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+            )
+            try:
+                connection.request(
+                    "POST", "/argus.jobs.v1.JobsService/ListStyles", b"{}", {"Content-Type": "application/json"}
+                )
+                response = connection.getresponse()
+                return response.status, response.read()
+            finally:
+                connection.close()
+
+        trusted = ssl.create_default_context(cafile=str(pki["ca"]))
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            post(trusted)  # no client certificate: the handshake is refused
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            post(None)  # plaintext HTTP to a TLS port
+        trusted.load_cert_chain(pki["client_cert"], pki["client_key"])
+        status, body = post(trusted)
+        assert status == 200 and b"mosaic" in body  # through to the TLS-only jobs service
+    finally:
+        gateway.stop()
+        jobs.stop()
