@@ -170,7 +170,7 @@ RETRIED_READS = {
     "argus.embedder.v1.EmbedderService": ("Embed", "ListModels"),
     "argus.facedb.v1.FaceDatabaseService": (
         "GetCollection", "ListCollections", "ListProfiles", "Verify", "Compare", "Identify", "GetSubject",
-        "ListSubjects", "ListAuditEvents",
+        "ListSubjects", "GetFaceCrop", "ListAuditEvents",
     ),
     "argus.jobs.v1.JobsService": ("GetJob", "WatchJob", "ListJobs", "ListStyles"),
 }  # fmt: skip
