@@ -112,6 +112,7 @@ TRANSPORT = (
     "argus.supervisor",
     "argus.cli",
     "argus.protogen",
+    "argus.services.gateway",  # transport through and through: HTTP in, gRPC out, no domain of its own
 )
 TRANSPORT_IN_A_SERVICE = ("servicer", "server", "remote_analysis")
 
