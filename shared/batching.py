@@ -1,8 +1,11 @@
 """A dynamic batcher in the manner of Triton's: requests that arrive together share one forward pass.
 
 Each submitted item waits at most `max_queue_delay` for others with the same input shape; a batch goes as soon as
-it holds `max_batch_size` items or its oldest item has waited long enough. The queue is bounded: past
-`max_queue_size` waiting items a submit fails with Overloaded instead of growing without end.
+it holds `max_batch_size` items or its oldest item has waited long enough. An item that arrives alone after a quiet
+spell (nothing arrived in the `max_queue_delay` before it) goes at once: at low load company would not come, and
+the wait would only add to every call's latency; under load arrivals are close together and items wait as before.
+The queue is bounded: past `max_queue_size` waiting items a submit fails with Overloaded instead of growing
+without end.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ RunBatch = Callable[[np.ndarray], Sequence[np.ndarray]]
 class _Pending:
     item: np.ndarray
     enqueued: float
+    after_quiet: bool  # nothing arrived in the max_queue_delay before it: no company to wait for
     future: Future[list[np.ndarray]] = field(default_factory=Future)
 
 
@@ -60,6 +64,7 @@ class DynamicBatcher:
         self.max_queue_delay_s = max_queue_delay_s
         self.max_queue_size = max_queue_size
         self._pending: list[_Pending] = []
+        self._last_arrival = -float("inf")
         self._cond = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
@@ -78,8 +83,10 @@ class DynamicBatcher:
 
     def submit(self, item: np.ndarray) -> Future[list[np.ndarray]]:
         """Queues one item (no batch axis); the future gives that item's outputs (no batch axis)."""
-        pending = _Pending(item, time.monotonic())
+        now = time.monotonic()
         with self._cond:
+            pending = _Pending(item, now, after_quiet=now - self._last_arrival > self.max_queue_delay_s)
+            self._last_arrival = now
             if self._closed:
                 raise Overloaded(f"{self.name} is shutting down")
             if len(self._pending) >= self.max_queue_size:
@@ -110,7 +117,8 @@ class DynamicBatcher:
                 first = self._pending[0]
                 same_shape = [p for p in self._pending if p.item.shape == first.item.shape]
                 wait = first.enqueued + self.max_queue_delay_s - time.monotonic()
-                if len(same_shape) >= self.max_batch_size or wait <= 0 or self._closed:
+                alone = len(self._pending) == 1 and first.after_quiet
+                if len(same_shape) >= self.max_batch_size or wait <= 0 or alone or self._closed:
                     batch = same_shape[: self.max_batch_size]
                     taken = {id(p) for p in batch}
                     self._pending = [p for p in self._pending if id(p) not in taken]

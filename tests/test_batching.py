@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,53 +41,99 @@ def make(
     )
 
 
+def busy(batcher: DynamicBatcher, run: Recorder, gate: threading.Event) -> None:
+    """Puts the batcher's runner in a pass (an item of its own shape, held at the gate), so that the items submitted
+    next arrive under load, as concurrent callers' do, and queue together until the gate opens."""
+    batcher.submit(np.zeros(1, dtype=np.float32))
+    assert run.entered.wait(5)
+
+
 def test_items_submitted_together_share_one_pass_and_get_their_own_outputs() -> None:
-    run = Recorder()
+    gate = threading.Event()
+    run = Recorder(gate)
     batcher = make(run)
     try:
+        busy(batcher, run, gate)
         futures = [batcher.submit(np.full((2, 3), i, dtype=np.float32)) for i in range(4)]
+        gate.set()
         results = [f.result(timeout=5) for f in futures]
     finally:
         batcher.close()
-    assert run.batches == [(4, 2, 3)]
+    assert run.batches == [(1, 1), (4, 2, 3)]
     for i, (doubled, total) in enumerate(results):
         np.testing.assert_array_equal(doubled, np.full((2, 3), 2 * i))
         assert total == 6 * i
 
 
 def test_batches_never_exceed_the_maximum() -> None:
-    run = Recorder()
+    gate = threading.Event()
+    run = Recorder(gate)
     batcher = make(run, max_batch_size=3)
     try:
+        busy(batcher, run, gate)
         futures = [batcher.submit(np.zeros(2)) for _ in range(7)]
+        gate.set()
         for future in futures:
             future.result(timeout=5)
     finally:
         batcher.close()
-    assert sorted(shape[0] for shape in run.batches) == [1, 3, 3]
+    assert sorted(shape[0] for shape in run.batches[1:]) == [1, 3, 3]
 
 
-def test_a_lone_item_waits_at_most_the_queue_delay() -> None:
+def test_an_item_alone_after_a_quiet_spell_goes_at_once() -> None:
+    """Nothing arrived in the queue delay before it: no company is coming, so it does not wait for any (a delay of
+    5 s would fail the 2 s timeout)."""
     run = Recorder()
-    batcher = make(run, max_queue_delay_s=0.01)
+    batcher = make(run, max_queue_delay_s=5.0)
     try:
-        doubled, _ = batcher(np.ones(3))
+        doubled, _ = batcher.submit(np.ones(3)).result(timeout=2)
     finally:
         batcher.close()
     np.testing.assert_array_equal(doubled, [2, 2, 2])
     assert run.batches == [(1, 3)]
 
 
-def test_different_shapes_go_in_different_batches() -> None:
+def test_items_arriving_close_together_wait_for_company() -> None:
+    """Under load (an arrival within the queue delay of the one before) an item waits for others, and the next one
+    to come shares its pass."""
     run = Recorder()
+    batcher = make(run, max_queue_delay_s=0.5)
+    try:
+        batcher.submit(np.ones(3)).result(timeout=2)  # alone after quiet: at once
+        first = batcher.submit(np.ones(3))  # close behind it: waits
+        time.sleep(0.05)
+        second = batcher.submit(np.ones(3))
+        first.result(timeout=5), second.result(timeout=5)
+    finally:
+        batcher.close()
+    assert run.batches == [(1, 3), (2, 3)]
+
+
+def test_a_waiting_item_waits_at_most_the_queue_delay() -> None:
+    run = Recorder()
+    batcher = make(run, max_queue_delay_s=0.01)
+    try:
+        batcher(np.ones(3))
+        doubled, _ = batcher(np.ones(3))  # within the delay of the one before: it waits, 10 ms at most
+    finally:
+        batcher.close()
+    np.testing.assert_array_equal(doubled, [2, 2, 2])
+    assert run.batches == [(1, 3), (1, 3)]
+
+
+def test_different_shapes_go_in_different_batches() -> None:
+    gate = threading.Event()
+    run = Recorder(gate)
     batcher = make(run)
     try:
+        busy(batcher, run, gate)
         futures = [batcher.submit(np.zeros(shape)) for shape in [(2, 2), (3, 3), (2, 2), (3, 3)]]
+        gate.set()
         for future in futures:
             future.result(timeout=5)
     finally:
         batcher.close()
-    assert sorted(run.batches) == [(2, 2, 2), (2, 3, 3)]
+    assert sorted(run.batches[1:]) == [(2, 2, 2), (2, 3, 3)]
 
 
 def test_concurrent_callers_are_batched() -> None:
