@@ -135,10 +135,14 @@ class OnnxModel:
         return choose_providers(self.settings.device, self.settings.require_gpu)
 
     def session_options(self) -> ort.SessionOptions:
-        """The configured thread counts (0 lets ONNX Runtime choose), and ONNX Runtime's own log kept to errors."""
+        """The configured thread counts (0 lets ONNX Runtime choose) and spinning, and ONNX Runtime's own log kept
+        to errors."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.settings.intra_op_threads
         options.inter_op_num_threads = self.settings.inter_op_threads
+        spinning = "1" if self.settings.ort_allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
         options.log_severity_level = 3
         return options
 
