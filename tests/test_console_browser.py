@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from argus_up import Stack
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,50 +39,6 @@ PHONE_WIDTH = 375
 SLOW_MS = 120_000
 
 pytestmark = pytest.mark.timeout(900)
-
-
-class Stack:
-    """A running `argus up`, its output lines collected as they come."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "argus.cli.main", "up"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip())
-
-    def wait_for(self, text: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                assert self.process.poll() is None, "argus up exited:\n" + "\n".join(self.seen[-40:])
-                continue
-            self.seen.append(line)
-            if text in line:
-                return line
-        raise TimeoutError(f"no {text!r} from argus up in {timeout_s} s:\n" + "\n".join(self.seen[-40:]))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
 
 
 def free_port() -> str:
