@@ -1,11 +1,12 @@
 """A dynamic batcher in the manner of Triton's: requests that arrive together share one forward pass.
 
 Each submitted item waits at most `max_queue_delay` for others with the same input shape; a batch goes as soon as
-it holds `max_batch_size` items or its oldest item has waited long enough. An item that arrives alone after a quiet
-spell (nothing arrived in the `max_queue_delay` before it) goes at once: at low load company would not come, and
-the wait would only add to every call's latency; under load arrivals are close together and items wait as before.
-The queue is bounded: past `max_queue_size` waiting items a submit fails with Overloaded instead of growing
-without end.
+it holds `max_batch_size` items or its oldest item has waited long enough. Items a caller hands over together (a
+face and its mirror image, a photo's faces) are queued as one submission; a submission that arrives after a quiet
+spell (nothing arrived in the `max_queue_delay` before it) and finds nothing else queued goes at once: at low load
+company would not come, and the wait would only add to every call's latency; under load arrivals are close
+together and items wait as before. The queue is bounded: a submission that would take it past `max_queue_size`
+waiting items fails whole with Overloaded instead of growing without end.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ RunBatch = Callable[[np.ndarray], Sequence[np.ndarray]]
 class _Pending:
     item: np.ndarray
     enqueued: float
-    after_quiet: bool  # nothing arrived in the max_queue_delay before it: no company to wait for
+    after_quiet: bool  # nothing arrived in the max_queue_delay before its submission: no company to wait for
+    submission: object  # the items handed over together share this token
     future: Future[list[np.ndarray]] = field(default_factory=Future)
 
 
@@ -83,20 +85,28 @@ class DynamicBatcher:
 
     def submit(self, item: np.ndarray) -> Future[list[np.ndarray]]:
         """Queues one item (no batch axis); the future gives that item's outputs (no batch axis)."""
+        return self.submit_many([item])[0]
+
+    def submit_many(self, items: Sequence[np.ndarray]) -> list[Future[list[np.ndarray]]]:
+        """Queues items handed over together, all or none; a future per item, in order. Alone after a quiet spell
+        they go at once (up to max_batch_size per pass) instead of waiting for each other."""
         now = time.monotonic()
+        submission = object()
         with self._cond:
-            pending = _Pending(item, now, after_quiet=now - self._last_arrival > self.max_queue_delay_s)
-            self._last_arrival = now
             if self._closed:
                 raise Overloaded(f"{self.name} is shutting down")
-            if len(self._pending) >= self.max_queue_size:
+            if len(self._pending) + len(items) > self.max_queue_size:
                 raise Overloaded(
-                    f"{self.name} has {len(self._pending)} items waiting (limit {self.max_queue_size}); retry later"
+                    f"{self.name} has {len(self._pending)} items waiting and this call brings {len(items)} "
+                    f"(limit {self.max_queue_size}); retry later"
                 )
-            self._pending.append(pending)
+            after_quiet = now - self._last_arrival > self.max_queue_delay_s
+            self._last_arrival = now
+            pending = [_Pending(item, now, after_quiet, submission) for item in items]
+            self._pending.extend(pending)
             QUEUE_DEPTH.labels(self.name).set(len(self._pending))
             self._cond.notify()
-        return pending.future
+        return [one.future for one in pending]
 
     def __call__(self, item: np.ndarray) -> list[np.ndarray]:
         return self.submit(item).result()
@@ -117,7 +127,7 @@ class DynamicBatcher:
                 first = self._pending[0]
                 same_shape = [p for p in self._pending if p.item.shape == first.item.shape]
                 wait = first.enqueued + self.max_queue_delay_s - time.monotonic()
-                alone = len(self._pending) == 1 and first.after_quiet
+                alone = first.after_quiet and all(p.submission is first.submission for p in self._pending)
                 if len(same_shape) >= self.max_batch_size or wait <= 0 or alone or self._closed:
                     batch = same_shape[: self.max_batch_size]
                     taken = {id(p) for p in batch}
@@ -133,7 +143,9 @@ class DynamicBatcher:
                 QUEUE_WAIT.labels(self.name).observe(started - pending.enqueued)
             BATCH_SIZE.labels(self.name).observe(len(batch))
             try:
-                outputs = self._run_batch(np.stack([p.item for p in batch]))
+                # A batch of one is a view of its item: stacking would copy a tensor of megabytes for nothing.
+                inputs = batch[0].item[None] if len(batch) == 1 else np.stack([p.item for p in batch])
+                outputs = self._run_batch(inputs)
             except Exception as exc:  # the callers get the error; the batcher keeps serving
                 for pending in batch:
                     pending.future.set_exception(exc)

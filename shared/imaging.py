@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from argus.config import Settings
@@ -25,6 +26,8 @@ from argus.errors import InvalidInput, Overloaded
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})  # greyscale beyond 8 bits (PNG)
+TURBO_JPEG_MODES = frozenset({"RGB", "L"})  # JPEGs libjpeg-turbo decodes straight to BGR (not CMYK)
+EXIF_ORIENTATION = 0x0112
 BAND_BYTES = 8 << 20  # the most of an image copied out at once while decoding
 PIXEL_WAIT_S = 10.0  # how long a request waits for its share of the server's PixelBudget before it is refused
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -127,12 +130,51 @@ def _bgr(image: Image.Image) -> np.ndarray:
     return bgr
 
 
+def upright(bgr: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels turned as EXIF orientation 1-8 says they are to be shown (what Pillow's exif_transpose does)."""
+    if orientation == 2:
+        return cv2.flip(bgr, 1)
+    if orientation == 3:
+        return cv2.rotate(bgr, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(bgr, 0)
+    if orientation == 5:
+        return cv2.transpose(bgr)
+    if orientation == 6:
+        return cv2.rotate(bgr, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.rotate(cv2.transpose(bgr), cv2.ROTATE_180)
+    if orientation == 8:
+        return cv2.rotate(bgr, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return bgr
+
+
+def _decode_turbo_jpeg(data: bytes, image: Image.Image) -> np.ndarray | None:
+    """A colour or grey JPEG decoded by libjpeg-turbo straight into a BGR array: one buffer and no conversion
+    copies, about 2.5x faster than through Pillow, and the same pixels (the same library decodes them). None where
+    Pillow should have the last word: libjpeg-turbo's own header disagrees with the one the limits were checked on,
+    or it reports a flaw (a truncated file, stray bytes) that Pillow decodes past or names in its own terms."""
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        if (width, height) != image.size:
+            return None
+        bgr = simplejpeg.decode_jpeg(data, colorspace="BGR")
+    except ValueError:
+        return None
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    return upright(bgr, orientation if isinstance(orientation, int) else 1)
+
+
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     """Returns an HxWx3 uint8 BGR image, upright per its EXIF orientation, or raises InvalidInput.
 
     The pixel limit is checked from the header before any pixel is decoded, so a decompression bomb costs nothing.
     """
     image = _open(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    if image.format == "JPEG" and image.mode in TURBO_JPEG_MODES:
+        fast = _decode_turbo_jpeg(data, image)
+        if fast is not None:
+            return fast
     try:
         image.load()
         ImageOps.exif_transpose(image, in_place=True)

@@ -93,6 +93,39 @@ def test_an_item_alone_after_a_quiet_spell_goes_at_once() -> None:
     assert run.batches == [(1, 3)]
 
 
+def test_items_handed_over_together_after_a_quiet_spell_go_at_once_in_one_pass() -> None:
+    """A face and its mirror image, submitted together: nothing else is coming, so they share one pass without
+    waiting for company (a delay of 5 s would fail the 2 s timeout)."""
+    run = Recorder()
+    batcher = make(run, max_queue_delay_s=5.0)
+    try:
+        futures = batcher.submit_many([np.full(3, i, dtype=np.float32) for i in range(3)])
+        results = [future.result(timeout=2) for future in futures]
+    finally:
+        batcher.close()
+    assert run.batches == [(3, 3)]
+    for i, (doubled, _) in enumerate(results):
+        np.testing.assert_array_equal(doubled, [2 * i] * 3)
+
+
+def test_a_submission_that_would_overfill_the_queue_is_refused_whole() -> None:
+    gate = threading.Event()
+    run = Recorder(gate)
+    batcher = make(run, max_batch_size=1, max_queue_delay_s=0, max_queue_size=3)
+    try:
+        busy(batcher, run, gate)
+        kept = batcher.submit_many([np.zeros(2), np.zeros(2)])
+        with pytest.raises(Overloaded, match="brings 2"):
+            batcher.submit_many([np.zeros(2), np.zeros(2)])  # 2 waiting + 2 > 3: none of the two is queued
+        gate.set()
+        for future in kept:
+            future.result(timeout=5)
+    finally:
+        gate.set()
+        batcher.close()
+    assert run.batches == [(1, 1), (1, 2), (1, 2)]
+
+
 def test_items_arriving_close_together_wait_for_company() -> None:
     """Under load (an arrival within the queue delay of the one before) an item waits for others, and the next one
     to come shares its pass."""

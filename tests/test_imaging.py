@@ -79,6 +79,7 @@ def test_bad_bytes_are_invalid_input(data: bytes, message: str) -> None:
 
 
 def test_truncated_jpeg_is_invalid_input() -> None:
+    """libjpeg-turbo refuses it, and Pillow's decode, tried next, names the fault."""
     data = encode(Image.effect_noise((200, 200), 50).convert("RGB"), "JPEG")
     with pytest.raises(InvalidInput, match="truncated or corrupt"):
         decode_image(data[: len(data) // 2], **LIMITS)
@@ -240,3 +241,27 @@ def test_letterbox_of_a_tall_image() -> None:
 
 def test_round_up() -> None:
     assert [round_up(v, 32) for v in (1, 32, 33, 661)] == [32, 32, 64, 672]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_turns_a_jpeg_as_pillow_does(orientation: int) -> None:
+    """libjpeg-turbo decodes JPEGs without Pillow, and upright() turns them: each of the eight orientations must
+    give Pillow's exif_transpose pixel for pixel (an asymmetric noise image shows any wrong turn or flip)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.effect_noise((64, 40), 80).convert("RGB"), "JPEG", exif=exif)
+    assert np.array_equal(decode_image(data, **LIMITS), _pillow_decode(data))
+
+
+def test_a_grey_jpeg_decodes_as_pillow_does() -> None:
+    data = encode(Image.effect_noise((64, 48), 60).convert("L"), "JPEG")
+    decoded = decode_image(data, **LIMITS)
+    assert decoded.shape == (48, 64, 3)
+    assert np.array_equal(decoded, _pillow_decode(data))
+
+
+def test_a_jpeg_with_stray_bytes_still_decodes_as_pillow_does() -> None:
+    """Stray bytes before the end marker are a flaw decoders treat differently; the pixels must still be Pillow's."""
+    clean = encode(Image.effect_noise((64, 48), 60).convert("RGB"), "JPEG")
+    data = clean[:-2] + b"\x00\x00\x00" + clean[-2:]
+    assert np.array_equal(decode_image(data, **LIMITS), _pillow_decode(data))

@@ -110,7 +110,7 @@ class LivenessScorer:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         scaled = [(x * factor, y * factor, w * factor, h * factor) for x, y, w, h in boxes]
         futures = [
-            [batcher.submit(patch(image, box, SCALES[model.spec.name])) for box in scaled]
+            batcher.submit_many([patch(image, box, SCALES[model.spec.name]) for box in scaled])
             for model, batcher in zip(self.models, self.batchers, strict=True)
         ]
         per_model = [[real_probability(future.result()[0]) for future in pending] for pending in futures]

@@ -86,10 +86,9 @@ class FaceEmbedder:
         """Queues one network's forward passes: each face, then (with flip augmentation) each face's mirror image."""
         model, batcher = self.models[name], self.batchers[name]
         inputs = [model.to_input(model.crop(crop.image, crop.landmarks)) for crop in crops]
-        futures = [batcher.submit(tensor) for tensor in inputs]
         if self.flip:
-            futures += [batcher.submit(model.mirrored(tensor)) for tensor in inputs]
-        return futures
+            inputs += [model.mirrored(tensor) for tensor in inputs]
+        return batcher.submit_many(inputs)
 
     def _vectors(self, name: str, futures: list[Future[list[np.ndarray]]], count: int) -> np.ndarray:
         """(count, d) unit vectors. With flip augmentation the two raw outputs of a face are summed before
