@@ -39,6 +39,7 @@ class Row:
     dimension: int
     ms_per_face_single: float  # one face per call
     ms_per_face_batched: float  # BATCH faces per call
+    forwards_ms_per_face: float  # the profile's networks' bare forward passes for one face, one after the other
     detect_ms_per_photo: float  # with the landmarks' second look when ARGUS_FACE_REFINE_LANDMARKS is on
     first_look_ms_per_photo: float  # the detection pass alone
 
@@ -48,6 +49,8 @@ COLUMNS: list[harness.Column[Row]] = [
     harness.Column("dim", "dimension"),
     harness.Column("ms/face (1 per call)", "ms_per_face_single", ".1f"),
     harness.Column(f"ms/face ({BATCH} per call)", "ms_per_face_batched", ".1f"),
+    harness.Column("forwards ms/face", "forwards_ms_per_face", ".1f"),
+    harness.Column("x forwards", lambda r: f"{r.ms_per_face_single / r.forwards_ms_per_face:.2f}"),
     harness.Column(
         "detect ms/photo (first look)", lambda r: f"{r.detect_ms_per_photo:.1f} ({r.first_look_ms_per_photo:.1f})"
     ),
@@ -63,6 +66,15 @@ def mean_s(call: Callable[[], object], seconds: float) -> float:
 def embed_one_by_one(embedder: FaceEmbedder, crops: list[FaceCrop], models: Sequence[str]) -> None:
     for crop in crops:
         embedder.embed_crops([crop], models)
+
+
+def forward_s(embedder: FaceEmbedder, name: str, crop: FaceCrop, seconds: float) -> float:
+    """One face's forward pass through a network as the embedder runs it (with flip augmentation, the face and its
+    mirror image in one batch of two), on a bare session: what a fused embedding is measured against."""
+    model = embedder.models[name]
+    tensor = model.to_input(model.crop(crop.image, crop.landmarks))
+    batch = np.stack([tensor, model.mirrored(tensor)]) if embedder.flip else tensor[None]
+    return mean_s(lambda: model.run(batch), seconds)
 
 
 def load_faces(detector: FaceDetector, images: Path) -> tuple[list[np.ndarray], list[FaceCrop]]:
@@ -88,6 +100,7 @@ def run(settings: Settings, images: Path, seconds: float, profiles: list[str]) -
         detect_s = mean_s(lambda: [detector.detect([photo], detector.defaults) for photo in photos], seconds)
         first_s = mean_s(lambda: [detector.detect_once([photo], detector.defaults) for photo in photos], seconds)
         batch = (crops * BATCH)[:BATCH]
+        forwards = {name: forward_s(embedder, name, crops[0], seconds) for name in needed}
         rows = []
         for name in profiles:
             models = PROFILES[name].models
@@ -100,6 +113,7 @@ def run(settings: Settings, images: Path, seconds: float, profiles: list[str]) -
                     dimension=sum(embedder.dimensions(models)),
                     ms_per_face_single=1e3 * single,
                     ms_per_face_batched=1e3 * batched,
+                    forwards_ms_per_face=1e3 * sum(forwards[model] for model in models),
                     detect_ms_per_photo=1e3 * detect_s / len(photos),
                     first_look_ms_per_photo=1e3 * first_s / len(photos),
                 )
@@ -126,7 +140,11 @@ def measure(settings: Settings, images: Path, seconds: float, profiles: list[str
     flip = "with" if settings.flip_augmentation else "without"
     report.table(
         "profiles",
-        [f"embedding cost per face ({flip} flip augmentation; detection is per photo, once for any profile)"],
+        [
+            f"embedding cost per face ({flip} flip augmentation; detection is per photo, once for any profile)",
+            "forwards ms/face: the profile's networks' bare forward passes for one face (and its mirror image, in one "
+            "batch), one network after the other; x forwards: the 1-per-call cost over that",
+        ],
         rows,
         COLUMNS,
     )
