@@ -2,11 +2,12 @@
 
 Each submitted item waits at most `max_queue_delay` for others with the same input shape; a batch goes as soon as
 it holds `max_batch_size` items or its oldest item has waited long enough. Items a caller hands over together (a
-face and its mirror image, a photo's faces) are queued as one submission; a submission that arrives after a quiet
-spell (nothing arrived in the `max_queue_delay` before it) and finds nothing else queued goes at once: at low load
-company would not come, and the wait would only add to every call's latency; under load arrivals are close
-together and items wait as before. The queue is bounded: a submission that would take it past `max_queue_size`
-waiting items fails whole with Overloaded instead of growing without end.
+face and its mirror image, a photo's faces) are queued as one submission. A submission that finds nothing else
+queued goes at once when nothing suggests company is coming: it arrived after a quiet spell (nothing arrived in
+the `max_queue_delay` before it), or the last pass served a single submission (one caller at a time, such as a
+detection followed by its second look). Waiting then would only add to every call's latency; while passes serve
+several callers, items wait for company as before. The queue is bounded: a submission that would take it past
+`max_queue_size` waiting items fails whole with Overloaded instead of growing without end.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class DynamicBatcher:
         self.max_queue_size = max_queue_size
         self._pending: list[_Pending] = []
         self._last_arrival = -float("inf")
+        self._last_pass_submissions = 0  # how many callers' submissions the last pass served
         self._cond = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
@@ -127,9 +129,11 @@ class DynamicBatcher:
                 first = self._pending[0]
                 same_shape = [p for p in self._pending if p.item.shape == first.item.shape]
                 wait = first.enqueued + self.max_queue_delay_s - time.monotonic()
-                alone = first.after_quiet and all(p.submission is first.submission for p in self._pending)
+                one_caller = all(p.submission is first.submission for p in self._pending)
+                alone = one_caller and (first.after_quiet or self._last_pass_submissions <= 1)
                 if len(same_shape) >= self.max_batch_size or wait <= 0 or alone or self._closed:
                     batch = same_shape[: self.max_batch_size]
+                    self._last_pass_submissions = len({id(p.submission) for p in batch})
                     taken = {id(p) for p in batch}
                     self._pending = [p for p in self._pending if id(p) not in taken]
                     QUEUE_DEPTH.labels(self.name).set(len(self._pending))

@@ -126,20 +126,39 @@ def test_a_submission_that_would_overfill_the_queue_is_refused_whole() -> None:
     assert run.batches == [(1, 1), (1, 2), (1, 2)]
 
 
-def test_items_arriving_close_together_wait_for_company() -> None:
-    """Under load (an arrival within the queue delay of the one before) an item waits for others, and the next one
-    to come shares its pass."""
+def test_a_callers_next_item_goes_at_once_when_the_last_pass_served_it_alone() -> None:
+    """One caller at a time (a detection and then its second look, close behind): the last pass served a single
+    submission, so the next does not wait for company that is not coming (a delay of 5 s would fail the timeout)."""
     run = Recorder()
-    batcher = make(run, max_queue_delay_s=0.5)
+    batcher = make(run, max_queue_delay_s=5.0)
     try:
-        batcher.submit(np.ones(3)).result(timeout=2)  # alone after quiet: at once
-        first = batcher.submit(np.ones(3))  # close behind it: waits
+        batcher.submit(np.ones(3)).result(timeout=2)
+        batcher.submit(np.ones(4)).result(timeout=2)  # within the delay of the one before, yet at once
+    finally:
+        batcher.close()
+    assert run.batches == [(1, 3), (1, 4)]
+
+
+def test_items_wait_for_company_while_passes_serve_several_callers() -> None:
+    """Under load (the last pass served two callers, and the next item arrives within the queue delay of the one
+    before) an item waits for others, and the next one to come shares its pass."""
+    gate = threading.Event()
+    run = Recorder(gate)
+    batcher = make(run, max_batch_size=2, max_queue_delay_s=0.5)
+    try:
+        busy(batcher, run, gate)
+        pair = [batcher.submit(np.ones(3)), batcher.submit(np.ones(3))]  # two callers: one full pass of two
+        gate.set()
+        for future in pair:
+            future.result(timeout=5)
+        first = batcher.submit(np.ones(3))  # close behind a pass of two callers: waits
         time.sleep(0.05)
         second = batcher.submit(np.ones(3))
         first.result(timeout=5), second.result(timeout=5)
     finally:
+        gate.set()
         batcher.close()
-    assert run.batches == [(1, 3), (2, 3)]
+    assert run.batches == [(1, 1), (2, 3), (2, 3)]
 
 
 def test_a_waiting_item_waits_at_most_the_queue_delay() -> None:
