@@ -63,10 +63,17 @@ class FaceAnalyzer(Protocol):
         ...
 
     def analyze(
-        self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+        self,
+        encoded: bytes,
+        models: Sequence[str],
+        *,
+        keep_crop: bool = False,
+        liveness: bool = False,
+        largest_only: bool = False,
     ) -> PhotoFaces:
         """The photo's faces, largest first (at most ARGUS_MAX_FACES_PER_IMAGE), embedded by each of these models;
-        with `liveness`, each with its liveness score."""
+        with `liveness`, each with its liveness score. With `largest_only`, the largest face alone (a probe's), found
+        faster on a large photo; PhotoFaces.found still counts the faces the detector saw."""
         ...
 
     def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:

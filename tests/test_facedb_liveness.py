@@ -139,9 +139,15 @@ def test_a_requirement_the_detector_cannot_score_fails_closed(
             return analyzer.available_models()
 
         def analyze(
-            self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+            self,
+            encoded: bytes,
+            models: Sequence[str],
+            *,
+            keep_crop: bool = False,
+            liveness: bool = False,
+            largest_only: bool = False,
         ) -> PhotoFaces:
-            found = analyzer.analyze(encoded, models, keep_crop=keep_crop, liveness=liveness)
+            found = analyzer.analyze(encoded, models, keep_crop=keep_crop, liveness=liveness, largest_only=largest_only)
             return PhotoFaces([replace(face, liveness=None) for face in found.faces], found.found)
 
         def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from argus.analysis import box_area
 from argus.batching import DynamicBatcher
 from argus.boxes import Box, as_box, nms
 from argus.config import Settings
@@ -17,6 +18,12 @@ from argus.models.store import ModelStore
 from argus.services.detector.liveness import LivenessScorer
 
 STRIDES = (8, 16, 32)
+# A probe for 1:1 wants its largest face only (FaceOptions.largest_only). It is looked for first on a copy of the
+# photo whose longer side is at most PROBE_SIDE; when the largest face there is at least PROBE_SURE_PX across in
+# that copy, it is the answer: a face too small to be found in the copy (YuNet's finest stride is 8 px) cannot be
+# larger. Otherwise the photo is looked at in full, as for any request.
+PROBE_SIDE = 640
+PROBE_SURE_PX = 48
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,11 @@ class DetectedFace:
     landmarks: tuple[tuple[float, float], ...]  # five (x, y), in YuNet's order: argus.messages.LANDMARK_NAMES
     liveness: float | None = None  # only when asked for (FaceOptions.liveness): P(live face), liveness.py
 
+    @property
+    def size(self) -> float:
+        """The shorter side of the box, px."""
+        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
 
 @dataclass(frozen=True)
 class FaceOptions:
@@ -34,6 +46,7 @@ class FaceOptions:
     max_detections: int
     refine_landmarks: bool = False  # a second look at each face for more precise landmarks (for recognition)
     liveness: bool = False  # score each face's liveness (liveness.py)
+    largest_only: bool = False  # only the largest face is wanted (a probe): see FaceDetector.detect_largest
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FaceOptions:
@@ -84,6 +97,11 @@ REFINE_SIZE = 384
 REFINE_SCORE_THRESHOLD = 0.3  # the face is known to be there: a weak second detection still places its points
 REFINE_MIN_IOU = 0.3  # ... but it must be the same face, not a neighbour in the window
 REFINE_CHUNK = 32  # windows queued at once, so a crowd photo cannot fill the batcher's queue by itself
+
+
+def largest(faces: list[DetectedFace]) -> DetectedFace | None:
+    """The face with the largest box (what a probe is taken for), None among none."""
+    return max(faces, key=lambda face: box_area(face.box), default=None)
 
 
 def refine_window(box: Box, size: int = REFINE_SIZE) -> np.ndarray:
@@ -140,9 +158,9 @@ class FaceDetector:
             REFINE_SCORE_THRESHOLD, self.defaults.iou_threshold, self.defaults.max_detections
         )
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+    def preprocess(self, image: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, float]:
         height, width = image.shape[:2]
-        scale, padded_h, padded_w = input_size(height, width, self.max_side)
+        scale, padded_h, padded_w = input_size(height, width, max_side or self.max_side)
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -154,7 +172,30 @@ class FaceDetector:
         return tensor, scale
 
     def detect(self, images: list[np.ndarray], options: FaceOptions) -> list[list[DetectedFace]]:
-        found = self.detect_once(images, options)
+        """Every image's faces; with options.largest_only, its largest face alone (none or one)."""
+        if options.largest_only:
+            return [self.detect_largest(image, options)[0] for image in images]
+        return self._finished(images, self.detect_once(images, options), options)
+
+    def detect_largest(self, image: np.ndarray, options: FaceOptions) -> tuple[list[DetectedFace], int]:
+        """The photo's largest face (none or one), and how many faces the look that found it saw. Looked for first
+        on a copy of at most PROBE_SIDE: YuNet at 640 px instead of at the photo's own size, and one face refined
+        instead of all (see PROBE_SURE_PX for when that look is enough)."""
+        longest = max(image.shape[:2])
+        probe_side = min(self.max_side, PROBE_SIDE)
+        probe_scale = min(1.0, probe_side / longest)
+        faces = self.detect_once([image], options, max_side=probe_side)[0]
+        face = largest(faces)
+        shrunk = probe_scale < min(1.0, self.max_side / longest)  # the copy is smaller than a full look's
+        if shrunk and (face is None or face.size * probe_scale < PROBE_SURE_PX):
+            faces = self.detect_once([image], options)[0]
+            face = largest(faces)
+        return self._finished([image], [[face] if face else []], options)[0], len(faces)
+
+    def _finished(
+        self, images: list[np.ndarray], found: list[list[DetectedFace]], options: FaceOptions
+    ) -> list[list[DetectedFace]]:
+        """The landmarks' second look and the liveness scores, where the options ask for them."""
         found = self._refined(images, found) if options.refine_landmarks else found
         if not options.liveness:
             return found
@@ -166,9 +207,11 @@ class FaceDetector:
             for image, faces in zip(images, found, strict=True)
         ]
 
-    def detect_once(self, images: list[np.ndarray], options: FaceOptions) -> list[list[DetectedFace]]:
-        """The detection pass alone, without the landmarks' second look."""
-        prepared = [self.preprocess(image) for image in images]
+    def detect_once(
+        self, images: list[np.ndarray], options: FaceOptions, max_side: int | None = None
+    ) -> list[list[DetectedFace]]:
+        """The detection pass alone, without the landmarks' second look; on copies fitting max_side when given."""
+        prepared = [self.preprocess(image, max_side) for image in images]
         futures = self.batcher.submit_many([tensor for tensor, _ in prepared])
         return [
             self._postprocess(future.result(), tensor.shape[1:], scale, image.shape[:2], options)

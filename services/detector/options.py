@@ -45,14 +45,20 @@ def object_options(
 
 
 def face_options(
-    options: detector_pb2.DetectionOptions, defaults: FaceOptions, *, coarse: bool = False, liveness: bool = False
+    options: detector_pb2.DetectionOptions,
+    defaults: FaceOptions,
+    *,
+    coarse: bool = False,
+    liveness: bool = False,
+    largest_only: bool = False,
 ) -> FaceOptions:
     """`coarse` skips the landmarks' second look even where the server refines them by default; `liveness` scores
-    each face's liveness."""
+    each face's liveness; `largest_only` wants each photo's largest face alone."""
     return FaceOptions(
         threshold(options.score_threshold, defaults.score_threshold, "score_threshold"),
         threshold(options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
         max_detections(options.max_detections, defaults.max_detections),
         defaults.refine_landmarks and not coarse,
         liveness,
+        largest_only,
     )

@@ -35,7 +35,10 @@ def faces_response(
         model=model,
         results=[
             detector_pb2.ImageFaces(
-                image_name=source.name, image_size=_size(one.size), faces=[_face(f) for f in one.faces]
+                image_name=source.name,
+                image_size=_size(one.size),
+                faces=[_face(f) for f in one.faces],
+                faces_found=one.found,
             )
             for source, one in zip(images, found, strict=True)
         ],

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from argus.config import Settings
 from argus.imaging import ImageLimits, PixelBudget, decode_request_images
 from argus.models.store import ModelStore
@@ -27,6 +29,7 @@ class ImageObjects:
 class ImageFaces:
     size: tuple[int, int]  # (width, height) of the decoded image
     faces: list[DetectedFace]
+    found: int  # faces found in the image: len(faces), or more when only the largest was asked for
 
 
 class Detector:
@@ -74,12 +77,14 @@ class Detector:
 
     def detect_faces(self, images: Sequence[bytes], options: FaceOptions) -> list[ImageFaces]:
         # The landmarks' second look needs the full-size image, so each image is detected before the next decodes.
-        return decode_request_images(
-            images,
-            self.limits,
-            self.pixel_budget,
-            lambda image: ImageFaces((image.shape[1], image.shape[0]), self.faces.detect([image], options)[0]),
-        )
+        return decode_request_images(images, self.limits, self.pixel_budget, lambda image: self._faces(image, options))
+
+    def _faces(self, image: np.ndarray, options: FaceOptions) -> ImageFaces:
+        size = (image.shape[1], image.shape[0])
+        if options.largest_only:
+            return ImageFaces(size, *self.faces.detect_largest(image, options))
+        faces = self.faces.detect([image], options)[0]
+        return ImageFaces(size, faces, len(faces))
 
     def close(self) -> None:
         self.objects.close()

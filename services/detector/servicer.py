@@ -25,7 +25,11 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectFacesResponse:
         options = face_options(
-            request.options, self.detector.face_defaults, coarse=request.coarse_landmarks, liveness=request.liveness
+            request.options,
+            self.detector.face_defaults,
+            coarse=request.coarse_landmarks,
+            liveness=request.liveness,
+            largest_only=request.largest_face_only,
         )
         found = self.detector.detect_faces([image.data for image in request.images], options)
         return faces_response(self.detector.face_model, request.images, found)

@@ -392,11 +392,16 @@ class FaceDatabase:
     def _fused(self, profile: str, stored: np.ndarray) -> np.ndarray:
         return self.calibrations.fusion(profile).fuse(stored)
 
-    def _embed(self, image: bytes, profile: str, *, keep_crop: bool = False, liveness: bool = False) -> EmbeddedFaces:
-        """Detects the photo's faces (with their liveness when asked) and embeds them with the profile's models,
-        checking that the embedder runs the very model versions the profile was calibrated with."""
+    def _embed(
+        self, image: bytes, profile: str, *, keep_crop: bool = False, liveness: bool = False, largest_only: bool = False
+    ) -> EmbeddedFaces:
+        """Detects the photo's faces (with their liveness when asked; its largest alone with `largest_only`) and
+        embeds them with the profile's models, checking that the embedder runs the very model versions the profile
+        was calibrated with."""
         calibration = self.calibrations[profile]
-        analyzed = self.analyzer.analyze(image, get_profile(profile).models, keep_crop=keep_crop, liveness=liveness)
+        analyzed = self.analyzer.analyze(
+            image, get_profile(profile).models, keep_crop=keep_crop, liveness=liveness, largest_only=largest_only
+        )
         faces = analyzed.faces
         if liveness and any(face.liveness is None for face in faces):
             # Required and not scored (a detector from before liveness): refuse, never decide as if it were live.
@@ -746,7 +751,8 @@ class FaceDatabase:
     # --- decisions ------------------------------------------------------------------------------------------
 
     def _probe(self, image: bytes, profile: str, *, liveness: bool = False) -> tuple[Probe, np.ndarray | None]:
-        embedded = self._embed(image, profile, liveness=liveness)
+        """The photo's largest face, the one a 1:1 decision is about: the detector need not look for the others."""
+        embedded = self._embed(image, profile, liveness=liveness, largest_only=True)
         if not embedded.faces:
             return Probe(None, 0), None
         return Probe(embedded.faces[0], embedded.found), embedded.vectors[0]

@@ -46,16 +46,21 @@ class RemoteFaceAnalyzer:
             return tuple(model.name for model in self.embedder.list_models().models)
 
     def analyze(
-        self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+        self,
+        encoded: bytes,
+        models: Sequence[str],
+        *,
+        keep_crop: bool = False,
+        liveness: bool = False,
+        largest_only: bool = False,
     ) -> PhotoFaces:
         if len(encoded) > self.settings.max_image_bytes:
             raise InvalidInput(f"image is {len(encoded)} bytes; the limit is {self.settings.max_image_bytes} bytes")
         with _errors_of("detector", self.settings.detector_address):
-            found = (
-                self.detector.detect_faces([encoded], liveness=liveness, timeout_s=time_left(self.timeout_s))
-                .results[0]
-                .faces
-            )
+            (result,) = self.detector.detect_faces(
+                [encoded], liveness=liveness, largest_only=largest_only, timeout_s=time_left(self.timeout_s)
+            ).results
+        found = result.faces
         kept = largest_faces([box_tuple(face.box) for face in found], self.settings.max_faces_per_image)
         faces = [found[i] for i in kept]
         # The photo travels once per call, its faces as landmarks pointing to it, in calls the embedder accepts.
@@ -88,7 +93,7 @@ class RemoteFaceAnalyzer:
                 )
                 for face, embedding in zip(faces, embeddings, strict=True)
             ],
-            len(found),
+            max(result.faces_found, len(found)),  # a detector from before faces_found leaves it 0
         )
 
     def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:

@@ -198,7 +198,13 @@ class JobStore:
                 # this submit makes the job instead of answering NOT_FOUND to every retry for a day.
                 self.client.set(key, job_id, ex=IDEMPOTENCY_TTL_S)
         now = time.time()
-        fields = {"kind": int(kind), "state": int(State.QUEUED), "created_at": now, "attempts": 0, "owner": owner}
+        fields: dict[FieldT, EncodableT] = {
+            "kind": int(kind),
+            "state": int(State.QUEUED),
+            "created_at": now,
+            "attempts": 0,
+            "owner": owner,
+        }
         pipe = self.binary.pipeline()  # transaction=True: MULTI ... EXEC
         pipe.set(_request_key(job_id), request)
         pipe.hset(_key(job_id), mapping=fields)
@@ -208,7 +214,7 @@ class JobStore:
             pipe.xadd(stream, {"job_id": job_id})
         pipe.execute()
         # The record as just written, read back as a get would (without the round trip a get would cost).
-        return JobRecord.from_hash(job_id, {name: str(value) for name, value in fields.items()}), True
+        return JobRecord.from_hash(job_id, {str(name): str(value) for name, value in fields.items()}), True
 
     def get(self, job_id: str, viewer: Viewer) -> JobRecord:
         """The job, if it exists and the viewer may see it; NotFound alike for both, so IDs cannot be probed."""

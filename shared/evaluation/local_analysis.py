@@ -43,11 +43,22 @@ class LocalFaceAnalyzer:
         return tuple(self.embedder.models)
 
     def analyze_image(
-        self, image: np.ndarray, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+        self,
+        image: np.ndarray,
+        models: Sequence[str],
+        *,
+        keep_crop: bool = False,
+        liveness: bool = False,
+        largest_only: bool = False,
     ) -> PhotoFaces:
-        (found,) = self.detector.detect([image], replace(self.detector.defaults, liveness=liveness))
+        options = replace(self.detector.defaults, liveness=liveness, largest_only=largest_only)
+        if largest_only:
+            found, seen = self.detector.detect_largest(image, options)
+        else:
+            (found,) = self.detector.detect([image], options)
+            seen = len(found)
         if not found:
-            return PhotoFaces([], 0)
+            return PhotoFaces([], seen)
         faces = [found[i] for i in largest_faces([face.box for face in found], self.settings.max_faces_per_image)]
         landmarks = [np.asarray(face.landmarks, dtype=np.float64) for face in faces]
         embeddings = self.embedder.embed([image] * len(faces), landmarks, models)
@@ -67,16 +78,22 @@ class LocalFaceAnalyzer:
                 )
                 for face, points, embedding in zip(faces, landmarks, embeddings, strict=True)
             ],
-            len(found),
+            seen,
         )
 
     def analyze(
-        self, encoded: bytes, models: Sequence[str], *, keep_crop: bool = False, liveness: bool = False
+        self,
+        encoded: bytes,
+        models: Sequence[str],
+        *,
+        keep_crop: bool = False,
+        liveness: bool = False,
+        largest_only: bool = False,
     ) -> PhotoFaces:
         image = decode_image(
             encoded, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
         )
-        return self.analyze_image(image, models, keep_crop=keep_crop, liveness=liveness)
+        return self.analyze_image(image, models, keep_crop=keep_crop, liveness=liveness, largest_only=largest_only)
 
     def reembed(self, crops: Sequence[StoredCrop], models: Sequence[str]) -> list[Reembedded]:
         decoded = [_stored_crop_image(crop) for crop in crops]

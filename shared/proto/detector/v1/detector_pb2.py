@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from argus.proto.common.v1 import common_pb2 as argus_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n argus/detector/v1/detector.proto\x12\x11\x61rgus.detector.v1\x1a\x1c\x61rgus/common/v1/common.proto\"^\n\x10\x44\x65tectionOptions\x12\x17\n\x0fscore_threshold\x18\x01 \x01(\x02\x12\x19\n\x11nms_iou_threshold\x18\x02 \x01(\x02\x12\x16\n\x0emax_detections\x18\x03 \x01(\x05\"\x9c\x01\n\x14\x44\x65tectObjectsRequest\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.argus.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.argus.detector.v1.DetectionOptions\x12\x13\n\x0b\x63lass_names\x18\x03 \x03(\t\x12\x11\n\tclass_ids\x18\x04 \x03(\x05\"p\n\x0e\x44\x65tectedObject\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x05\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12)\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x1c.argus.common.v1.BoundingBox\"\x86\x01\n\x0cImageObjects\x12\x12\n\nimage_name\x18\x01 \x01(\t\x12.\n\nimage_size\x18\x02 \x01(\x0b\x32\x1a.argus.common.v1.ImageSize\x12\x32\n\x07objects\x18\x03 \x03(\x0b\x32!.argus.detector.v1.DetectedObject\"X\n\x15\x44\x65tectObjectsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.argus.detector.v1.ImageObjects\x12\r\n\x05model\x18\x02 \x01(\t\"\x9e\x01\n\x12\x44\x65tectFacesRequest\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.argus.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.argus.detector.v1.DetectionOptions\x12\x18\n\x10\x63oarse_landmarks\x18\x03 \x01(\x08\x12\x10\n\x08liveness\x18\x04 \x01(\x08\"\x9f\x01\n\x0c\x44\x65tectedFace\x12)\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1c.argus.common.v1.BoundingBox\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x31\n\tlandmarks\x18\x03 \x01(\x0b\x32\x1e.argus.common.v1.FaceLandmarks\x12\x15\n\x08liveness\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\x0b\n\t_liveness\"\x80\x01\n\nImageFaces\x12\x12\n\nimage_name\x18\x01 \x01(\t\x12.\n\nimage_size\x18\x02 \x01(\x0b\x32\x1a.argus.common.v1.ImageSize\x12.\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x1f.argus.detector.v1.DetectedFace\"T\n\x13\x44\x65tectFacesResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.argus.detector.v1.ImageFaces\x12\r\n\x05model\x18\x02 \x01(\t2\xd3\x01\n\x0f\x44\x65tectorService\x12\x62\n\rDetectObjects\x12\'.argus.detector.v1.DetectObjectsRequest\x1a(.argus.detector.v1.DetectObjectsResponse\x12\\\n\x0b\x44\x65tectFaces\x12%.argus.detector.v1.DetectFacesRequest\x1a&.argus.detector.v1.DetectFacesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n argus/detector/v1/detector.proto\x12\x11\x61rgus.detector.v1\x1a\x1c\x61rgus/common/v1/common.proto\"^\n\x10\x44\x65tectionOptions\x12\x17\n\x0fscore_threshold\x18\x01 \x01(\x02\x12\x19\n\x11nms_iou_threshold\x18\x02 \x01(\x02\x12\x16\n\x0emax_detections\x18\x03 \x01(\x05\"\x9c\x01\n\x14\x44\x65tectObjectsRequest\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.argus.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.argus.detector.v1.DetectionOptions\x12\x13\n\x0b\x63lass_names\x18\x03 \x03(\t\x12\x11\n\tclass_ids\x18\x04 \x03(\x05\"p\n\x0e\x44\x65tectedObject\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x05\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12)\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x1c.argus.common.v1.BoundingBox\"\x86\x01\n\x0cImageObjects\x12\x12\n\nimage_name\x18\x01 \x01(\t\x12.\n\nimage_size\x18\x02 \x01(\x0b\x32\x1a.argus.common.v1.ImageSize\x12\x32\n\x07objects\x18\x03 \x03(\x0b\x32!.argus.detector.v1.DetectedObject\"X\n\x15\x44\x65tectObjectsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.argus.detector.v1.ImageObjects\x12\r\n\x05model\x18\x02 \x01(\t\"\xb9\x01\n\x12\x44\x65tectFacesRequest\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.argus.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.argus.detector.v1.DetectionOptions\x12\x18\n\x10\x63oarse_landmarks\x18\x03 \x01(\x08\x12\x10\n\x08liveness\x18\x04 \x01(\x08\x12\x19\n\x11largest_face_only\x18\x05 \x01(\x08\"\x9f\x01\n\x0c\x44\x65tectedFace\x12)\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1c.argus.common.v1.BoundingBox\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x31\n\tlandmarks\x18\x03 \x01(\x0b\x32\x1e.argus.common.v1.FaceLandmarks\x12\x15\n\x08liveness\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\x0b\n\t_liveness\"\x95\x01\n\nImageFaces\x12\x12\n\nimage_name\x18\x01 \x01(\t\x12.\n\nimage_size\x18\x02 \x01(\x0b\x32\x1a.argus.common.v1.ImageSize\x12.\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x1f.argus.detector.v1.DetectedFace\x12\x13\n\x0b\x66\x61\x63\x65s_found\x18\x04 \x01(\x05\"T\n\x13\x44\x65tectFacesResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.argus.detector.v1.ImageFaces\x12\r\n\x05model\x18\x02 \x01(\t2\xd3\x01\n\x0f\x44\x65tectorService\x12\x62\n\rDetectObjects\x12\'.argus.detector.v1.DetectObjectsRequest\x1a(.argus.detector.v1.DetectObjectsResponse\x12\\\n\x0b\x44\x65tectFaces\x12%.argus.detector.v1.DetectFacesRequest\x1a&.argus.detector.v1.DetectFacesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,13 +43,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DETECTOBJECTSRESPONSE']._serialized_start=591
   _globals['_DETECTOBJECTSRESPONSE']._serialized_end=679
   _globals['_DETECTFACESREQUEST']._serialized_start=682
-  _globals['_DETECTFACESREQUEST']._serialized_end=840
-  _globals['_DETECTEDFACE']._serialized_start=843
-  _globals['_DETECTEDFACE']._serialized_end=1002
-  _globals['_IMAGEFACES']._serialized_start=1005
-  _globals['_IMAGEFACES']._serialized_end=1133
-  _globals['_DETECTFACESRESPONSE']._serialized_start=1135
-  _globals['_DETECTFACESRESPONSE']._serialized_end=1219
-  _globals['_DETECTORSERVICE']._serialized_start=1222
-  _globals['_DETECTORSERVICE']._serialized_end=1433
+  _globals['_DETECTFACESREQUEST']._serialized_end=867
+  _globals['_DETECTEDFACE']._serialized_start=870
+  _globals['_DETECTEDFACE']._serialized_end=1029
+  _globals['_IMAGEFACES']._serialized_start=1032
+  _globals['_IMAGEFACES']._serialized_end=1181
+  _globals['_DETECTFACESRESPONSE']._serialized_start=1183
+  _globals['_DETECTFACESRESPONSE']._serialized_end=1267
+  _globals['_DETECTORSERVICE']._serialized_start=1270
+  _globals['_DETECTORSERVICE']._serialized_end=1481
 # @@protoc_insertion_point(module_scope)

@@ -60,16 +60,18 @@ class DetectObjectsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ImageObjects, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class DetectFacesRequest(_message.Message):
-    __slots__ = ("images", "options", "coarse_landmarks", "liveness")
+    __slots__ = ("images", "options", "coarse_landmarks", "liveness", "largest_face_only")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     COARSE_LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    LARGEST_FACE_ONLY_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
     options: DetectionOptions
     coarse_landmarks: bool
     liveness: bool
-    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ..., coarse_landmarks: _Optional[bool] = ..., liveness: _Optional[bool] = ...) -> None: ...
+    largest_face_only: bool
+    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ..., coarse_landmarks: _Optional[bool] = ..., liveness: _Optional[bool] = ..., largest_face_only: _Optional[bool] = ...) -> None: ...
 
 class DetectedFace(_message.Message):
     __slots__ = ("box", "score", "landmarks", "liveness")
@@ -84,14 +86,16 @@ class DetectedFace(_message.Message):
     def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Union[_common_pb2.FaceLandmarks, _Mapping]] = ..., liveness: _Optional[float] = ...) -> None: ...
 
 class ImageFaces(_message.Message):
-    __slots__ = ("image_name", "image_size", "faces")
+    __slots__ = ("image_name", "image_size", "faces", "faces_found")
     IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
+    FACES_FOUND_FIELD_NUMBER: _ClassVar[int]
     image_name: str
     image_size: _common_pb2.ImageSize
     faces: _containers.RepeatedCompositeFieldContainer[DetectedFace]
-    def __init__(self, image_name: _Optional[str] = ..., image_size: _Optional[_Union[_common_pb2.ImageSize, _Mapping]] = ..., faces: _Optional[_Iterable[_Union[DetectedFace, _Mapping]]] = ...) -> None: ...
+    faces_found: int
+    def __init__(self, image_name: _Optional[str] = ..., image_size: _Optional[_Union[_common_pb2.ImageSize, _Mapping]] = ..., faces: _Optional[_Iterable[_Union[DetectedFace, _Mapping]]] = ..., faces_found: _Optional[int] = ...) -> None: ...
 
 class DetectFacesResponse(_message.Message):
     __slots__ = ("results", "model")
