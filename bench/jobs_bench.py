@@ -4,7 +4,9 @@
 
 The bench starts a redis-server of its own on a free loopback port (no persistence; stopped at the end), the jobs
 API server in this process on a free port, and its workers as threads of this process; clients call the jobs API
-through real channels to 127.0.0.1. Part 1 measures the queue with workers whose handler does nothing; part 2 runs
+through real channels to 127.0.0.1. Part 1 measures the queue with workers whose handler does nothing, and the
+submit capacity of `argus serve jobs` in a process of its own (on a Redis of its own) called by 8 clients in two
+processes of their own; part 2 runs
 detection jobs on the real handler; part 3 times Stylizer.stylize for each model directly, then one stylization
 job end to end. Every timed row runs for --seconds (at least one job or call each) and every wait has a deadline,
 so the whole run is bounded. Nothing here asserts a speed: it prints what it measured. See bench/README.md.
@@ -13,6 +15,9 @@ so the whole run is bounded. Nothing here asserts a speed: it prints what it mea
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import grpc
 import harness
 import numpy as np
 import onnxruntime as ort
@@ -32,6 +38,7 @@ from prometheus_client import REGISTRY
 
 from argus.client import JobsClient
 from argus.config import Settings
+from argus.health import wait_until_serving
 from argus.models.manifest import FAST_STYLES, MAGENTA_STYLE_PREDICT, MAGENTA_STYLE_TRANSFER, YOLOX_NANO, YUNET
 from argus.models.store import ModelStore
 from argus.proto.jobs.v1 import jobs_pb2
@@ -50,6 +57,10 @@ QUEUE_STYLE = "candy"  # the fixed style of the end-to-end stylization job
 DEFAULT_SIDES = (512, 1024)
 DEFAULT_JOBS = 500  # jobs per throughput burst, unless --seconds runs out first
 BURST_CLIENTS = 4  # client threads submitting a burst
+# The submit capacity row: `argus serve jobs` in a process of its own, as deployed, and 8 clients in processes of
+# their own, so that neither the clients nor workers share the server's interpreter.
+CAPACITY_CLIENT_PROCESSES = 2
+CAPACITY_CLIENT_THREADS = 4
 DETECTION_CONCURRENCIES = (1, 4)
 NOOP_IMAGE_SIDE = 32  # the no-op jobs carry a tiny JPEG: submit still decodes it to check the job
 # A polling client calls GetJob every POLL_S at first, then every POLL_BACKOFF x the time waited so far, at most
@@ -130,6 +141,18 @@ class StyleJobRow:
 
 
 @dataclass
+class CapacityRow:
+    """SubmitJob as fast as the clients can call it, against a jobs API process with no worker in it."""
+
+    clients: int
+    jobs: int
+    submitted_per_s: float
+    submit_p50_ms: float
+    server_cpu_ms: float | None  # the API process's CPU time per submit (user + system); None off Linux
+    redis_cpu_ms: float  # redis-server's, from INFO cpu
+
+
+@dataclass
 class Measured:
     redis_version: str
     address: str  # where the jobs API listened
@@ -138,6 +161,7 @@ class Measured:
     detection: list[JobRow]
     styles: list[StyleRow]
     style_job: StyleJobRow
+    capacity: CapacityRow
 
 
 # --- plumbing -------------------------------------------------------------------------------------------------
@@ -316,15 +340,95 @@ def run_burst(address: str, settings: Settings, image: bytes, workers: int, jobs
     )
 
 
+def tiny_jpeg() -> bytes:
+    """The no-op jobs' image: submit still checks its header."""
+    ok, encoded = cv2.imencode(".jpg", np.full((NOOP_IMAGE_SIDE, NOOP_IMAGE_SIDE, 3), 128, dtype=np.uint8))
+    assert ok
+    return encoded.tobytes()
+
+
+def _cpu_s(pid: int) -> float | None:
+    """A process's user + system CPU seconds so far, from /proc (None where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _redis_cpu_s(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _capacity_client(address: str, threads: int, seconds: float, image: bytes) -> tuple[int, float, list[float]]:
+    """One client process: `threads` threads submitting no-op jobs back to back (calls, seconds, latencies)."""
+    opened: list[JobsClient] = []
+
+    def make_call() -> Callable[[], object]:
+        client = JobsClient(address, timeout_s=CALL_TIMEOUT_S)
+        opened.append(client)
+        return lambda: client.submit_detection([image])
+
+    try:
+        run = harness.drive(make_call, threads, seconds)
+    finally:
+        for client in opened:
+            client.close()
+    return run.calls, run.elapsed_s, run.latencies_ms
+
+
+def run_submit_capacity(scratch: Path, image: bytes, seconds: float) -> CapacityRow:
+    """`argus serve jobs` as a process of its own (its workers would be other processes; none run here), called by
+    CAPACITY_CLIENT_PROCESSES x CAPACITY_CLIENT_THREADS clients in processes of their own. On a Redis of its own:
+    the jobs it leaves queued must not wait ahead of the other parts' jobs."""
+    with own_redis(scratch / "capacity-redis") as (redis_url, _):
+        return _submit_capacity(redis_url, scratch, image, seconds)
+
+
+def _submit_capacity(redis_url: str, scratch: Path, image: bytes, seconds: float) -> CapacityRow:
+    port = harness.free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ARGUS_")}
+    env |= {"ARGUS_AUTH": "off", "ARGUS_REDIS_URL": redis_url, "ARGUS_DATA_DIR": str(scratch / "capacity")}
+    command = [sys.executable, "-m", "argus.cli.main", "serve", "jobs", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"127.0.0.1:{port}"
+    try:
+        with grpc.insecure_channel(address) as channel:
+            wait_until_serving(channel, "jobs", time.monotonic() + 60, lambda: server.poll() is None)
+        with JobsClient(address, timeout_s=CALL_TIMEOUT_S) as warm:
+            warm.submit_detection([image])
+        with redis.Redis.from_url(redis_url) as client:
+            server_before, redis_before = _cpu_s(server.pid), _redis_cpu_s(client)
+            with multiprocessing.get_context("spawn").Pool(CAPACITY_CLIENT_PROCESSES) as pool:
+                runs = pool.starmap(
+                    _capacity_client,
+                    [(address, CAPACITY_CLIENT_THREADS, seconds, image)] * CAPACITY_CLIENT_PROCESSES,
+                )
+            server_after, redis_after = _cpu_s(server.pid), _redis_cpu_s(client)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    jobs = sum(calls for calls, _, _ in runs)
+    latencies = [latency for _, _, run_latencies in runs for latency in run_latencies]
+    server_cpu = None if server_before is None or server_after is None else server_after - server_before
+    return CapacityRow(
+        clients=CAPACITY_CLIENT_PROCESSES * CAPACITY_CLIENT_THREADS,
+        jobs=jobs,
+        submitted_per_s=sum(calls / elapsed for calls, elapsed, _ in runs),
+        submit_p50_ms=harness.Latency.of(latencies).p50,
+        server_cpu_ms=None if server_cpu is None else 1e3 * server_cpu / jobs,
+        redis_cpu_ms=1e3 * (redis_after - redis_before) / jobs,
+    )
+
+
 # --- part 1: the queue's own overhead ------------------------------------------------------------------------
 
 
 def run_queue_overhead(
     address: str, settings: Settings, seconds: float, jobs: int
 ) -> tuple[list[JobRow], list[BurstRow]]:
-    ok, encoded = cv2.imencode(".jpg", np.full((NOOP_IMAGE_SIDE, NOOP_IMAGE_SIDE, 3), 128, dtype=np.uint8))
-    assert ok
-    tiny = encoded.tobytes()
+    tiny = tiny_jpeg()
     image = f"{NOOP_IMAGE_SIDE}x{NOOP_IMAGE_SIDE}.jpg"
     workers = Workers()
     latency: list[JobRow] = []
@@ -486,7 +590,7 @@ def run_stylization(
             image=name,
             workers=1,
             clients=1,
-            wait="poll",
+            wait="watch",
             seconds=seconds,
             check=check,
         )
@@ -595,6 +699,24 @@ def report_of(settings: Settings, seconds: float, measured: Measured, content_sh
         measured.bursts,
         BURST_COLUMNS,
     )
+    capacity = measured.capacity
+    report.table(
+        "capacity",
+        [
+            f"submit capacity: `argus serve jobs` in its own process (no workers), {capacity.clients} clients in "
+            f"{CAPACITY_CLIENT_PROCESSES} processes of their own submitting no-op jobs back to back; CPU ms per "
+            "submit of the API process (user + system) and of redis-server"
+        ],
+        [capacity],
+        [
+            harness.Column("clients", "clients"),
+            harness.Column("jobs", "jobs"),
+            harness.Column("submits/s", "submitted_per_s", ".0f"),
+            harness.Column("p50 ms", "submit_p50_ms", ".2f"),
+            harness.Column("API CPU ms/submit", "server_cpu_ms", ".2f"),
+            harness.Column("redis CPU ms/submit", "redis_cpu_ms", ".3f"),
+        ],
+    )
     report.table(
         "detection",
         [
@@ -619,7 +741,7 @@ def report_of(settings: Settings, seconds: float, measured: Measured, content_sh
         None,
         [
             f"stylization job end to end: {style_job.style}, max_size {style_job.max_side}, JPEG out; one worker, "
-            "one client (poll)"
+            "one client watching it (WatchJob: a polling client in this process takes CPU from the job)"
         ],
         [style_job.job],
         JOB_COLUMNS,
@@ -655,13 +777,14 @@ def run_all(settings: Settings, store: ModelStore, images: dict[str, bytes], arg
         server = start_jobs_server(serving, port=0)
         try:
             latency, bursts = run_queue_overhead(server.address, serving, args.seconds, args.jobs)
+            capacity = run_submit_capacity(Path(scratch), tiny_jpeg(), args.seconds)
             detection = run_detection(server.address, serving, store, images[OBJECT_IMAGE], args.seconds)
             styles, style_job = run_stylization(
                 server.address, serving, store, images[CONTENT_IMAGE], images[STYLE_IMAGE], args.sides, args.seconds
             )
         finally:
             server.stop()
-    return Measured(redis_version, server.address, latency, bursts, detection, styles, style_job)
+    return Measured(redis_version, server.address, latency, bursts, detection, styles, style_job, capacity)
 
 
 def measure(args: argparse.Namespace, settings: Settings) -> harness.Report:

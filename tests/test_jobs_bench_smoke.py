@@ -37,6 +37,9 @@ def test_jobs_bench_reports_every_row(run_bench: Callable[..., subprocess.Comple
     for row in report["throughput"]:
         assert 1 <= row["jobs"] <= JOBS
         assert row["submitted_per_s"] > 0 and row["completed_per_s"] > 0
+    (capacity,) = report["capacity"]  # the API in a process of its own, 8 clients in processes of theirs
+    assert capacity["clients"] == 8 and capacity["jobs"] >= 8 and capacity["submitted_per_s"] > 0
+    assert capacity["server_cpu_ms"] > 0 and capacity["redis_cpu_ms"] > 0
     assert sorted((row["model"], row["max_side"], row["output"]) for row in report["styles"]) == sorted(
         (style, side, f"{side}x{side}") for style in STYLES for side in SIDES
     )
@@ -44,6 +47,6 @@ def test_jobs_bench_reports_every_row(run_bench: Callable[..., subprocess.Comple
         assert row["calls"] >= 1 and row["s_per_megapixel"] > 0
         assert row["megapixels"] == row["max_side"] ** 2 / 1e6  # amber.jpg is square
     job = report["stylization_job"]
-    assert _job(job["job"]) == ("stylization", "amber.jpg", 1, 1, "poll")
+    assert _job(job["job"]) == ("stylization", "amber.jpg", 1, 1, "watch")
     assert job["style"] == "candy" and job["max_side"] == max(SIDES)
     assert job["job"]["jobs"] >= 1 and job["direct_p50_ms"] > 0
