@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from argus.errors import ModelUnavailable
 from argus.models.runtime import CPU, CUDA, choose_providers, usable_gpu_providers
 from argus.models.store import ModelStore
 from argus.services.detector.faces import YunetModel
+from argus.services.embedder.embedder import side_by_side
 
 
 def test_cpu_is_always_available() -> None:
@@ -83,3 +85,16 @@ def test_session_options_come_from_the_settings(store: ModelStore, settings: Set
     model = YunetModel(store, settings.model_copy(update={"intra_op_threads": 3, "inter_op_threads": 2}))
     options = model.session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (3, 2)
+
+
+def test_networks_run_side_by_side_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedder's networks run at once: each gets its share of the cores, not a thread per core each; an
+    operator's own thread count, and a lone network, are left as they are."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    settings = Settings()
+    assert side_by_side(settings, 2).intra_op_threads == 4
+    assert side_by_side(settings, 3).intra_op_threads == 2
+    assert side_by_side(settings, 1).intra_op_threads == 0
+    assert side_by_side(Settings(intra_op_threads=6), 2).intra_op_threads == 6
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0}, raising=False)
+    assert side_by_side(settings, 2).intra_op_threads == 1

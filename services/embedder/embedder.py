@@ -6,6 +6,7 @@ from that, so a face re-embedded later from its stored crop gets exactly the vec
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -31,6 +32,17 @@ class FaceEmbedding:
         return np.concatenate(list(self.vectors.values())).astype(np.float32)
 
 
+def side_by_side(settings: Settings, networks: int) -> Settings:
+    """The settings each of `networks` sessions runs with when they run side by side (a face's passes through every
+    network are queued at once). Left to ONNX Runtime, every session takes a thread per core, so two networks on two
+    cores fight for them: measured, one thread each made a fused embedding 15% and a Verify 2-3 ms faster than the
+    default. An operator's own ARGUS_INTRA_OP_THREADS is kept."""
+    if settings.intra_op_threads or networks < 2:
+        return settings
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return settings.model_copy(update={"intra_op_threads": max(1, cores // networks)})
+
+
 class FaceEmbedder:
     """Holds the configured networks; crops of concurrent callers share forward passes, per network."""
 
@@ -42,6 +54,7 @@ class FaceEmbedder:
                 f"unknown embedding model(s) {', '.join(unknown)}; known: {', '.join(EMBEDDING_MODELS)}"
             )
         self.flip = settings.flip_augmentation
+        settings = side_by_side(settings, len(names))
         self.models: dict[str, EmbeddingModel] = {}
         self.batchers: dict[str, DynamicBatcher] = {}
         try:
