@@ -102,8 +102,11 @@ def postprocess(
     """One image's (A, 85) output to detections in source-image pixels.
 
     Every (box, class) pair scoring obj x cls above the threshold is a candidate, so one box may carry two
-    classes; NMS then runs per class.
+    classes; NMS then runs per class. Both factors are probabilities, so a box whose objectness alone is not above
+    the threshold has no candidate: the class scores are computed for the others only (a few of 3549 cells).
     """
+    rows = np.nonzero(raw[:, 4] > options.score_threshold)[0]
+    raw, cells, strides = raw[rows], cells[rows], strides[rows]
     scores = raw[:, 4:5] * raw[:, 5:]
     if options.class_ids is not None:
         mask = np.zeros(scores.shape[1], dtype=bool)
