@@ -50,3 +50,4 @@ def test_jobs_bench_reports_every_row(run_bench: Callable[..., subprocess.Comple
     assert _job(job["job"]) == ("stylization", "amber.jpg", 1, 1, "watch")
     assert job["style"] == "candy" and job["max_side"] == max(SIDES)
     assert job["job"]["jobs"] >= 1 and job["direct_p50_ms"] > 0
+    assert job["paired_rounds"] >= 3 and job["paired_job_p50_ms"] > 0 and job["paired_direct_p50_ms"] > 0
