@@ -31,7 +31,7 @@ class AnalyzedFace:
     @property
     def face_size(self) -> float:
         """The shorter side of the box: what decides whether a face is big enough to trust."""
-        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+        return shorter_side(self.box)
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,11 @@ class FaceAnalyzer(Protocol):
 
 def box_area(box: Box) -> float:
     return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def shorter_side(box: Box) -> float:
+    """A face box's shorter side, px: its size, as the size bars and the probe look judge it."""
+    return min(box[2] - box[0], box[3] - box[1])
 
 
 def largest_faces(boxes: Sequence[Box], limit: int) -> list[int]:

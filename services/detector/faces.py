@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from argus.analysis import box_area
+from argus.analysis import box_area, shorter_side
 from argus.batching import DynamicBatcher
 from argus.boxes import Box, as_box, nms
 from argus.config import Settings
@@ -36,7 +36,7 @@ class DetectedFace:
     @property
     def size(self) -> float:
         """The shorter side of the box, px."""
-        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+        return shorter_side(self.box)
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,13 @@ class FaceDetector:
         if options.largest_only:
             return [self.detect_largest(image, options)[0] for image in images]
         return self._finished(images, self.detect_once(images, options), options)
+
+    def detect_counted(self, image: np.ndarray, options: FaceOptions) -> tuple[list[DetectedFace], int]:
+        """One image's faces (with options.largest_only, its largest alone) and how many faces were seen."""
+        if options.largest_only:
+            return self.detect_largest(image, options)
+        faces = self.detect([image], options)[0]
+        return faces, len(faces)
 
     def detect_largest(self, image: np.ndarray, options: FaceOptions) -> tuple[list[DetectedFace], int]:
         """The photo's largest face (none or one), and how many faces the look that found it saw. Looked for first

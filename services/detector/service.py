@@ -80,11 +80,7 @@ class Detector:
         return decode_request_images(images, self.limits, self.pixel_budget, lambda image: self._faces(image, options))
 
     def _faces(self, image: np.ndarray, options: FaceOptions) -> ImageFaces:
-        size = (image.shape[1], image.shape[0])
-        if options.largest_only:
-            return ImageFaces(size, *self.faces.detect_largest(image, options))
-        faces = self.faces.detect([image], options)[0]
-        return ImageFaces(size, faces, len(faces))
+        return ImageFaces((image.shape[1], image.shape[0]), *self.faces.detect_counted(image, options))
 
     def close(self) -> None:
         self.objects.close()

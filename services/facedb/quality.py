@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from argus.analysis import shorter_side
+
 if TYPE_CHECKING:
     from argus.boxes import Box
 
@@ -146,7 +148,7 @@ def _over(value: float, most: float | None) -> bool:
 
 def assess(box: Box, score: float, landmarks: np.ndarray, sharpness: float, bars: QualityBars) -> QualityVerdict:
     """Measures a face (box x1, y1, x2, y2 in pixels) and judges it against the bars, in the order of MEASURES."""
-    face_size = float(min(box[2] - box[0], box[3] - box[1]))
+    face_size = float(shorter_side(box))
     yaw, pitch = head_pose(landmarks)
     failing = {
         "face_size": _under(face_size, bars.min_face_size),

@@ -52,11 +52,7 @@ class LocalFaceAnalyzer:
         largest_only: bool = False,
     ) -> PhotoFaces:
         options = replace(self.detector.defaults, liveness=liveness, largest_only=largest_only)
-        if largest_only:
-            found, seen = self.detector.detect_largest(image, options)
-        else:
-            (found,) = self.detector.detect([image], options)
-            seen = len(found)
+        found, seen = self.detector.detect_counted(image, options)
         if not found:
             return PhotoFaces([], seen)
         faces = [found[i] for i in largest_faces([face.box for face in found], self.settings.max_faces_per_image)]
