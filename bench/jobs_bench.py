@@ -158,6 +158,8 @@ class CapacityRow:
     submit_p50_ms: float
     server_cpu_ms: float | None  # the API process's CPU time per submit (user + system); None off Linux
     redis_cpu_ms: float  # redis-server's, from INFO cpu
+    client_cpu_ms: float  # the client processes', gRPC stubs and all
+    ceiling_per_s: float | None  # the machine's cores over the CPU all three spend per submit: the most it could do
 
 
 @dataclass
@@ -369,8 +371,9 @@ def _redis_cpu_s(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def _capacity_client(address: str, threads: int, seconds: float, image: bytes) -> tuple[int, float, list[float]]:
-    """One client process: `threads` threads submitting no-op jobs back to back (calls, seconds, latencies)."""
+def _capacity_client(address: str, threads: int, seconds: float, image: bytes) -> tuple[int, float, list[float], float]:
+    """One client process: `threads` threads submitting no-op jobs back to back (calls, seconds, latencies, and the
+    CPU seconds this process spent on them)."""
     opened: list[JobsClient] = []
 
     def make_call() -> Callable[[], object]:
@@ -378,12 +381,13 @@ def _capacity_client(address: str, threads: int, seconds: float, image: bytes) -
         opened.append(client)
         return lambda: client.submit_detection([image])
 
+    started = time.process_time()
     try:
         run = harness.drive(make_call, threads, seconds)
     finally:
         for client in opened:
             client.close()
-    return run.calls, run.elapsed_s, run.latencies_ms
+    return run.calls, run.elapsed_s, run.latencies_ms, time.process_time() - started
 
 
 def run_submit_capacity(scratch: Path, image: bytes, seconds: float) -> CapacityRow:
@@ -417,16 +421,24 @@ def _submit_capacity(redis_url: str, scratch: Path, image: bytes, seconds: float
     finally:
         server.terminate()
         server.wait(timeout=30)
-    jobs = sum(calls for calls, _, _ in runs)
-    latencies = [latency for _, _, run_latencies in runs for latency in run_latencies]
-    server_cpu = None if server_before is None or server_after is None else server_after - server_before
+    jobs = sum(run[0] for run in runs)
+    latencies = [latency for run in runs for latency in run[2]]
+    server_cpu_ms = None
+    if server_before is not None and server_after is not None:
+        server_cpu_ms = 1e3 * (server_after - server_before) / jobs
+    redis_cpu_ms = 1e3 * (redis_after - redis_before) / jobs
+    client_cpu_ms = 1e3 * sum(run[3] for run in runs) / jobs
     return CapacityRow(
         clients=CAPACITY_CLIENT_PROCESSES * CAPACITY_CLIENT_THREADS,
         jobs=jobs,
-        submitted_per_s=sum(calls / elapsed for calls, elapsed, _ in runs),
+        submitted_per_s=sum(calls / elapsed for calls, elapsed, _, _ in runs),
         submit_p50_ms=harness.Latency.of(latencies).p50,
-        server_cpu_ms=None if server_cpu is None else 1e3 * server_cpu / jobs,
-        redis_cpu_ms=1e3 * (redis_after - redis_before) / jobs,
+        server_cpu_ms=server_cpu_ms,
+        redis_cpu_ms=redis_cpu_ms,
+        client_cpu_ms=client_cpu_ms,
+        ceiling_per_s=None
+        if server_cpu_ms is None
+        else 1e3 * (os.cpu_count() or 1) / (server_cpu_ms + redis_cpu_ms + client_cpu_ms),
     )
 
 
@@ -741,7 +753,8 @@ def report_of(settings: Settings, seconds: float, measured: Measured, content_sh
         [
             f"submit capacity: `argus serve jobs` in its own process (no workers), {capacity.clients} clients in "
             f"{CAPACITY_CLIENT_PROCESSES} processes of their own submitting no-op jobs back to back; CPU ms per "
-            "submit of the API process (user + system) and of redis-server"
+            "submit of the API process (user + system), of redis-server and of the clients; the ceiling is the "
+            "machine's cores over all three: what this machine could submit were nothing else running"
         ],
         [capacity],
         [
@@ -751,6 +764,8 @@ def report_of(settings: Settings, seconds: float, measured: Measured, content_sh
             harness.Column("p50 ms", "submit_p50_ms", ".2f"),
             harness.Column("API CPU ms/submit", "server_cpu_ms", ".2f"),
             harness.Column("redis CPU ms/submit", "redis_cpu_ms", ".3f"),
+            harness.Column("client CPU ms/submit", "client_cpu_ms", ".2f"),
+            harness.Column("ceiling/s", "ceiling_per_s", ".0f"),
         ],
     )
     report.table(
