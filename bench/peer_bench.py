@@ -3,7 +3,8 @@
     python bench/peer_bench.py [--seconds S] [--quick] [--json [PATH]] [--images DIR] [--peer-models DIR]
 
 Argus: the detector, embedder and face database as `argus up` runs them, each `argus serve NAME` in a process of
-its own (auth off, a temporary SQLite database, the default settings otherwise), obama.jpg enrolled; a call is a
+its own (auth off, a temporary SQLite database, the default settings otherwise; ARGUS_DEVICE and ARGUS_INT8 pass
+through), obama.jpg enrolled; a call is a
 Verify of a photo against that subject over gRPC, detection and embedding included. The peer: insightface's
 `FaceAnalysis` (PyPI `insightface`, an optional bench dependency) with SCRFD-2.5g and MobileFaceNet from the models
 mirror's restricted/ folder (non-commercial: for comparison only, never a default), in this process; a call decodes
@@ -65,7 +66,7 @@ def argus_stack(scratch: Path, settings: Settings) -> Iterator[str]:
         "ARGUS_MODELS_DIR": str(settings.resolved_models_dir),
         **{f"ARGUS_{name.upper()}_ADDRESS": f"127.0.0.1:{port}" for name, port in ports.items()},
     }
-    for setting in ("ARGUS_MODELS_MIRROR", "ARGUS_DEVICE"):
+    for setting in ("ARGUS_MODELS_MIRROR", "ARGUS_DEVICE", "ARGUS_INT8"):
         if setting in os.environ:
             env[setting] = os.environ[setting]
     processes = []
@@ -185,7 +186,12 @@ def measure(args: Any, settings: Settings) -> harness.Report:
         "peer",
         args.seconds,
         [f"insightface {insightface.__version__}", f"onnxruntime {onnxruntime.__version__}"],
-        {"device": settings.device, "profile": settings.profile, "ort_allow_spinning": settings.ort_allow_spinning},
+        {
+            "device": settings.device,
+            "profile": settings.profile,
+            "ort_allow_spinning": settings.ort_allow_spinning,
+            "int8": settings.int8,
+        },
     )
     report.table(
         "rows",

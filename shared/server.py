@@ -11,7 +11,7 @@ from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,6 +25,9 @@ from argus.errors import ArgusError, DeadlineExceeded, Overloaded
 from argus.grpc_status import status_message, status_of
 from argus.keys import DenialLog, DenialSink, KeyRing
 from argus.proto.common.v1 import status_pb2, status_pb2_grpc
+
+if TYPE_CHECKING:  # the jobs and gateway servers load no model, so they need not import ONNX Runtime
+    from argus.models.runtime import RunsOn
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +226,7 @@ class ServiceBinding:
     full_name: str
     register: Callable[[grpc.Server], None]
     on_stop: list[Callable[[], None]] = field(default_factory=list)
-    models: dict[str, str] = field(default_factory=dict)  # model ref -> execution provider actually used
+    models: dict[str, RunsOn] = field(default_factory=dict)  # model ref -> where and how it really runs
     on_denials: list[DenialSink] = field(default_factory=list)  # where refused calls are recorded besides the log
 
     @property
@@ -279,9 +282,9 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         self.status = status_pb2.ServerStatus(
             services=[binding.full_name for binding in bindings],
             models=[
-                status_pb2.LoadedModel(ref=ref, provider=provider)
+                status_pb2.LoadedModel(ref=ref, provider=runs.provider, precision=runs.precision)
                 for binding in bindings
-                for ref, provider in binding.models.items()
+                for ref, runs in binding.models.items()
             ],
             auth=auth,
             version=release(),

@@ -214,7 +214,11 @@ def up(settings: Settings, ready_timeout_s: float = 120.0) -> int:
     store = ModelStore.from_settings(settings)
     # Every model the stack runs; embedding networks only as configured (the others may need a package download).
     needed = [
-        spec for spec in MANIFEST.values() if spec.task != "face-embedding" or spec.name in settings.embedding_models
+        spec
+        for spec in MANIFEST.values()
+        if spec.task != "face-embedding"
+        or spec.name in settings.embedding_models
+        or (settings.int8 and spec.quantized is not None and spec.quantized.base in settings.embedding_models)
     ]
     for spec in needed:
         try:

@@ -13,7 +13,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    documented = set(re.findall(r"^\| `(ARGUS_[A-Z_]+)` \|", README, re.MULTILINE))
+    documented = set(re.findall(r"^\| `(ARGUS_[A-Z0-9_]+)` \|", README, re.MULTILINE))
     assert documented == {f"ARGUS_{name.upper()}" for name in Settings.model_fields}
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from argus.config import Settings
 from argus.imaging import ImageLimits, PixelBudget, decode_request_images
+from argus.models.runtime import RunsOn
 from argus.models.store import ModelStore
 from argus.services.detector.faces import DetectedFace, FaceDetector, FaceOptions
 from argus.services.detector.objects import DetectedObject, ObjectDetector, ObjectOptions
@@ -65,10 +66,10 @@ class Detector:
         return self.faces.model.spec.ref
 
     @property
-    def providers(self) -> dict[str, str]:
-        """Model ref -> the execution provider it runs on, for the server's health and metrics."""
+    def providers(self) -> dict[str, RunsOn]:
+        """Model ref -> the execution provider and precision it runs with, for the server's status and log."""
         models = (self.objects.model, self.faces.model, *self.faces.liveness.models)
-        return {model.spec.ref: model.provider for model in models}
+        return {model.spec.ref: model.runs_on for model in models}
 
     def detect_objects(self, images: Sequence[bytes], options: ObjectOptions) -> list[ImageObjects]:
         # Every image's pass is queued as soon as it is decoded, so the request's images share forward passes.

@@ -26,6 +26,6 @@ def start_embedder_server(settings: Settings, store: ModelStore, port: int | Non
         SERVICE_NAME,
         register,
         on_stop=[embedder.close],
-        models={model.spec.ref: model.provider for model in embedder.models.values()},
+        models={model.spec.ref: model.runs_on for model in embedder.models.values()},
     )
     return start_server(settings, [binding], settings.embedder_port if port is None else port)

@@ -83,6 +83,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
                     dimension=model.dimension,
                     licence=model.spec.licence,
                     provider=model.provider,
+                    precision=model.precision,
                 )
                 for model in self.embedder.models.values()
             ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -33,6 +34,8 @@ def _store() -> ModelStore:
 def _source_kinds(spec: ModelSpec, store: ModelStore) -> list[str]:
     """Where `argus models pull` can get a model from, in the order it tries them."""
     kinds = ["mirror"] if store.mirror else []
+    if spec.quantized is not None:
+        kinds.append(f"int8 build of {spec.quantized.base}")
     if spec.registry is not None:
         kinds.append(spec.registry.ecosystem)
     if spec.url:
@@ -99,6 +102,25 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_models_calibrate(args: argparse.Namespace) -> int:
+    """Measures an int8 build's activation ranges and writes the table the store builds it from (for maintainers:
+    the table is committed, and the manifest pins its sha256 and the build's)."""
+    from argus.evaluation.int8 import calibrate
+    from argus.models.manifest import INT8_BUILDS
+    from argus.models.quantize import ranges_path
+
+    settings = get_settings()
+    build = INT8_BUILDS.get(args.name)
+    if build is None or build.quantized is None:
+        print(f"{args.name!r} has no int8 build; these do: {', '.join(INT8_BUILDS)}", file=sys.stderr)
+        return 2
+    document = calibrate(_store(), settings, args.name, args.data or settings.eval_dir / "lfw")
+    output = args.output or ranges_path(build.quantized.ranges)
+    output.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"{document['calibration_set']}\n{len(document['ranges'])} ranges -> {output}")
+    return 0
+
+
 # --- serve --------------------------------------------------------------------------------------------------------
 
 
@@ -143,8 +165,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     }
     running = starters[args.service]()
     for binding in running.bindings:
-        for ref, provider in binding.models.items():
-            log.info("%s: model %s runs on %s", args.service, ref, provider)
+        for ref, runs in binding.models.items():
+            log.info("%s: model %s runs on %s in %s", args.service, ref, runs.provider, runs.precision)
     log.info("%s serving on %s:%d", args.service, settings.host, running.port)
     run_until_signalled(running, args.service)
     return 0
@@ -247,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "list":
             sub.add_argument("--json", action="store_true")
         sub.set_defaults(func=func)
+    calibrate = model_commands.add_parser("calibrate", help="measure an int8 build's activation ranges (maintainers)")
+    calibrate.add_argument("name", help="the fp32 network, e.g. dlib-resnet")
+    calibrate.add_argument("--data", type=Path, help="the LFW folder (default: ARGUS_EVAL_DIR/lfw)")
+    calibrate.add_argument("--output", type=Path, help="where to write the table (default: the committed one)")
+    calibrate.set_defaults(func=cmd_models_calibrate)
 
     detect = commands.add_parser("detect", help="detect objects (or faces) with a running detector")
     detect.add_argument("images", nargs="+", type=Path)

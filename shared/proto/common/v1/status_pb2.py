@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/common/v1/status.proto\x12\x0f\x61rgus.common.v1\"\x18\n\x16GetServerStatusRequest\",\n\x0bLoadedModel\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"m\n\x0cServerStatus\x12\x10\n\x08services\x18\x01 \x03(\t\x12,\n\x06models\x18\x02 \x03(\x0b\x32\x1c.argus.common.v1.LoadedModel\x12\x0c\n\x04\x61uth\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t2j\n\rStatusService\x12Y\n\x0fGetServerStatus\x12\'.argus.common.v1.GetServerStatusRequest\x1a\x1d.argus.common.v1.ServerStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/common/v1/status.proto\x12\x0f\x61rgus.common.v1\"\x18\n\x16GetServerStatusRequest\"?\n\x0bLoadedModel\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x11\n\tprecision\x18\x03 \x01(\t\"m\n\x0cServerStatus\x12\x10\n\x08services\x18\x01 \x03(\t\x12,\n\x06models\x18\x02 \x03(\x0b\x32\x1c.argus.common.v1.LoadedModel\x12\x0c\n\x04\x61uth\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t2j\n\rStatusService\x12Y\n\x0fGetServerStatus\x12\'.argus.common.v1.GetServerStatusRequest\x1a\x1d.argus.common.v1.ServerStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSERVERSTATUSREQUEST']._serialized_start=49
   _globals['_GETSERVERSTATUSREQUEST']._serialized_end=73
   _globals['_LOADEDMODEL']._serialized_start=75
-  _globals['_LOADEDMODEL']._serialized_end=119
-  _globals['_SERVERSTATUS']._serialized_start=121
-  _globals['_SERVERSTATUS']._serialized_end=230
-  _globals['_STATUSSERVICE']._serialized_start=232
-  _globals['_STATUSSERVICE']._serialized_end=338
+  _globals['_LOADEDMODEL']._serialized_end=138
+  _globals['_SERVERSTATUS']._serialized_start=140
+  _globals['_SERVERSTATUS']._serialized_end=249
+  _globals['_STATUSSERVICE']._serialized_start=251
+  _globals['_STATUSSERVICE']._serialized_end=357
 # @@protoc_insertion_point(module_scope)

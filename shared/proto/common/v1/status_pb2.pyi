@@ -11,12 +11,14 @@ class GetServerStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ("ref", "provider")
+    __slots__ = ("ref", "provider", "precision")
     REF_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     ref: str
     provider: str
-    def __init__(self, ref: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
+    precision: str
+    def __init__(self, ref: _Optional[str] = ..., provider: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class ServerStatus(_message.Message):
     __slots__ = ("services", "models", "auth", "version")

@@ -3,7 +3,7 @@ import { h, replaceChildren } from "../dom";
 import type { ServiceState } from "../gen/argus/gateway/v1/gateway_pb";
 import { ErrorArea, pageHeading, type PageContext } from "../page";
 
-const COLUMNS = ["Service", "Address", "Health", "Models (execution provider)", "Version", "Auth"];
+const COLUMNS = ["Service", "Address", "Health", "Models (execution provider, precision)", "Version", "Auth"];
 
 function row(service: ServiceState): HTMLTableRowElement {
   const status = service.status;
@@ -27,7 +27,7 @@ function row(service: ServiceState): HTMLTableRowElement {
             "ul",
             { class: "plain" },
             status.models.map((model) =>
-              h("li", {}, h("code", {}, model.ref), ` — ${model.provider || "no provider"}`),
+              h("li", {}, h("code", {}, model.ref), ` — ${model.provider || "no provider"}${model.precision ? `, ${model.precision}` : ""}`),
             ),
           )
         : "—",
