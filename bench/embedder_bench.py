@@ -20,12 +20,12 @@ from pathlib import Path
 import harness
 import numpy as np
 
+from argus.alignment import FaceCrop, face_crop
 from argus.config import Settings
 from argus.imaging import decode_image
 from argus.models.store import ModelStore
 from argus.profiles import PROFILES
 from argus.services.detector.faces import FaceDetector
-from argus.services.embedder.align import FaceCrop, face_crop
 from argus.services.embedder.embedder import FaceEmbedder
 
 BATCH = 16

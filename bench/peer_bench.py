@@ -4,12 +4,14 @@
 
 Argus: the detector, embedder and face database as `argus up` runs them, each `argus serve NAME` in a process of
 its own (auth off, a temporary SQLite database, the default settings otherwise; ARGUS_DEVICE and ARGUS_INT8 pass
-through), obama.jpg enrolled; a call is a
-Verify of a photo against that subject over gRPC, detection and embedding included. The peer: insightface's
+through), obama.jpg enrolled; a call is a Verify of a photo against that subject over gRPC, detection and
+embedding included. The peer: insightface's
 `FaceAnalysis` (PyPI `insightface`, an optional bench dependency) with SCRFD-2.5g and MobileFaceNet from the models
 mirror's restricted/ folder (non-commercial: for comparison only, never a default), in this process; a call decodes
 the photo and runs its detection and embedding, as `FaceAnalysis.get` does. Both on faces/obama2.jpg and a 640x480
 copy of it, at concurrency 1 and 4, the rows of the two taking turns so the machine's other load weighs on both.
+Then facedb's two calls for a Verify made by hand, the face handed on to the embedder as the photo (decoded there
+again) and as the crop the detector cut (DetectFacesRequest.face_crops), taking turns.
 Nothing here asserts a speed: it prints what it measured.
 """
 
@@ -20,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +33,10 @@ import grpc
 import harness
 import numpy as np
 
-from argus.client import FaceDbClient
+from argus.client import DetectorClient, EmbedderClient, FaceDbClient, cropped_face, photo_face
 from argus.config import Settings
 from argus.health import wait_until_serving
+from argus.profiles import PROFILES
 from argus.proto.facedb.v1 import facedb_pb2
 
 CONCURRENCIES = (1, 4)
@@ -54,9 +57,21 @@ class Row:
     ratio: float  # Argus calls/s over the peer's
 
 
+@dataclass
+class HandoffRow:
+    """What facedb's two calls cost when the face goes on to the embedder as the detector's crop or as the photo."""
+
+    photo: str
+    photo_kb: float
+    rounds: int
+    via_photo_p50_ms: float  # DetectFaces, then Embed of the photo with the face's landmarks
+    via_crop_p50_ms: float  # DetectFaces with face_crops, then Embed of the crop
+    saved_ms: float
+
+
 @contextmanager
-def argus_stack(scratch: Path, settings: Settings) -> Iterator[str]:
-    """`argus serve detector|embedder|facedb` as processes on free ports; yields the face database's address."""
+def argus_stack(scratch: Path, settings: Settings) -> Iterator[dict[str, int]]:
+    """`argus serve detector|embedder|facedb` as processes on free ports; yields each one's port."""
     ports = {name: harness.free_port() for name in SERVED}
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARGUS_")}
     env |= {
@@ -77,7 +92,7 @@ def argus_stack(scratch: Path, settings: Settings) -> Iterator[str]:
             processes.append(process)
             with grpc.insecure_channel(f"127.0.0.1:{ports[name]}") as channel:
                 wait_until_serving(channel, name, time.monotonic() + 180, lambda p=process: p.poll() is None)
-        yield f"127.0.0.1:{ports['facedb']}"
+        yield ports
     finally:
         for process in processes:
             process.terminate()
@@ -115,6 +130,38 @@ def fitted_copy(photo: bytes, width: int, height: int) -> bytes:
     return encoded.tobytes()
 
 
+def measure_handoff(
+    ports: dict[str, int], name: str, photo: bytes, seconds: float, models: Sequence[str]
+) -> HandoffRow:
+    """facedb's Verify calls made by hand, the two hand-offs taking turns for `seconds`: the photo (the embedder
+    decodes it again) against the crop the detector cut from the photo it decoded."""
+    detector = DetectorClient(f"127.0.0.1:{ports['detector']}", CALL_TIMEOUT_S)
+    embedder = EmbedderClient(f"127.0.0.1:{ports['embedder']}", CALL_TIMEOUT_S)
+
+    def via(crop: bool) -> float:
+        started = time.perf_counter()
+        (result,) = detector.detect_faces([photo], largest_only=True, face_crops=int(crop)).results
+        face = result.faces[0]
+        if crop:
+            embedder.embed([cropped_face(face.crop)], models=models)
+        else:
+            embedder.embed([photo_face(0, face.landmarks)], photos=[photo], models=models)
+        return 1e3 * (time.perf_counter() - started)
+
+    try:
+        via(True), via(False)  # warm-up, untimed
+        timed: dict[bool, list[float]] = {True: [], False: []}
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends or not timed[True]:
+            for crop in (True, False) if len(timed[True]) % 2 else (False, True):
+                timed[crop].append(via(crop))
+    finally:
+        detector.close()
+        embedder.close()
+    photo_ms, crop_ms = (harness.Latency.of(timed[crop]).p50 for crop in (False, True))
+    return HandoffRow(name, len(photo) / 1024, len(timed[True]), photo_ms, crop_ms, photo_ms - crop_ms)
+
+
 def measure(args: Any, settings: Settings) -> harness.Report:
     images = harness.read_images(args, settings, ["faces/obama.jpg", "faces/obama2.jpg"])
     enrolled, probe = images["faces/obama.jpg"], images["faces/obama2.jpg"]
@@ -126,8 +173,9 @@ def measure(args: Any, settings: Settings) -> harness.Report:
     clients: list[FaceDbClient] = []
     with (
         tempfile.TemporaryDirectory(prefix="argus-peer-bench-") as scratch,
-        argus_stack(Path(scratch), settings) as facedb,
+        argus_stack(Path(scratch), settings) as ports,
     ):
+        facedb = f"127.0.0.1:{ports['facedb']}"
         app = peer_app(peer_models, Path(scratch) / "peer")
 
         def peer_call(photo: bytes) -> object:
@@ -175,6 +223,8 @@ def measure(args: Any, settings: Settings) -> harness.Report:
                             ours.per_s / theirs.per_s,
                         )
                     )
+            models = PROFILES[settings.profile].models
+            handoffs = [measure_handoff(ports, name, photo, args.seconds, models) for name, photo in photos.items()]
         finally:
             for made in clients:
                 made.close()
@@ -210,6 +260,22 @@ def measure(args: Any, settings: Settings) -> harness.Report:
             harness.Column("peer calls/s", "peer_per_s", ".1f"),
             harness.Column("p50 ms", "peer_p50_ms", ".1f"),
             harness.Column("x peer", "ratio", ".2f"),
+        ],
+    )
+    report.table(
+        "handoff",
+        [
+            "how the face goes on to the embedder (facedb's two calls for a Verify, made by hand, taking turns): the "
+            "photo with the face's landmarks, decoded again there, or the crop the detector cut (face_crops)"
+        ],
+        handoffs,
+        [
+            harness.Column("photo", "photo"),
+            harness.Column("KB", "photo_kb", ".0f"),
+            harness.Column("rounds", "rounds"),
+            harness.Column("via photo p50 ms", "via_photo_p50_ms", ".2f"),
+            harness.Column("via crop p50 ms", "via_crop_p50_ms", ".2f"),
+            harness.Column("saved ms", "saved_ms", ".2f"),
         ],
     )
     return report

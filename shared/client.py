@@ -301,14 +301,17 @@ class DetectorClient(ServiceClient[detector_pb2_grpc.DetectorServiceStub]):
         max_detections: int = 0,
         liveness: bool = False,
         largest_only: bool = False,
+        face_crops: int = 0,
         timeout_s: float | None = None,
     ) -> detector_pb2.DetectFacesResponse:
         """`liveness`: score each face's liveness too (DetectedFace.liveness). `largest_only`: each photo's largest
-        face alone, found faster on a large photo (DetectFacesRequest.largest_face_only)."""
+        face alone, found faster on a large photo (DetectFacesRequest.largest_face_only). `face_crops`: the face
+        crops of that many of each photo's largest faces (DetectedFace.crop), to embed without the photo."""
         request = detector_pb2.DetectFacesRequest(
             images=[image_message(image) for image in images],
             liveness=liveness,
             largest_face_only=largest_only,
+            face_crops=face_crops,
             options=detector_pb2.DetectionOptions(
                 score_threshold=score_threshold,
                 nms_iou_threshold=nms_iou_threshold,
@@ -333,6 +336,11 @@ def photo_face(photo: int, landmarks: Landmarks) -> embedder_pb2.FaceInput:
     if not isinstance(landmarks, common_pb2.FaceLandmarks):
         landmarks = landmarks_message(landmarks)
     return embedder_pb2.FaceInput(landmarked=embedder_pb2.LandmarkedFace(photo=photo, landmarks=landmarks))
+
+
+def cropped_face(crop: common_pb2.FaceCrop) -> embedder_pb2.FaceInput:
+    """A FaceInput from the face crop a detector cut (DetectedFace.crop, with DetectFacesRequest.face_crops)."""
+    return embedder_pb2.FaceInput(crop=crop)
 
 
 def aligned_face(crop: ImageSource) -> embedder_pb2.FaceInput:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from argus.services.embedder.align import ALIGNED_SIZE, TEMPLATE_112, align_face, sharpness, similarity_transform
+from argus.alignment import ALIGNED_SIZE, TEMPLATE_112, align_face, sharpness, similarity_transform
 
 SQUARE = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0], [1.0, 1.0]])
 

@@ -12,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
+from argus.alignment import align_face
 from argus.client import photo_face
 from argus.config import Settings
 from argus.messages import LANDMARK_NAMES, landmarks_array, landmarks_message
@@ -19,7 +20,6 @@ from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2, detector_pb2_grpc
 from argus.proto.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from argus.services.embedder import servicer as embedder_servicer
-from argus.services.embedder.align import align_face
 
 Stub = embedder_pb2_grpc.EmbedderServiceStub
 PHOTOS = ("obama", "obama2", "biden", "biden2", "deepface_img2", "deepface_img3", "deepface_img4", "deepface_img12")
@@ -243,7 +243,7 @@ def _bad_requests(faces: dict[str, embedder_pb2.FaceInput], settings: Settings) 
     limit = settings.max_faces_per_embed_call
     return [
         ("no faces", [], "no faces"),
-        ("neither kind", [embedder_pb2.FaceInput()], "face 0: set either landmarked"),
+        ("neither kind", [embedder_pb2.FaceInput()], "face 0: set one of landmarked"),
         ("not an image", [good, landmarked(b"hello world", good.landmarked.landmarks)], "face 1: bytes are not"),
         ("aligned of the wrong size", [embedder_pb2.FaceInput(aligned=common_pb2.Image(data=photo))], "112x112"),
         ("no landmarks", [embedder_pb2.FaceInput(landmarked=embedder_pb2.LandmarkedFace(image=good.landmarked.image))],

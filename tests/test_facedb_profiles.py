@@ -137,8 +137,8 @@ def test_faces_stored_by_earlier_versions_re_embed_from_their_112_crops(
     import numpy as np
     import sqlalchemy as sa
 
+    from argus.alignment import align_face
     from argus.evaluation.images import read_image
-    from argus.services.embedder.align import align_face
 
     database.create_collection("old", profile="mobilefacenet")
     database.enroll("old", "obama", [photo(images_dir, "obama")])

@@ -47,6 +47,7 @@ class FaceOptions:
     refine_landmarks: bool = False  # a second look at each face for more precise landmarks (for recognition)
     liveness: bool = False  # score each face's liveness (liveness.py)
     largest_only: bool = False  # only the largest face is wanted (a probe): see FaceDetector.detect_largest
+    face_crops: int = 0  # cut the face crop of this many of each photo's largest faces (Detector.detect_faces)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FaceOptions:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from argus.config import FACES_PER_IMAGE
 from argus.errors import InvalidInput
 from argus.proto.detector.v1 import detector_pb2
 from argus.services.detector.faces import FaceOptions
@@ -51,9 +52,14 @@ def face_options(
     coarse: bool = False,
     liveness: bool = False,
     largest_only: bool = False,
+    face_crops: int = 0,
 ) -> FaceOptions:
     """`coarse` skips the landmarks' second look even where the server refines them by default; `liveness` scores
-    each face's liveness; `largest_only` wants each photo's largest face alone."""
+    each face's liveness; `largest_only` wants each photo's largest face alone; `face_crops` asks for the face crops
+    of that many of each photo's largest faces, at most FACES_PER_IMAGE (a crop is 196,608 bytes: the bound keeps a
+    response's size from growing with the faces a photo holds)."""
+    if not 0 <= face_crops <= FACES_PER_IMAGE:
+        raise InvalidInput(f"face_crops is {face_crops}; it must be 0 to {FACES_PER_IMAGE} per photo")
     return FaceOptions(
         threshold(options.score_threshold, defaults.score_threshold, "score_threshold"),
         threshold(options.nms_iou_threshold, defaults.iou_threshold, "nms_iou_threshold"),
@@ -61,4 +67,5 @@ def face_options(
         defaults.refine_landmarks and not coarse,
         liveness,
         largest_only,
+        face_crops,
     )

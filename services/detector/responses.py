@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from argus.alignment import FaceCrop
 from argus.messages import box_message, landmarks_message
 from argus.proto.common.v1 import common_pb2
 from argus.proto.detector.v1 import detector_pb2
@@ -37,7 +38,7 @@ def faces_response(
             detector_pb2.ImageFaces(
                 image_name=source.name,
                 image_size=_size(one.size),
-                faces=[_face(f) for f in one.faces],
+                faces=[_face(face, one.crops.get(i)) for i, face in enumerate(one.faces)],
                 faces_found=one.found,
             )
             for source, one in zip(images, found, strict=True)
@@ -59,7 +60,15 @@ def _object(detection: DetectedObject) -> detector_pb2.DetectedObject:
     )
 
 
-def _face(face: DetectedFace) -> detector_pb2.DetectedFace:
+def _face(face: DetectedFace, crop: FaceCrop | None) -> detector_pb2.DetectedFace:
     return detector_pb2.DetectedFace(
-        box=box_message(face.box), score=face.score, landmarks=landmarks_message(face.landmarks), liveness=face.liveness
+        box=box_message(face.box),
+        score=face.score,
+        landmarks=landmarks_message(face.landmarks),
+        liveness=face.liveness,
+        crop=None if crop is None else face_crop_message(crop),
     )
+
+
+def face_crop_message(crop: FaceCrop) -> common_pb2.FaceCrop:
+    return common_pb2.FaceCrop(bgr=crop.image.tobytes(), landmarks=landmarks_message(crop.landmarks))

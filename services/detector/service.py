@@ -8,10 +8,12 @@ on what a request's images may cost to decode.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from argus.alignment import FaceCrop, face_crop
+from argus.analysis import largest_faces
 from argus.config import Settings
 from argus.imaging import ImageLimits, PixelBudget, decode_request_images
 from argus.models.runtime import RunsOn
@@ -31,6 +33,7 @@ class ImageFaces:
     size: tuple[int, int]  # (width, height) of the decoded image
     faces: list[DetectedFace]
     found: int  # faces found in the image: len(faces), or more when only the largest was asked for
+    crops: dict[int, FaceCrop] = field(default_factory=dict)  # face index -> its face crop, when asked for
 
 
 class Detector:
@@ -81,7 +84,15 @@ class Detector:
         return decode_request_images(images, self.limits, self.pixel_budget, lambda image: self._faces(image, options))
 
     def _faces(self, image: np.ndarray, options: FaceOptions) -> ImageFaces:
-        return ImageFaces((image.shape[1], image.shape[0]), *self.faces.detect_counted(image, options))
+        faces, found = self.faces.detect_counted(image, options)
+        # Cut here, from the photo as decoded, the crop the embedder would cut: the caller hands it on instead of
+        # the photo, which is then neither sent again nor decoded twice. The landmarks are taken as the response
+        # carries them (float32), as the embedder would be sent them with the photo, so the crop is the same.
+        cropped = largest_faces([face.box for face in faces], options.face_crops)
+        crops = {
+            i: face_crop(image, np.asarray(faces[i].landmarks, dtype=np.float32).astype(np.float64)) for i in cropped
+        }
+        return ImageFaces((image.shape[1], image.shape[0]), faces, found, crops)
 
     def close(self) -> None:
         self.objects.close()

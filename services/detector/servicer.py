@@ -30,6 +30,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
             coarse=request.coarse_landmarks,
             liveness=request.liveness,
             largest_only=request.largest_face_only,
+            face_crops=request.face_crops,
         )
         found = self.detector.detect_faces([image.data for image in request.images], options)
         return faces_response(self.detector.face_model, request.images, found)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from argus.alignment import FaceCrop, align_face, face_crop, sharpness
 from argus.batching import DynamicBatcher
 from argus.config import Settings
 from argus.errors import InvalidInput, ModelUnavailable
 from argus.models.store import ModelStore
 from argus.profiles import l2_normalise
-from argus.services.embedder.align import FaceCrop, align_face, face_crop, sharpness
 from argus.services.embedder.models import EMBEDDING_MODELS, EmbeddingModel
 
 

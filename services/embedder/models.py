@@ -10,9 +10,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from argus.alignment import ALIGNED_SIZE, TEMPLATE_112, align_to
 from argus.models.manifest import DLIB_RESNET, HSE_FACERES, MOBILEFACENET
 from argus.models.runtime import OnnxModel
-from argus.services.embedder.align import ALIGNED_SIZE, TEMPLATE_112, align_to
 
 
 class EmbeddingModel(OnnxModel):

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from argus.alignment import ALIGNED_SIZE, FACE_CROP_SIZE, FaceCrop
 from argus.config import Settings
 from argus.errors import InvalidInput
 from argus.imaging import ImageHeader, ImageLimits, check_request_pixels, read_header
 from argus.messages import LANDMARK_NAMES, landmarks_array
 from argus.proto.common.v1 import common_pb2
 from argus.proto.embedder.v1 import embedder_pb2
-from argus.services.embedder.align import ALIGNED_SIZE
 
 FaceLandmarks = list[tuple[int, np.ndarray]]  # (face index in the request, its five points) of one photo
 
@@ -39,6 +39,7 @@ class CheckedFaces:
     photos: dict[bytes, FaceLandmarks]  # each distinct photo, in order of first use, with its landmarked faces
     headers: dict[bytes, ImageHeader]  # of each photo
     aligned: dict[int, bytes]  # face index -> an aligned ALIGNED_SIZE face
+    crops: dict[int, FaceCrop]  # face index -> a face crop sent as pixels (nothing to decode)
 
 
 @contextmanager
@@ -69,11 +70,30 @@ def check_embed_request(request: embedder_pb2.EmbedRequest, limits: EmbedLimits)
     request's pixel budget; raises InvalidInput naming the first face at fault."""
     photos = _photo_faces(request, limits)
     aligned = {i: face.aligned.data for i, face in enumerate(request.faces) if face.WhichOneof("face") == "aligned"}
+    crops = {
+        i: _checked_crop(face.crop, i) for i, face in enumerate(request.faces) if face.WhichOneof("face") == "crop"
+    }
     for index, data in aligned.items():
         _check_aligned(_header(data, index, limits.images), index)
     headers = {data: _header(data, members[0][0], limits.images) for data, members in photos.items()}
     check_request_pixels(list(headers.values()), limits.images)
-    return CheckedFaces(len(request.faces), photos, headers, aligned)
+    return CheckedFaces(len(request.faces), photos, headers, aligned, crops)
+
+
+FACE_CROP_BYTES = FACE_CROP_SIZE * FACE_CROP_SIZE * 3
+
+
+def _checked_crop(crop: common_pb2.FaceCrop, index: int) -> FaceCrop:
+    """A face crop's pixels as the (read-only) array they are, and its landmarks, checked."""
+    if len(crop.bgr) != FACE_CROP_BYTES:
+        raise InvalidInput(
+            f"face {index}: a face crop is {FACE_CROP_SIZE}x{FACE_CROP_SIZE} BGR pixels, {FACE_CROP_BYTES} bytes; "
+            f"got {len(crop.bgr)}"
+        )
+    if not crop.HasField("landmarks"):
+        raise InvalidInput(f"face {index}: a face crop needs the five landmarks in it")
+    pixels = np.frombuffer(crop.bgr, dtype=np.uint8).reshape(FACE_CROP_SIZE, FACE_CROP_SIZE, 3)
+    return FaceCrop(pixels, checked_landmarks(crop.landmarks, index))
 
 
 def _photo_faces(request: embedder_pb2.EmbedRequest, limits: EmbedLimits) -> dict[bytes, FaceLandmarks]:
@@ -89,7 +109,9 @@ def _photo_faces(request: embedder_pb2.EmbedRequest, limits: EmbedLimits) -> dic
     for index, face in enumerate(faces):
         kind = face.WhichOneof("face")
         if kind is None:
-            raise InvalidInput(f"face {index}: set either landmarked (a photo and its landmarks) or aligned")
+            raise InvalidInput(
+                f"face {index}: set one of landmarked (a photo and its landmarks), aligned or crop (a detector's)"
+            )
         if kind != "landmarked":
             continue
         landmarked = face.landmarked

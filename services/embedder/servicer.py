@@ -7,11 +7,11 @@ import cv2
 import grpc
 import numpy as np
 
+from argus.alignment import TEMPLATE_112, FaceCrop, face_crop
 from argus.config import Settings
 from argus.imaging import PixelBudget, decode_image
 from argus.messages import landmarks_message
 from argus.proto.embedder.v1 import embedder_pb2, embedder_pb2_grpc
-from argus.services.embedder.align import TEMPLATE_112, FaceCrop, face_crop
 from argus.services.embedder.embedder import FaceEmbedder
 from argus.services.embedder.requests import EmbedLimits, about_face, check_embed_request
 
@@ -37,7 +37,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
     def _crops(self, request: embedder_pb2.EmbedRequest) -> list[FaceCrop]:
         """Every face as a FaceCrop, in request order. Once the request passed its checks, each distinct photo is
         decoded once, within the server's pixel budget, cut into its faces' crops and let go before the next is
-        decoded."""
+        decoded; a face crop sent as pixels is taken as it is."""
         checked = check_embed_request(request, self.limits)
         crops: dict[int, FaceCrop] = {}
         for data, members in checked.photos.items():
@@ -46,6 +46,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
                 crops |= {index: face_crop(photo, points) for index, points in members}
                 del photo
         crops |= {index: face_crop(self._decode(data, index), TEMPLATE_112) for index, data in checked.aligned.items()}
+        crops |= checked.crops
         return [crops[index] for index in range(checked.count)]
 
     def Embed(self, request: embedder_pb2.EmbedRequest, context: grpc.ServicerContext) -> embedder_pb2.EmbedResponse:

@@ -9,8 +9,16 @@ import grpc
 import numpy as np
 
 from argus.analysis import AnalyzedFace, PhotoFaces, Reembedded, StoredCrop, largest_faces
-from argus.client import DetectorClient, EmbedderClient, aligned_face, client_options, landmarked_face, photo_face
-from argus.config import Settings
+from argus.client import (
+    DetectorClient,
+    EmbedderClient,
+    aligned_face,
+    client_options,
+    cropped_face,
+    landmarked_face,
+    photo_face,
+)
+from argus.config import FACES_PER_IMAGE, Settings
 from argus.deadlines import time_left
 from argus.errors import InvalidInput
 from argus.grpc_status import error_from_dependency
@@ -58,20 +66,28 @@ class RemoteFaceAnalyzer:
             raise InvalidInput(f"image is {len(encoded)} bytes; the limit is {self.settings.max_image_bytes} bytes")
         with _errors_of("detector", self.settings.detector_address):
             (result,) = self.detector.detect_faces(
-                [encoded], liveness=liveness, largest_only=largest_only, timeout_s=time_left(self.timeout_s)
+                [encoded],
+                liveness=liveness,
+                largest_only=largest_only,
+                face_crops=FACES_PER_IMAGE,
+                timeout_s=time_left(self.timeout_s),
             ).results
         found = result.faces
         kept = largest_faces([box_tuple(face.box) for face in found], self.settings.max_faces_per_image)
         faces = [found[i] for i in kept]
-        # The photo travels once per call, its faces as landmarks pointing to it, in calls the embedder accepts.
+        # The faces go on to the embedder as the crops the detector cut from the photo it decoded, so the photo is
+        # neither sent again nor decoded twice. A crowd (more faces than the detector cuts) or a detector from before
+        # face crops sends the photo instead: once per call, its faces as landmarks pointing to it.
+        cropped = all(face.HasField("crop") for face in faces)
+        inputs = [cropped_face(face.crop) if cropped else photo_face(0, face.landmarks) for face in faces]
         step = self.settings.max_faces_per_embed_call
         embeddings: list[embedder_pb2.Embedding] = []
         refs: tuple[str, ...] = ()
         for start in range(0, len(faces), step):
             with _errors_of("embedder", self.settings.embedder_address):
                 embedded = self.embedder.embed(
-                    [photo_face(0, face.landmarks) for face in faces[start : start + step]],
-                    photos=[encoded],
+                    inputs[start : start + step],
+                    photos=[] if cropped else [encoded],
                     models=models,
                     return_face_crop=keep_crop,
                     timeout_s=time_left(self.timeout_s),

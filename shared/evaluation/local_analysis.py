@@ -13,13 +13,13 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from argus.alignment import TEMPLATE_112
 from argus.analysis import AnalyzedFace, PhotoFaces, Reembedded, StoredCrop, largest_faces
 from argus.config import Settings
 from argus.errors import InvalidInput
 from argus.imaging import decode_image
 from argus.models.store import ModelStore
 from argus.services.detector.faces import FaceDetector
-from argus.services.embedder.align import TEMPLATE_112
 from argus.services.embedder.embedder import FaceEmbedder
 
 

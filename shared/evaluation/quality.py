@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from argus.alignment import align_face, face_crop, sharpness
 from argus.evaluation.cache import (
     RETRY_SCORE_THRESHOLD,
     ProgressCallback,
@@ -29,7 +30,6 @@ from argus.evaluation.cache import (
 from argus.evaluation.lfw import IMAGES_SUBDIR, Pair, lfw_embeddings, pair_images, read_pairs, score_pairs, select_pairs
 from argus.evaluation.local_analysis import LocalFaceAnalyzer
 from argus.files import atomic_write
-from argus.services.embedder.align import align_face, face_crop, sharpness
 from argus.services.facedb.calibration import Calibration
 from argus.services.facedb.quality import MEASURES, QUALITY_LEVELS, QualityBars, QualityVerdict, assess
 

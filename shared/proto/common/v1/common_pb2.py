@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/common/v1/common.proto\x12\x0f\x61rgus.common.v1\"#\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x0b\x42oundingBox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xf5\x01\n\rFaceLandmarks\x12)\n\tright_eye\x18\x01 \x01(\x0b\x32\x16.argus.common.v1.Point\x12(\n\x08left_eye\x18\x02 \x01(\x0b\x32\x16.argus.common.v1.Point\x12(\n\x08nose_tip\x18\x03 \x01(\x0b\x32\x16.argus.common.v1.Point\x12\x32\n\x12right_mouth_corner\x18\x04 \x01(\x0b\x32\x16.argus.common.v1.Point\x12\x31\n\x11left_mouth_corner\x18\x05 \x01(\x0b\x32\x16.argus.common.v1.Point\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/common/v1/common.proto\x12\x0f\x61rgus.common.v1\"#\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x0b\x42oundingBox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xf5\x01\n\rFaceLandmarks\x12)\n\tright_eye\x18\x01 \x01(\x0b\x32\x16.argus.common.v1.Point\x12(\n\x08left_eye\x18\x02 \x01(\x0b\x32\x16.argus.common.v1.Point\x12(\n\x08nose_tip\x18\x03 \x01(\x0b\x32\x16.argus.common.v1.Point\x12\x32\n\x12right_mouth_corner\x18\x04 \x01(\x0b\x32\x16.argus.common.v1.Point\x12\x31\n\x11left_mouth_corner\x18\x05 \x01(\x0b\x32\x16.argus.common.v1.Point\"J\n\x08\x46\x61\x63\x65\x43rop\x12\x0b\n\x03\x62gr\x18\x01 \x01(\x0c\x12\x31\n\tlandmarks\x18\x02 \x01(\x0b\x32\x1e.argus.common.v1.FaceLandmarks\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POINT']._serialized_end=178
   _globals['_FACELANDMARKS']._serialized_start=181
   _globals['_FACELANDMARKS']._serialized_end=426
-  _globals['_IMAGESIZE']._serialized_start=428
-  _globals['_IMAGESIZE']._serialized_end=470
+  _globals['_FACECROP']._serialized_start=428
+  _globals['_FACECROP']._serialized_end=502
+  _globals['_IMAGESIZE']._serialized_start=504
+  _globals['_IMAGESIZE']._serialized_end=546
 # @@protoc_insertion_point(module_scope)

@@ -47,6 +47,14 @@ class FaceLandmarks(_message.Message):
     left_mouth_corner: Point
     def __init__(self, right_eye: _Optional[_Union[Point, _Mapping]] = ..., left_eye: _Optional[_Union[Point, _Mapping]] = ..., nose_tip: _Optional[_Union[Point, _Mapping]] = ..., right_mouth_corner: _Optional[_Union[Point, _Mapping]] = ..., left_mouth_corner: _Optional[_Union[Point, _Mapping]] = ...) -> None: ...
 
+class FaceCrop(_message.Message):
+    __slots__ = ("bgr", "landmarks")
+    BGR_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_FIELD_NUMBER: _ClassVar[int]
+    bgr: bytes
+    landmarks: FaceLandmarks
+    def __init__(self, bgr: _Optional[bytes] = ..., landmarks: _Optional[_Union[FaceLandmarks, _Mapping]] = ...) -> None: ...
+
 class ImageSize(_message.Message):
     __slots__ = ("width", "height")
     WIDTH_FIELD_NUMBER: _ClassVar[int]

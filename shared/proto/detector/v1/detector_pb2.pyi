@@ -60,30 +60,34 @@ class DetectObjectsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ImageObjects, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class DetectFacesRequest(_message.Message):
-    __slots__ = ("images", "options", "coarse_landmarks", "liveness", "largest_face_only")
+    __slots__ = ("images", "options", "coarse_landmarks", "liveness", "largest_face_only", "face_crops")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     COARSE_LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
     LARGEST_FACE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    FACE_CROPS_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
     options: DetectionOptions
     coarse_landmarks: bool
     liveness: bool
     largest_face_only: bool
-    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ..., coarse_landmarks: _Optional[bool] = ..., liveness: _Optional[bool] = ..., largest_face_only: _Optional[bool] = ...) -> None: ...
+    face_crops: int
+    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ..., coarse_landmarks: _Optional[bool] = ..., liveness: _Optional[bool] = ..., largest_face_only: _Optional[bool] = ..., face_crops: _Optional[int] = ...) -> None: ...
 
 class DetectedFace(_message.Message):
-    __slots__ = ("box", "score", "landmarks", "liveness")
+    __slots__ = ("box", "score", "landmarks", "liveness", "crop")
     BOX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    CROP_FIELD_NUMBER: _ClassVar[int]
     box: _common_pb2.BoundingBox
     score: float
     landmarks: _common_pb2.FaceLandmarks
     liveness: float
-    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Union[_common_pb2.FaceLandmarks, _Mapping]] = ..., liveness: _Optional[float] = ...) -> None: ...
+    crop: _common_pb2.FaceCrop
+    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Union[_common_pb2.FaceLandmarks, _Mapping]] = ..., liveness: _Optional[float] = ..., crop: _Optional[_Union[_common_pb2.FaceCrop, _Mapping]] = ...) -> None: ...
 
 class ImageFaces(_message.Message):
     __slots__ = ("image_name", "image_size", "faces", "faces_found")

@@ -25,31 +25,31 @@ _sym_db = _symbol_database.Default()
 from argus.proto.common.v1 import common_pb2 as argus_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n argus/embedder/v1/embedder.proto\x12\x11\x61rgus.embedder.v1\x1a\x1c\x61rgus/common/v1/common.proto\"w\n\tFaceInput\x12\x37\n\nlandmarked\x18\x01 \x01(\x0b\x32!.argus.embedder.v1.LandmarkedFaceH\x00\x12)\n\x07\x61ligned\x18\x02 \x01(\x0b\x32\x16.argus.common.v1.ImageH\x00\x42\x06\n\x04\x66\x61\x63\x65\"\x87\x01\n\x0eLandmarkedFace\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x16.argus.common.v1.ImageH\x00\x12\x0f\n\x05photo\x18\x03 \x01(\x05H\x00\x12\x31\n\tlandmarks\x18\x02 \x01(\x0b\x32\x1e.argus.common.v1.FaceLandmarksB\x08\n\x06source\"\x8d\x01\n\x0c\x45mbedRequest\x12+\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x1c.argus.embedder.v1.FaceInput\x12&\n\x06photos\x18\x04 \x03(\x0b\x32\x16.argus.common.v1.Image\x12\x18\n\x10return_face_crop\x18\x02 \x01(\x08\x12\x0e\n\x06models\x18\x03 \x03(\t\",\n\x0bModelVector\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\xa3\x01\n\tEmbedding\x12/\n\x07vectors\x18\x01 \x03(\x0b\x32\x1e.argus.embedder.v1.ModelVector\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x15\n\rface_crop_png\x18\x03 \x01(\x0c\x12;\n\x13\x66\x61\x63\x65_crop_landmarks\x18\x04 \x01(\x0b\x32\x1e.argus.common.v1.FaceLandmarks\"i\n\rEmbedResponse\x12\x30\n\nembeddings\x18\x01 \x03(\x0b\x32\x1c.argus.embedder.v1.Embedding\x12\x0e\n\x06models\x18\x02 \x03(\t\x12\x16\n\x0e\x66lip_augmented\x18\x03 \x01(\x08\"\x13\n\x11ListModelsRequest\"|\n\x12\x45mbeddingModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12\x0f\n\x07licence\x18\x04 \x01(\t\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x11\n\tprecision\x18\x06 \x01(\t\"K\n\x12ListModelsResponse\x12\x35\n\x06models\x18\x01 \x03(\x0b\x32%.argus.embedder.v1.EmbeddingModelInfo2\xb8\x01\n\x0f\x45mbedderService\x12J\n\x05\x45mbed\x12\x1f.argus.embedder.v1.EmbedRequest\x1a .argus.embedder.v1.EmbedResponse\x12Y\n\nListModels\x12$.argus.embedder.v1.ListModelsRequest\x1a%.argus.embedder.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n argus/embedder/v1/embedder.proto\x12\x11\x61rgus.embedder.v1\x1a\x1c\x61rgus/common/v1/common.proto\"\xa2\x01\n\tFaceInput\x12\x37\n\nlandmarked\x18\x01 \x01(\x0b\x32!.argus.embedder.v1.LandmarkedFaceH\x00\x12)\n\x07\x61ligned\x18\x02 \x01(\x0b\x32\x16.argus.common.v1.ImageH\x00\x12)\n\x04\x63rop\x18\x03 \x01(\x0b\x32\x19.argus.common.v1.FaceCropH\x00\x42\x06\n\x04\x66\x61\x63\x65\"\x87\x01\n\x0eLandmarkedFace\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x16.argus.common.v1.ImageH\x00\x12\x0f\n\x05photo\x18\x03 \x01(\x05H\x00\x12\x31\n\tlandmarks\x18\x02 \x01(\x0b\x32\x1e.argus.common.v1.FaceLandmarksB\x08\n\x06source\"\x8d\x01\n\x0c\x45mbedRequest\x12+\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x1c.argus.embedder.v1.FaceInput\x12&\n\x06photos\x18\x04 \x03(\x0b\x32\x16.argus.common.v1.Image\x12\x18\n\x10return_face_crop\x18\x02 \x01(\x08\x12\x0e\n\x06models\x18\x03 \x03(\t\",\n\x0bModelVector\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\xa3\x01\n\tEmbedding\x12/\n\x07vectors\x18\x01 \x03(\x0b\x32\x1e.argus.embedder.v1.ModelVector\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x15\n\rface_crop_png\x18\x03 \x01(\x0c\x12;\n\x13\x66\x61\x63\x65_crop_landmarks\x18\x04 \x01(\x0b\x32\x1e.argus.common.v1.FaceLandmarks\"i\n\rEmbedResponse\x12\x30\n\nembeddings\x18\x01 \x03(\x0b\x32\x1c.argus.embedder.v1.Embedding\x12\x0e\n\x06models\x18\x02 \x03(\t\x12\x16\n\x0e\x66lip_augmented\x18\x03 \x01(\x08\"\x13\n\x11ListModelsRequest\"|\n\x12\x45mbeddingModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12\x0f\n\x07licence\x18\x04 \x01(\t\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x11\n\tprecision\x18\x06 \x01(\t\"K\n\x12ListModelsResponse\x12\x35\n\x06models\x18\x01 \x03(\x0b\x32%.argus.embedder.v1.EmbeddingModelInfo2\xb8\x01\n\x0f\x45mbedderService\x12J\n\x05\x45mbed\x12\x1f.argus.embedder.v1.EmbedRequest\x1a .argus.embedder.v1.EmbedResponse\x12Y\n\nListModels\x12$.argus.embedder.v1.ListModelsRequest\x1a%.argus.embedder.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'argus.embedder.v1.embedder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FACEINPUT']._serialized_start=85
-  _globals['_FACEINPUT']._serialized_end=204
-  _globals['_LANDMARKEDFACE']._serialized_start=207
-  _globals['_LANDMARKEDFACE']._serialized_end=342
-  _globals['_EMBEDREQUEST']._serialized_start=345
-  _globals['_EMBEDREQUEST']._serialized_end=486
-  _globals['_MODELVECTOR']._serialized_start=488
-  _globals['_MODELVECTOR']._serialized_end=532
-  _globals['_EMBEDDING']._serialized_start=535
-  _globals['_EMBEDDING']._serialized_end=698
-  _globals['_EMBEDRESPONSE']._serialized_start=700
-  _globals['_EMBEDRESPONSE']._serialized_end=805
-  _globals['_LISTMODELSREQUEST']._serialized_start=807
-  _globals['_LISTMODELSREQUEST']._serialized_end=826
-  _globals['_EMBEDDINGMODELINFO']._serialized_start=828
-  _globals['_EMBEDDINGMODELINFO']._serialized_end=952
-  _globals['_LISTMODELSRESPONSE']._serialized_start=954
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1029
-  _globals['_EMBEDDERSERVICE']._serialized_start=1032
-  _globals['_EMBEDDERSERVICE']._serialized_end=1216
+  _globals['_FACEINPUT']._serialized_start=86
+  _globals['_FACEINPUT']._serialized_end=248
+  _globals['_LANDMARKEDFACE']._serialized_start=251
+  _globals['_LANDMARKEDFACE']._serialized_end=386
+  _globals['_EMBEDREQUEST']._serialized_start=389
+  _globals['_EMBEDREQUEST']._serialized_end=530
+  _globals['_MODELVECTOR']._serialized_start=532
+  _globals['_MODELVECTOR']._serialized_end=576
+  _globals['_EMBEDDING']._serialized_start=579
+  _globals['_EMBEDDING']._serialized_end=742
+  _globals['_EMBEDRESPONSE']._serialized_start=744
+  _globals['_EMBEDRESPONSE']._serialized_end=849
+  _globals['_LISTMODELSREQUEST']._serialized_start=851
+  _globals['_LISTMODELSREQUEST']._serialized_end=870
+  _globals['_EMBEDDINGMODELINFO']._serialized_start=872
+  _globals['_EMBEDDINGMODELINFO']._serialized_end=996
+  _globals['_LISTMODELSRESPONSE']._serialized_start=998
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1073
+  _globals['_EMBEDDERSERVICE']._serialized_start=1076
+  _globals['_EMBEDDERSERVICE']._serialized_end=1260
 # @@protoc_insertion_point(module_scope)

@@ -8,12 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FaceInput(_message.Message):
-    __slots__ = ("landmarked", "aligned")
+    __slots__ = ("landmarked", "aligned", "crop")
     LANDMARKED_FIELD_NUMBER: _ClassVar[int]
     ALIGNED_FIELD_NUMBER: _ClassVar[int]
+    CROP_FIELD_NUMBER: _ClassVar[int]
     landmarked: LandmarkedFace
     aligned: _common_pb2.Image
-    def __init__(self, landmarked: _Optional[_Union[LandmarkedFace, _Mapping]] = ..., aligned: _Optional[_Union[_common_pb2.Image, _Mapping]] = ...) -> None: ...
+    crop: _common_pb2.FaceCrop
+    def __init__(self, landmarked: _Optional[_Union[LandmarkedFace, _Mapping]] = ..., aligned: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., crop: _Optional[_Union[_common_pb2.FaceCrop, _Mapping]] = ...) -> None: ...
 
 class LandmarkedFace(_message.Message):
     __slots__ = ("image", "photo", "landmarks")

@@ -1,5 +1,6 @@
-"""Face alignment: 5-point similarity transforms onto a network's crop template, the face crop kept for
-re-embedding, and a sharpness figure."""
+"""Face alignment: 5-point similarity transforms onto a network's crop template, the face crop every network's crop
+is cut from (the detector cuts it from the photo it decoded, the embedder from a photo it was sent, and a face
+database keeps it to re-embed the face later), and a sharpness figure."""
 
 from __future__ import annotations
 
