@@ -163,7 +163,7 @@ def run_service(
     # The bench talks to 127.0.0.1 and needs no /metrics endpoint: it reads the registry in this process.
     serving = settings.model_copy(update={"host": "127.0.0.1", "metrics_port": 0, "auth": "off"})  # loopback only
     running = start_detector_server(serving, store, port=0)
-    served_on = {ref: provider for binding in running.bindings for ref, provider in binding.models.items()}
+    served_on = {ref: runs.provider for binding in running.bindings for ref, runs in binding.models.items()}
     target = f"127.0.0.1:{running.port}"
     channels: list[grpc.Channel] = []
     options = [

@@ -134,6 +134,7 @@ def measure(settings: Settings, images: Path, seconds: float, profiles: list[str
             "device": settings.device,
             "intra_op_threads": settings.intra_op_threads,
             "flip_augmentation": settings.flip_augmentation,
+            "int8": settings.int8,
             "face_refine_landmarks": settings.face_refine_landmarks,
         },
     )

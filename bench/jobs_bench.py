@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,7 @@ BURST_CLIENTS = 4  # client threads submitting a burst
 # their own, so that neither the clients nor workers share the server's interpreter.
 CAPACITY_CLIENT_PROCESSES = 2
 CAPACITY_CLIENT_THREADS = 4
+CAPACITY_API_PROCESSES = (1, 2)  # one jobs API process, then two replicas
 DETECTION_CONCURRENCIES = (1, 4)
 NOOP_IMAGE_SIDE = 32  # the no-op jobs carry a tiny JPEG: submit still decodes it to check the job
 # A polling client calls GetJob every POLL_S at first, then every POLL_BACKOFF x the time waited so far, at most
@@ -150,13 +151,14 @@ class StyleJobRow:
 
 @dataclass
 class CapacityRow:
-    """SubmitJob as fast as the clients can call it, against a jobs API process with no worker in it."""
+    """SubmitJob as fast as the clients can call it, against jobs API processes with no worker in them."""
 
+    api_processes: int  # replicas the clients spread their calls over (round robin over an address list)
     clients: int
     jobs: int
     submitted_per_s: float
     submit_p50_ms: float
-    server_cpu_ms: float | None  # the API process's CPU time per submit (user + system); None off Linux
+    server_cpu_ms: float | None  # the API processes' CPU time per submit (user + system); None off Linux
     redis_cpu_ms: float  # redis-server's, from INFO cpu
     client_cpu_ms: float  # the client processes', gRPC stubs and all
     ceiling_per_s: float | None  # the machine's cores over the CPU all three spend per submit: the most it could do
@@ -171,7 +173,7 @@ class Measured:
     detection: list[JobRow]
     styles: list[StyleRow]
     style_job: StyleJobRow
-    capacity: CapacityRow
+    capacity: list[CapacityRow]
 
 
 # --- plumbing -------------------------------------------------------------------------------------------------
@@ -366,6 +368,12 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _total_cpu_s(processes: Sequence[subprocess.Popen[bytes]]) -> float | None:
+    """The processes' CPU seconds so far, all together (None where there is no /proc)."""
+    spent = [_cpu_s(process.pid) for process in processes]
+    return None if None in spent else sum(seconds for seconds in spent if seconds is not None)
+
+
 def _redis_cpu_s(client: redis.Redis) -> float:
     info = client.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
@@ -390,37 +398,49 @@ def _capacity_client(address: str, threads: int, seconds: float, image: bytes) -
     return run.calls, run.elapsed_s, run.latencies_ms, time.process_time() - started
 
 
-def run_submit_capacity(scratch: Path, image: bytes, seconds: float) -> CapacityRow:
-    """`argus serve jobs` as a process of its own (its workers would be other processes; none run here), called by
-    CAPACITY_CLIENT_PROCESSES x CAPACITY_CLIENT_THREADS clients in processes of their own. On a Redis of its own:
-    the jobs it leaves queued must not wait ahead of the other parts' jobs."""
+def run_submit_capacity(scratch: Path, image: bytes, seconds: float) -> list[CapacityRow]:
+    """`argus serve jobs` as one process of its own, then as two replicas (its workers would be other processes;
+    none run here), called by CAPACITY_CLIENT_PROCESSES x CAPACITY_CLIENT_THREADS clients in processes of their own.
+    On a Redis of its own: the jobs it leaves queued must not wait ahead of the other parts' jobs."""
     with own_redis(scratch / "capacity-redis") as (redis_url, _):
-        return _submit_capacity(redis_url, scratch, image, seconds)
+        return [_submit_capacity(redis_url, scratch, image, seconds, replicas) for replicas in CAPACITY_API_PROCESSES]
 
 
-def _submit_capacity(redis_url: str, scratch: Path, image: bytes, seconds: float) -> CapacityRow:
-    port = harness.free_port()
+def _submit_capacity(redis_url: str, scratch: Path, image: bytes, seconds: float, replicas: int) -> CapacityRow:
+    ports = [harness.free_port() for _ in range(replicas)]
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARGUS_")}
     env |= {"ARGUS_AUTH": "off", "ARGUS_REDIS_URL": redis_url, "ARGUS_DATA_DIR": str(scratch / "capacity")}
-    command = [sys.executable, "-m", "argus.cli.main", "serve", "jobs", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = f"127.0.0.1:{port}"
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "argus.cli.main", "serve", "jobs", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    # What DNS gives a client for a scaled service: every replica's address; the client spreads calls over them.
+    address = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
     try:
-        with grpc.insecure_channel(address) as channel:
-            wait_until_serving(channel, "jobs", time.monotonic() + 60, lambda: server.poll() is None)
+        for port, server in zip(ports, servers, strict=True):
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                wait_until_serving(channel, "jobs", time.monotonic() + 60, lambda s=server: s.poll() is None)
         with JobsClient(address, timeout_s=CALL_TIMEOUT_S) as warm:
-            warm.submit_detection([image])
+            for _ in ports:
+                warm.submit_detection([image])
         with redis.Redis.from_url(redis_url) as client:
-            server_before, redis_before = _cpu_s(server.pid), _redis_cpu_s(client)
+            server_before, redis_before = _total_cpu_s(servers), _redis_cpu_s(client)
             with multiprocessing.get_context("spawn").Pool(CAPACITY_CLIENT_PROCESSES) as pool:
                 runs = pool.starmap(
                     _capacity_client,
                     [(address, CAPACITY_CLIENT_THREADS, seconds, image)] * CAPACITY_CLIENT_PROCESSES,
                 )
-            server_after, redis_after = _cpu_s(server.pid), _redis_cpu_s(client)
+            server_after, redis_after = _total_cpu_s(servers), _redis_cpu_s(client)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=30)
     jobs = sum(run[0] for run in runs)
     latencies = [latency for run in runs for latency in run[2]]
     server_cpu_ms = None
@@ -429,6 +449,7 @@ def _submit_capacity(redis_url: str, scratch: Path, image: bytes, seconds: float
     redis_cpu_ms = 1e3 * (redis_after - redis_before) / jobs
     client_cpu_ms = 1e3 * sum(run[3] for run in runs) / jobs
     return CapacityRow(
+        api_processes=replicas,
         clients=CAPACITY_CLIENT_PROCESSES * CAPACITY_CLIENT_THREADS,
         jobs=jobs,
         submitted_per_s=sum(calls / elapsed for calls, elapsed, _, _ in runs),
@@ -747,17 +768,19 @@ def report_of(settings: Settings, seconds: float, measured: Measured, content_sh
         measured.bursts,
         BURST_COLUMNS,
     )
-    capacity = measured.capacity
+    clients = CAPACITY_CLIENT_PROCESSES * CAPACITY_CLIENT_THREADS
     report.table(
         "capacity",
         [
-            f"submit capacity: `argus serve jobs` in its own process (no workers), {capacity.clients} clients in "
-            f"{CAPACITY_CLIENT_PROCESSES} processes of their own submitting no-op jobs back to back; CPU ms per "
-            "submit of the API process (user + system), of redis-server and of the clients; the ceiling is the "
-            "machine's cores over all three: what this machine could submit were nothing else running"
+            f"submit capacity: `argus serve jobs` in processes of its own (no workers; two replicas: the clients "
+            f"spread their calls over both), {clients} clients in {CAPACITY_CLIENT_PROCESSES} processes of their own "
+            "submitting no-op jobs back to back; CPU ms per submit of the API processes (user + system), of "
+            "redis-server and of the clients; the ceiling is the machine's cores over all three: what this machine "
+            "could submit were nothing else running"
         ],
-        [capacity],
+        measured.capacity,
         [
+            harness.Column("API processes", "api_processes"),
             harness.Column("clients", "clients"),
             harness.Column("jobs", "jobs"),
             harness.Column("submits/s", "submitted_per_s", ".0f"),
