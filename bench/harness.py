@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -97,6 +98,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """A process's user + system CPU seconds so far, from /proc (None where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def total_cpu_s(processes: Sequence[subprocess.Popen[bytes]]) -> float | None:
+    """The processes' CPU seconds so far, all together (None where there is no /proc)."""
+    spent = [process_cpu_s(process.pid) for process in processes]
+    return None if None in spent else sum(seconds for seconds in spent if seconds is not None)
 
 
 def cpu_count() -> int:

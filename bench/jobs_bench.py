@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,21 +359,6 @@ def tiny_jpeg() -> bytes:
     return encoded.tobytes()
 
 
-def _cpu_s(pid: int) -> float | None:
-    """A process's user + system CPU seconds so far, from /proc (None where there is no /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _total_cpu_s(processes: Sequence[subprocess.Popen[bytes]]) -> float | None:
-    """The processes' CPU seconds so far, all together (None where there is no /proc)."""
-    spent = [_cpu_s(process.pid) for process in processes]
-    return None if None in spent else sum(seconds for seconds in spent if seconds is not None)
-
-
 def _redis_cpu_s(client: redis.Redis) -> float:
     info = client.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
@@ -429,13 +414,13 @@ def _submit_capacity(redis_url: str, scratch: Path, image: bytes, seconds: float
             for _ in ports:
                 warm.submit_detection([image])
         with redis.Redis.from_url(redis_url) as client:
-            server_before, redis_before = _total_cpu_s(servers), _redis_cpu_s(client)
+            server_before, redis_before = harness.total_cpu_s(servers), _redis_cpu_s(client)
             with multiprocessing.get_context("spawn").Pool(CAPACITY_CLIENT_PROCESSES) as pool:
                 runs = pool.starmap(
                     _capacity_client,
                     [(address, CAPACITY_CLIENT_THREADS, seconds, image)] * CAPACITY_CLIENT_PROCESSES,
                 )
-            server_after, redis_after = _total_cpu_s(servers), _redis_cpu_s(client)
+            server_after, redis_after = harness.total_cpu_s(servers), _redis_cpu_s(client)
     finally:
         for server in servers:
             server.terminate()

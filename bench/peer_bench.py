@@ -58,6 +58,25 @@ class Row:
 
 
 @dataclass
+class CpuRow:
+    """Where an Argus Verify's CPU went during its row: each process's user + system CPU over the calls made."""
+
+    photo: str
+    concurrency: int
+    detector_ms: float | None  # None where there is no /proc
+    embedder_ms: float | None
+    facedb_ms: float | None
+    client_ms: float  # this process: the gRPC client threads making the calls
+    total_ms: float | None
+
+
+@dataclass
+class Stack:
+    ports: dict[str, int]
+    processes: dict[str, subprocess.Popen[bytes]]
+
+
+@dataclass
 class HandoffRow:
     """What facedb's two calls cost when the face goes on to the embedder as the detector's crop or as the photo."""
 
@@ -70,8 +89,8 @@ class HandoffRow:
 
 
 @contextmanager
-def argus_stack(scratch: Path, settings: Settings) -> Iterator[dict[str, int]]:
-    """`argus serve detector|embedder|facedb` as processes on free ports; yields each one's port."""
+def argus_stack(scratch: Path, settings: Settings) -> Iterator[Stack]:
+    """`argus serve detector|embedder|facedb` as processes on free ports; yields their ports and processes."""
     ports = {name: harness.free_port() for name in SERVED}
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARGUS_")}
     env |= {
@@ -84,19 +103,19 @@ def argus_stack(scratch: Path, settings: Settings) -> Iterator[dict[str, int]]:
     for setting in ("ARGUS_MODELS_MIRROR", "ARGUS_DEVICE", "ARGUS_INT8"):
         if setting in os.environ:
             env[setting] = os.environ[setting]
-    processes = []
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in SERVED:
             command = [sys.executable, "-m", "argus.cli.main", "serve", name, "--port", str(ports[name])]
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            processes.append(process)
+            processes[name] = process
             with grpc.insecure_channel(f"127.0.0.1:{ports[name]}") as channel:
                 wait_until_serving(channel, name, time.monotonic() + 180, lambda p=process: p.poll() is None)
-        yield ports
+        yield Stack(ports, processes)
     finally:
-        for process in processes:
+        for process in processes.values():
             process.terminate()
-        for process in processes:
+        for process in processes.values():
             process.wait(timeout=30)
 
 
@@ -128,6 +147,10 @@ def fitted_copy(photo: bytes, width: int, height: int) -> bytes:
     ok, encoded = cv2.imencode(".jpg", cv2.resize(image, size, interpolation=cv2.INTER_AREA))
     assert ok
     return encoded.tobytes()
+
+
+def _per_call_ms(before: float | None, after: float | None, calls: int) -> float | None:
+    return None if before is None or after is None else 1e3 * (after - before) / calls
 
 
 def measure_handoff(
@@ -170,12 +193,13 @@ def measure(args: Any, settings: Settings) -> harness.Report:
     if peer_models is None:
         raise harness.Unavailable("no models mirror is configured: pass --peer-models DIR")
     rows = []
+    cpu_rows: list[CpuRow] = []
     clients: list[FaceDbClient] = []
     with (
         tempfile.TemporaryDirectory(prefix="argus-peer-bench-") as scratch,
-        argus_stack(Path(scratch), settings) as ports,
+        argus_stack(Path(scratch), settings) as stack,
     ):
-        facedb = f"127.0.0.1:{ports['facedb']}"
+        facedb = f"127.0.0.1:{stack.ports['facedb']}"
         app = peer_app(peer_models, Path(scratch) / "peer")
 
         def peer_call(photo: bytes) -> object:
@@ -210,7 +234,24 @@ def measure(args: Any, settings: Settings) -> harness.Report:
                 argus_caller()()  # warm-up calls, untimed
                 peer_caller()()
                 for concurrency in CONCURRENCIES:
+                    before = {name: harness.process_cpu_s(p.pid) for name, p in stack.processes.items()}
+                    client_before = time.process_time()
                     ours = harness.drive(argus_caller, concurrency, args.seconds)
+                    client_ms = 1e3 * (time.process_time() - client_before) / ours.calls
+                    after = {name: harness.process_cpu_s(p.pid) for name, p in stack.processes.items()}
+                    spent = {name: _per_call_ms(before[name], after[name], ours.calls) for name in SERVED}
+                    known = [ms for ms in spent.values() if ms is not None]
+                    cpu_rows.append(
+                        CpuRow(
+                            name,
+                            concurrency,
+                            spent["detector"],
+                            spent["embedder"],
+                            spent["facedb"],
+                            client_ms,
+                            sum(known) + client_ms if len(known) == len(SERVED) else None,
+                        )
+                    )
                     theirs = harness.drive(peer_caller, concurrency, args.seconds)
                     rows.append(
                         Row(
@@ -224,7 +265,9 @@ def measure(args: Any, settings: Settings) -> harness.Report:
                         )
                     )
             models = PROFILES[settings.profile].models
-            handoffs = [measure_handoff(ports, name, photo, args.seconds, models) for name, photo in photos.items()]
+            handoffs = [
+                measure_handoff(stack.ports, name, photo, args.seconds, models) for name, photo in photos.items()
+            ]
         finally:
             for made in clients:
                 made.close()
@@ -260,6 +303,24 @@ def measure(args: Any, settings: Settings) -> harness.Report:
             harness.Column("peer calls/s", "peer_per_s", ".1f"),
             harness.Column("p50 ms", "peer_p50_ms", ".1f"),
             harness.Column("x peer", "ratio", ".2f"),
+        ],
+    )
+    report.table(
+        "cpu",
+        [
+            "where an Argus Verify's CPU goes: each process's user + system CPU ms per call during its row above "
+            "(client: the bench's own gRPC client threads); at concurrency 4 the cores are the limit, so the total "
+            "is what a call costs the machine"
+        ],
+        cpu_rows,
+        [
+            harness.Column("photo", "photo"),
+            harness.Column("concurrency", "concurrency"),
+            harness.Column("detector", "detector_ms", ".1f"),
+            harness.Column("embedder", "embedder_ms", ".1f"),
+            harness.Column("facedb", "facedb_ms", ".1f"),
+            harness.Column("client", "client_ms", ".1f"),
+            harness.Column("total CPU ms/call", "total_ms", ".1f"),
         ],
     )
     report.table(
