@@ -26,6 +26,7 @@ from argus.imaging import (
     decode_request_images,
     letterbox,
     round_up,
+    shrink,
 )
 
 LIMITS = {"max_bytes": 1 << 20, "max_pixels": 1_000_000}
@@ -265,3 +266,28 @@ def test_a_jpeg_with_stray_bytes_still_decodes_as_pillow_does() -> None:
     clean = encode(Image.effect_noise((64, 48), 60).convert("RGB"), "JPEG")
     data = clean[:-2] + b"\x00\x00\x00" + clean[-2:]
     assert np.array_equal(decode_image(data, **LIMITS), _pillow_decode(data))
+
+
+def test_shrink_by_a_whole_number_averages_each_block() -> None:
+    image = np.array([[0, 2, 10, 10], [4, 6, 10, 30], [1, 1, 8, 8], [1, 1, 8, 8]], dtype=np.uint8)[:, :, None]
+    image = np.repeat(image, 3, axis=2)
+    np.testing.assert_array_equal(shrink(image, (2, 2))[:, :, 0], [[3, 15], [1, 8]])
+
+
+@pytest.mark.parametrize("size", [(334, 640), (600, 1150), (250, 479), (100, 191)])
+def test_shrink_gives_about_inter_areas_pixels_at_any_scale(images_dir: Path, size: tuple[int, int]) -> None:
+    photo = cv2.imread(str(images_dir / "faces" / "obama2.jpg"))  # 626x1200
+    shrunk = shrink(photo, size)
+    assert shrunk.shape == (size[1], size[0], 3) and shrunk.dtype == np.uint8
+    area = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    assert np.abs(shrunk.astype(float) - area).mean() < 0.5
+    flat = np.full_like(photo, 77)
+    assert (shrink(flat, size) == 77).all()
+
+
+def test_shrink_does_not_alias() -> None:
+    stripes = np.zeros((100, 626, 3), dtype=np.uint8)
+    stripes[:, ::2] = 255  # the finest detail there is: one-pixel stripes, which no smaller image can hold
+    assert cv2.resize(stripes, (334, 53), interpolation=cv2.INTER_LINEAR).std() > 60  # bilinear aliases them
+    shrunk = shrink(stripes, (334, 53))
+    assert shrunk.std() < 12 and abs(float(shrunk.mean()) - 127.5) < 2  # grey, as an eye would see them

@@ -11,7 +11,7 @@ from argus.analysis import box_area, shorter_side
 from argus.batching import DynamicBatcher
 from argus.boxes import Box, as_box, nms
 from argus.config import Settings
-from argus.imaging import round_up
+from argus.imaging import round_up, shrink
 from argus.models.manifest import YUNET
 from argus.models.runtime import OnnxModel
 from argus.models.store import ModelStore
@@ -164,7 +164,7 @@ class FaceDetector:
         scale, padded_h, padded_w = input_size(height, width, max_side or self.max_side)
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            image = shrink(image, size)
         # Channel by channel into a zeroed CHW tensor: one float buffer, where a float HWC canvas and its
         # transposed copy took two (about 1.5x the time).
         tensor = np.zeros((3, padded_h, padded_w), dtype=np.float32)
