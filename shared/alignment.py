@@ -90,7 +90,9 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray) -> FaceCrop:
     crop = cv2.warpAffine(
         image, matrix, (FACE_CROP_SIZE, FACE_CROP_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
-    return FaceCrop(crop, transform_points(matrix, points))
+    # The crop's landmarks at the precision a message carries them (float32): the networks' crops are cut from
+    # these, so a crop handed on by the detector or stored and re-embedded gives the same vectors as one cut here.
+    return FaceCrop(crop, transform_points(matrix, points).astype(np.float32).astype(np.float64))
 
 
 def sharpness(face_bgr: np.ndarray) -> float:
