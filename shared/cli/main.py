@@ -110,12 +110,14 @@ def cmd_models_calibrate(args: argparse.Namespace) -> int:
     from argus.models.quantize import ranges_path
 
     settings = get_settings()
-    build = INT8_BUILDS.get(args.name)
-    if build is None or build.quantized is None:
-        print(f"{args.name!r} has no int8 build; these do: {', '.join(INT8_BUILDS)}", file=sys.stderr)
+    try:
+        document = calibrate(_store(), settings, args.name, args.data or settings.eval_dir / "lfw")
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
         return 2
-    document = calibrate(_store(), settings, args.name, args.data or settings.eval_dir / "lfw")
-    output = args.output or ranges_path(build.quantized.ranges)
+    source = INT8_BUILDS[args.name].quantized
+    assert source is not None  # calibrate() took the name: it has an int8 build
+    output = args.output or ranges_path(source.ranges)
     output.write_text(json.dumps(document, indent=1) + "\n")
     print(f"{document['calibration_set']}\n{len(document['ranges'])} ranges -> {output}")
     return 0

@@ -1,6 +1,7 @@
-"""Calibrating an int8 build: a network's activation ranges measured on real aligned faces, its inputs exactly as
-the embedder makes them (the face and its mirror). The faces come from LFW's development images that no test pair
-uses, so the figures `argus eval lfw` prints are not measured on the calibration set."""
+"""Calibrating an int8 build: a network's activation ranges measured on real aligned faces, each face and its mirror
+as one batch, as the embedder feeds them (the chip is cut straight from the photo here, where the embedder cuts it
+from the face crop: the same fit, one resampling fewer). The faces come from LFW's development images that no test
+pair uses, so the figures `argus eval lfw` prints are not measured on the calibration set."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from argus.imaging import decode_image
 from argus.models.manifest import INT8_BUILDS, MANIFEST
 from argus.models.quantize import measure_ranges, quantiser_version, ranges_document
 from argus.models.store import ModelStore
-from argus.services.detector.faces import FaceDetector
+from argus.services.detector.faces import FaceDetector, largest
 from argus.services.embedder.models import EMBEDDING_MODELS, EmbeddingModel
 
 
@@ -33,25 +34,23 @@ def calibration_inputs(
     for name in images:
         encoded = (lfw_dir / IMAGES_SUBDIR / name).read_bytes()
         image = decode_image(encoded, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-        faces = detector.detect([image], detector.defaults)[0]
-        if not faces:
+        face = largest(detector.detect([image], detector.defaults)[0])
+        if face is None:
             continue
-        face = max(faces, key=lambda found: (found.box[2] - found.box[0]) * (found.box[3] - found.box[1]))
         tensor = network.to_input(network.crop(image, np.asarray(face.landmarks, dtype=np.float64)))
         yield np.stack([tensor, network.mirrored(tensor)])
 
 
 def calibrate(store: ModelStore, settings: Settings, name: str, lfw_dir: Path) -> dict[str, Any]:
     """The ranges document of the int8 build of the embedding network `name`, measured on its fp32 file."""
-    if name not in INT8_BUILDS or name not in EMBEDDING_MODELS:
+    source = INT8_BUILDS[name].quantized if name in INT8_BUILDS and name in EMBEDDING_MODELS else None
+    if source is None:
         raise KeyError(f"{name!r} has no int8 build; these do: {', '.join(INT8_BUILDS)}")
     spec = MANIFEST[name]
     network = EMBEDDING_MODELS[name](store, settings)
     detector = FaceDetector(store, settings)
     images = development_only_images(lfw_dir)
     batches = list(calibration_inputs(detector, network, lfw_dir, images, settings))
-    source = INT8_BUILDS[name].quantized
-    described = source.calibration_set if source is not None else ""
-    calibration_set = f"{described}: {len(batches)} faces of {len(images)} images"
+    calibration_set = f"{source.calibration_set}: {len(batches)} faces of {len(images)} images"
     ranges = measure_ranges(store.require(spec), batches)
     return ranges_document(spec.ref, calibration_set, ranges, quantiser_version())

@@ -47,6 +47,7 @@ def _prepared(fp32: Path, work: Path) -> Path:
 def measure_ranges(fp32: Path, batches: Iterable[np.ndarray]) -> dict[str, tuple[float, float]]:
     """Every activation's (lowest, highest) value over the batches (each fed to the first input): the MinMax
     calibration of the network on these inputs."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
 
     class Feed(CalibrationDataReader):  # type: ignore[misc]
@@ -61,8 +62,6 @@ def measure_ranges(fp32: Path, batches: Iterable[np.ndarray]) -> dict[str, tuple
     with tempfile.TemporaryDirectory(prefix="argus-calibrate-") as work_name:
         work = Path(work_name)
         prepared = _prepared(fp32, work)
-        import onnx
-
         input_name = onnx.load(str(prepared)).graph.input[0].name
         calibrator = create_calibrator(
             prepared, augmented_model_path=str(work / "augmented.onnx"), calibrate_method=CalibrationMethod.MinMax
